@@ -1,0 +1,194 @@
+#include "engine/common/value.h"
+
+#include <fmt/format.h>
+
+#include <cmath>
+#include <cstring>
+
+namespace twinq {
+
+std::string_view ValueKindName(ValueKind k) {
+  switch (k) {
+    case ValueKind::kUndefined:
+      return "undefined";
+    case ValueKind::kNull:
+      return "null";
+    case ValueKind::kBool:
+      return "bool";
+    case ValueKind::kNumber:
+      return "number";
+    case ValueKind::kString:
+      return "string";
+    case ValueKind::kArray:
+      return "array";
+    case ValueKind::kObject:
+      return "object";
+  }
+  return "?";
+}
+
+const Value* Value::Find(std::string_view key) const {
+  if (!is_object()) return nullptr;
+  for (const Member& m : as_object()) {
+    if (m.first == key) return &m.second;
+  }
+  return nullptr;
+}
+
+const Value* Value::FindFolded(std::string_view key, std::string_view* spelling) const {
+  if (!is_object()) return nullptr;
+  const Member* best = nullptr;
+  for (const Member& m : as_object()) {
+    if (m.first == key) {
+      best = &m;
+      break;
+    }
+    if (EqualsIgnoreCase(m.first, key) && (best == nullptr || m.first < best->first)) best = &m;
+  }
+  if (best == nullptr) return nullptr;
+  if (spelling != nullptr) *spelling = best->first;
+  return &best->second;
+}
+
+bool operator==(const Value& a, const Value& b) {
+  if (a.kind() != b.kind()) return false;
+  switch (a.kind()) {
+    case ValueKind::kUndefined:
+    case ValueKind::kNull:
+      return true;
+    case ValueKind::kBool:
+      return a.as_bool() == b.as_bool();
+    case ValueKind::kNumber:
+      return a.as_number() == b.as_number();
+    case ValueKind::kString:
+      return a.as_string() == b.as_string();
+    case ValueKind::kArray:
+      return a.as_array() == b.as_array();
+    case ValueKind::kObject:
+      return a.as_object() == b.as_object();
+  }
+  return false;
+}
+
+std::string FormatNumber(double d) {
+  if (std::isnan(d) || std::isinf(d)) return "null";  // JSON has no NaN or infinity
+  if (d == 0) return "0";                               // also -0
+  if (std::fabs(d) < 9007199254740992.0 && d == std::trunc(d)) {
+    return fmt::format("{}", static_cast<int64_t>(d));
+  }
+  return fmt::format("{}", d);
+}
+
+void AppendJsonString(std::string_view s, std::string* out) {
+  out->push_back('"');
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"':
+        out->append("\\\"");
+        break;
+      case '\\':
+        out->append("\\\\");
+        break;
+      case '\n':
+        out->append("\\n");
+        break;
+      case '\r':
+        out->append("\\r");
+        break;
+      case '\t':
+        out->append("\\t");
+        break;
+      case '\b':
+        out->append("\\b");
+        break;
+      case '\f':
+        out->append("\\f");
+        break;
+      default:
+        if (c < 0x20) {
+          out->append(fmt::format("\\u{:04x}", c));
+        } else {
+          out->push_back(static_cast<char>(c));
+        }
+    }
+  }
+  out->push_back('"');
+}
+
+namespace {
+
+void AppendJsonImpl(const Value& v, std::string* out, bool in_array) {
+  switch (v.kind()) {
+    case ValueKind::kUndefined:
+      out->append(in_array ? "null" : "undefined");
+      return;
+    case ValueKind::kNull:
+      out->append("null");
+      return;
+    case ValueKind::kBool:
+      out->append(v.as_bool() ? "true" : "false");
+      return;
+    case ValueKind::kNumber:
+      out->append(FormatNumber(v.as_number()));
+      return;
+    case ValueKind::kString:
+      AppendJsonString(v.as_string(), out);
+      return;
+    case ValueKind::kArray: {
+      out->push_back('[');
+      bool first = true;
+      for (const Value& e : v.as_array()) {
+        if (!first) out->push_back(',');
+        first = false;
+        AppendJsonImpl(e, out, true);
+      }
+      out->push_back(']');
+      return;
+    }
+    case ValueKind::kObject: {
+      out->push_back('{');
+      bool first = true;
+      for (const Member& m : v.as_object()) {
+        if (m.second.is_undefined()) continue;
+        if (!first) out->push_back(',');
+        first = false;
+        AppendJsonString(m.first, out);
+        out->push_back(':');
+        AppendJsonImpl(m.second, out, false);
+      }
+      out->push_back('}');
+      return;
+    }
+  }
+}
+
+}  // namespace
+
+void AppendJson(const Value& v, std::string* out) { AppendJsonImpl(v, out, false); }
+
+std::string ToJson(const Value& v) {
+  std::string out;
+  AppendJson(v, &out);
+  return out;
+}
+
+bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    unsigned char x = static_cast<unsigned char>(a[i]), y = static_cast<unsigned char>(b[i]);
+    if (x >= 'A' && x <= 'Z') x = static_cast<unsigned char>(x + 32);
+    if (y >= 'A' && y <= 'Z') y = static_cast<unsigned char>(y + 32);
+    if (x != y) return false;
+  }
+  return true;
+}
+
+std::string ToLowerAscii(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c + 32);
+  }
+  return out;
+}
+
+}  // namespace twinq

@@ -1,0 +1,590 @@
+// Drives the ANTLR lexer and parser. Order of work:
+//   1. size limit, UTF-8 validation, empty input;
+//   2. lexing, then one pass over the tokens: bad characters, unterminated strings, string
+//      escapes, numbers, nesting depth (so the recursive-descent parser can never overflow);
+//   3. parsing, with an error listener that turns ANTLR's errors into positioned diagnostics;
+//   4. building the AST (build_ast.cc), then checking its depth.
+// Every exception ANTLR or the standard library can throw is caught here.
+#include "engine/parse/parser.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <exception>
+
+#include "TwinQueryLexer.h"
+#include "TwinQueryParser.h"
+#include "antlr4-runtime.h"
+#include "engine/common/limits.h"
+#include "engine/parse/build_ast.h"
+
+namespace twinq {
+
+using twinq_grammar::TwinQueryLexer;
+using twinq_grammar::TwinQueryParser;
+using parse_internal::TokenTable;
+
+namespace {
+
+// Returns the byte offset of the first invalid UTF-8 sequence, or npos.
+size_t FindInvalidUtf8(std::string_view s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    size_t len;
+    uint32_t cp;
+    if ((c & 0xE0) == 0xC0) {
+      len = 2;
+      cp = c & 0x1F;
+    } else if ((c & 0xF0) == 0xE0) {
+      len = 3;
+      cp = c & 0x0F;
+    } else if ((c & 0xF8) == 0xF0) {
+      len = 4;
+      cp = c & 0x07;
+    } else {
+      return i;
+    }
+    if (i + len > s.size()) return i;
+    for (size_t k = 1; k < len; ++k) {
+      unsigned char cc = static_cast<unsigned char>(s[i + k]);
+      if ((cc & 0xC0) != 0x80) return i;
+      cp = (cp << 6) | (cc & 0x3F);
+    }
+    // Overlong forms, surrogates and values past U+10FFFF are invalid.
+    if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
+        (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF) {
+      return i;
+    }
+    i += len;
+  }
+  return std::string_view::npos;
+}
+
+void AppendUtf8(uint32_t cp, std::string* out) {
+  if (cp < 0x80) {
+    out->push_back(static_cast<char>(cp));
+  } else if (cp < 0x800) {
+    out->push_back(static_cast<char>(0xC0 | (cp >> 6)));
+    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  } else if (cp < 0x10000) {
+    out->push_back(static_cast<char>(0xE0 | (cp >> 12)));
+    out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  } else {
+    out->push_back(static_cast<char>(0xF0 | (cp >> 18)));
+    out->push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
+    out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  }
+}
+
+int HexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// Decodes a STRING token (quotes included). Escapes: \' \" \\ \/ \b \f \n \r \t \uXXXX (UTF-16
+// surrogate pairs combine), and a doubled quote stands for one quote.
+bool DecodeString(std::string_view text, uint32_t base, std::string* out, Diagnostics* diags) {
+  char quote = text.front();
+  std::string_view body = text.substr(1, text.size() - 2);
+  bool ok = true;
+  for (size_t i = 0; i < body.size(); ++i) {
+    char c = body[i];
+    if (c == quote) {  // doubled quote (the lexer guarantees the pair)
+      out->push_back(quote);
+      ++i;
+      continue;
+    }
+    if (c != '\\') {
+      out->push_back(c);
+      continue;
+    }
+    uint32_t at = base + 1 + static_cast<uint32_t>(i);
+    char e = i + 1 < body.size() ? body[i + 1] : '\0';
+    switch (e) {
+      case '\'': out->push_back('\''); ++i; continue;
+      case '"': out->push_back('"'); ++i; continue;
+      case '\\': out->push_back('\\'); ++i; continue;
+      case '/': out->push_back('/'); ++i; continue;
+      case 'b': out->push_back('\b'); ++i; continue;
+      case 'f': out->push_back('\f'); ++i; continue;
+      case 'n': out->push_back('\n'); ++i; continue;
+      case 'r': out->push_back('\r'); ++i; continue;
+      case 't': out->push_back('\t'); ++i; continue;
+      case 'u': break;
+      default: {
+        // The escaped character may be multi-byte: underline all of it.
+        uint32_t len = 1;
+        while (i + 1 + len < body.size() &&
+               (static_cast<unsigned char>(body[i + 1 + len]) & 0xC0) == 0x80) {
+          ++len;
+        }
+        diags->push_back({DiagCode::kBadEscape, Severity::kError, {at, at + 1 + len},
+                          fmt::format("unknown escape sequence '\\{}'; valid escapes are \\' \\\" "
+                                      "\\\\ \\/ \\b \\f \\n \\r \\t and \\uXXXX",
+                                      body.substr(i + 1, len))});
+        ok = false;
+        i += len;
+        continue;
+      }
+    }
+    // \uXXXX
+    auto read_hex4 = [&](size_t pos, uint32_t* v) {
+      if (pos + 4 > body.size()) return false;
+      uint32_t r = 0;
+      for (size_t k = 0; k < 4; ++k) {
+        int h = HexValue(body[pos + k]);
+        if (h < 0) return false;
+        r = r * 16 + static_cast<uint32_t>(h);
+      }
+      *v = r;
+      return true;
+    };
+    uint32_t cp;
+    if (!read_hex4(i + 2, &cp)) {
+      diags->push_back({DiagCode::kBadEscape, Severity::kError, {at, at + 2},
+                        "\\u must be followed by exactly four hex digits"});
+      ok = false;
+      ++i;
+      continue;
+    }
+    size_t consumed = 6;
+    if (cp >= 0xD800 && cp <= 0xDBFF) {
+      uint32_t lo;
+      if (i + 7 < body.size() && body[i + 6] == '\\' && body[i + 7] == 'u' &&
+          read_hex4(i + 8, &lo) && lo >= 0xDC00 && lo <= 0xDFFF) {
+        cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+        consumed = 12;
+      } else {
+        diags->push_back({DiagCode::kBadEscape, Severity::kError, {at, at + 6},
+                          "unpaired UTF-16 high surrogate in \\u escape"});
+        ok = false;
+        i += 5;
+        continue;
+      }
+    } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
+      diags->push_back({DiagCode::kBadEscape, Severity::kError, {at, at + 6},
+                        "unpaired UTF-16 low surrogate in \\u escape"});
+      ok = false;
+      i += 5;
+      continue;
+    }
+    AppendUtf8(cp, out);
+    i += consumed - 1;
+  }
+  return ok;
+}
+
+// Parses a NUMBER token: decimal (with fraction and exponent) or 0x hex.
+bool ParseNumber(std::string_view text, double* out) {
+  if (text.size() > 2 && text[0] == '0' && (text[1] == 'x' || text[1] == 'X')) {
+    uint64_t v = 0;
+    auto [p, ec] = std::from_chars(text.data() + 2, text.data() + text.size(), v, 16);
+    if (ec != std::errc() || p != text.data() + text.size()) return false;
+    *out = static_cast<double>(v);
+    return true;
+  }
+  // from_chars does not accept a leading '.', or a trailing '.' before an exponent; normalise.
+  std::string norm;
+  if (text.front() == '.') norm.push_back('0');
+  for (size_t i = 0; i < text.size(); ++i) {
+    norm.push_back(text[i]);
+    if (text[i] == '.' && (i + 1 == text.size() || text[i + 1] == 'e' || text[i + 1] == 'E')) {
+      norm.push_back('0');
+    }
+  }
+  double d = 0;
+  auto [p, ec] = std::from_chars(norm.data(), norm.data() + norm.size(), d);
+  if (ec != std::errc() || p != norm.data() + norm.size() || !std::isfinite(d)) return false;
+  *out = d;
+  return true;
+}
+
+std::string TokenDescription(const antlr4::Token* t) {
+  if (t == nullptr || t->getType() == antlr4::Token::EOF) return "end of input";
+  std::string text = t->getText();
+  if (text.size() > 24) text = text.substr(0, 21) + "...";
+  return fmt::format("'{}'", text);
+}
+
+std::string ExpectedName(size_t type, const antlr4::dfa::Vocabulary& vocab) {
+  switch (type) {
+    case TwinQueryParser::IDENT: return "a name";
+    case TwinQueryParser::NUMBER: return "a number";
+    case TwinQueryParser::STRING: return "a string";
+    case antlr4::Token::EOF: return "end of input";
+    default: break;
+  }
+  std::string literal = vocab.getLiteralName(type);
+  if (!literal.empty()) return literal;  // already quoted: '('
+  std::string symbolic = vocab.getSymbolicName(type);
+  if (symbolic == "NULL_") return "NULL";
+  return symbolic;
+}
+
+const std::vector<std::string_view>& KeywordSpellings() {
+  static const std::vector<std::string_view> k = {
+      "SELECT", "TOP", "FROM", "WHERE", "GROUP", "BY",   "AS",    "AND",
+      "OR",     "NOT", "IN",   "NIN",   "TRUE",  "FALSE", "NULL", "UNDEFINED"};
+  return k;
+}
+
+// Turns ANTLR's syntax errors into diagnostics with our own wording.
+class ErrorCollector : public antlr4::BaseErrorListener {
+ public:
+  struct TooManyErrors {};
+
+  ErrorCollector(const TokenTable& tokens, Diagnostics* diags) : tokens_(tokens), diags_(diags) {}
+
+  void syntaxError(antlr4::Recognizer* recognizer, antlr4::Token* offending, size_t /*line*/,
+                   size_t /*col*/, const std::string& msg, std::exception_ptr /*e*/) override {
+    SourceRange range = tokens_.RangeOf(offending);
+    for (const Diagnostic& d : *diags_) {
+      if (d.range.begin == range.begin) return;  // one report per position
+    }
+    std::string message;
+    auto* parser = dynamic_cast<antlr4::Parser*>(recognizer);
+    if (parser == nullptr || offending == nullptr) {
+      message = msg;
+    } else {
+      message = Describe(parser, offending);
+    }
+    diags_->push_back({DiagCode::kSyntax, Severity::kError, range, std::move(message)});
+    if (diags_->size() >= limits::kMaxDiagnostics) throw TooManyErrors{};
+  }
+
+ private:
+  std::string Describe(antlr4::Parser* parser, antlr4::Token* offending) {
+    antlr4::misc::IntervalSet expected;
+    try {
+      expected = parser->getExpectedTokens();
+    } catch (...) {
+    }
+    const auto& vocab = parser->getVocabulary();
+    size_t type = offending->getType();
+    std::string found = TokenDescription(offending);
+
+    // Tailored messages for the common mistakes.
+    antlr4::Token* prev = PreviousToken(parser, offending);
+    if (type == TwinQueryParser::LPAREN && prev != nullptr &&
+        (prev->getType() == TwinQueryParser::IN || prev->getType() == TwinQueryParser::NIN)) {
+      return fmt::format("{} takes a list in brackets, e.g. {} ['a', 'b'], not parentheses",
+                         prev->getText(), prev->getText());
+    }
+    bool wants_constant = expected.contains(static_cast<size_t>(TwinQueryParser::STRING)) &&
+                          expected.contains(static_cast<size_t>(TwinQueryParser::NUMBER)) &&
+                          !expected.contains(static_cast<size_t>(TwinQueryParser::IDENT));
+    if (wants_constant && (type == TwinQueryParser::IDENT || type == TwinQueryParser::LPAREN)) {
+      return fmt::format("unexpected {}: array literals and IN lists hold constants only "
+                         "(strings, numbers, true, false, null, arrays)",
+                         found);
+    }
+
+    std::vector<std::string> names;
+    bool wants_expr = expected.contains(static_cast<size_t>(TwinQueryParser::IDENT)) &&
+                      expected.contains(static_cast<size_t>(TwinQueryParser::NUMBER)) &&
+                      expected.contains(static_cast<size_t>(TwinQueryParser::STRING)) &&
+                      expected.contains(static_cast<size_t>(TwinQueryParser::LPAREN));
+    if (wants_expr) names.push_back("an expression");
+    else if (wants_constant) names.push_back("a constant");
+    std::vector<std::string_view> keyword_candidates;
+    for (ssize_t t : expected.toList()) {
+      size_t ut = static_cast<size_t>(t);
+      if (wants_expr && (ut == TwinQueryParser::IDENT || ut == TwinQueryParser::NUMBER ||
+                         ut == TwinQueryParser::STRING || ut == TwinQueryParser::LPAREN ||
+                         ut == TwinQueryParser::LBRACK || ut == TwinQueryParser::MINUS ||
+                         ut == TwinQueryParser::PLUS || ut == TwinQueryParser::NOT ||
+                         ut == TwinQueryParser::TRUE || ut == TwinQueryParser::FALSE ||
+                         ut == TwinQueryParser::NULL_ || ut == TwinQueryParser::UNDEFINED)) {
+        continue;
+      }
+      if (wants_constant && (ut == TwinQueryParser::NUMBER || ut == TwinQueryParser::STRING ||
+                             ut == TwinQueryParser::MINUS || ut == TwinQueryParser::PLUS ||
+                             ut == TwinQueryParser::TRUE || ut == TwinQueryParser::FALSE ||
+                             ut == TwinQueryParser::NULL_ || ut == TwinQueryParser::UNDEFINED ||
+                             ut == TwinQueryParser::LBRACK)) {
+        continue;
+      }
+      std::string n = ExpectedName(ut, vocab);
+      if (n.empty()) continue;
+      for (std::string_view kw : KeywordSpellings()) {
+        if (n == kw) keyword_candidates.push_back(kw);
+      }
+      names.push_back(std::move(n));
+    }
+    std::string message = fmt::format("unexpected {}", found);
+    if (!names.empty()) {
+      message += "; expected ";
+      size_t shown = std::min<size_t>(names.size(), 8);
+      for (size_t i = 0; i < shown; ++i) {
+        if (i > 0) message += (i + 1 == shown && shown == names.size()) ? " or " : ", ";
+        message += names[i];
+      }
+      if (shown < names.size()) message += ", ...";
+    }
+    // Did you mean: a misspelt keyword, or a keyword-like word where a keyword was expected.
+    if (type == TwinQueryParser::IDENT) {
+      // Prefer the keywords the parser expected; a word of three or more letters may also be a
+      // misspelt keyword the parser could not expect any more (x = 1 ANDD y = 2).
+      if (keyword_candidates.empty() && offending->getText().size() >= 3) {
+        keyword_candidates = KeywordSpellings();
+      }
+      std::string_view guess = ClosestMatch(offending->getText(), keyword_candidates);
+      if (!guess.empty()) message += fmt::format("; did you mean '{}'?", guess);
+    }
+    return message;
+  }
+
+  static antlr4::Token* PreviousToken(antlr4::Parser* parser, antlr4::Token* t) {
+    auto* stream = dynamic_cast<antlr4::BufferedTokenStream*>(parser->getTokenStream());
+    if (stream == nullptr || t->getTokenIndex() == 0) return nullptr;
+    for (ssize_t i = static_cast<ssize_t>(t->getTokenIndex()) - 1; i >= 0; --i) {
+      antlr4::Token* p = stream->get(static_cast<size_t>(i));
+      if (p->getChannel() == antlr4::Token::DEFAULT_CHANNEL) return p;
+    }
+    return nullptr;
+  }
+
+  const TokenTable& tokens_;
+  Diagnostics* diags_;
+};
+
+// The lexical pass: decodes strings and numbers, reports bad characters and unterminated
+// strings, and bounds the nesting the parser will see.
+void LexicalPass(const std::vector<antlr4::Token*>& toks, const Source& source,
+                 TokenTable* table, Diagnostics* diags) {
+  struct Group {
+    size_t prefix_not = 0;   // NOT operators pending in this group
+    size_t prefix_sign = 0;  // unary - + pending in this group
+  };
+  std::vector<Group> groups(1);
+  size_t nesting_reported = 0;
+  int prev_type = -1;  // previous default-channel token type
+  auto current_depth = [&]() {
+    size_t d = 0;
+    for (const Group& g : groups) d += 1 + g.prefix_not + g.prefix_sign;
+    return d;
+  };
+  for (antlr4::Token* t : toks) {
+    if (t->getChannel() != antlr4::Token::DEFAULT_CHANNEL) continue;
+    int type = static_cast<int>(t->getType());
+    if (t->getType() == antlr4::Token::EOF) break;
+    SourceRange r = table->RangeOf(t);
+    switch (static_cast<size_t>(type)) {
+      case TwinQueryLexer::ERRCHAR: {
+        std::string shown(source.Slice(r));
+        std::string msg = fmt::format("unexpected character '{}'", shown);
+        if (shown == "!") msg += "; write != for 'not equal'";
+        if (shown == "\"" || shown == "'") msg = "unmatched quote";
+        diags->push_back({DiagCode::kBadCharacter, Severity::kError, r, std::move(msg)});
+        break;
+      }
+      case TwinQueryLexer::UNTERMINATED_STRING:
+        diags->push_back({DiagCode::kUnterminatedString, Severity::kError, {r.begin, r.begin + 1},
+                          "unterminated string: no closing quote"});
+        break;
+      case TwinQueryLexer::STRING: {
+        std::string decoded;
+        if (DecodeString(source.Slice(r), r.begin, &decoded, diags)) {
+          table->strings.emplace(t->getTokenIndex(), std::move(decoded));
+        }
+        break;
+      }
+      case TwinQueryLexer::NUMBER: {
+        double d = 0;
+        if (ParseNumber(source.Slice(r), &d)) {
+          table->numbers.emplace(t->getTokenIndex(), d);
+        } else {
+          diags->push_back({DiagCode::kBadNumber, Severity::kError, r,
+                            fmt::format("number {} is out of range", source.Slice(r))});
+        }
+        break;
+      }
+      default:
+        break;
+    }
+    // Nesting estimate: an upper bound of the parser's recursion.
+    switch (type) {
+      case TwinQueryLexer::LPAREN:
+      case TwinQueryLexer::LBRACK:
+        groups.emplace_back();
+        break;
+      case TwinQueryLexer::RPAREN:
+      case TwinQueryLexer::RBRACK:
+        if (groups.size() > 1) groups.pop_back();
+        break;
+      case TwinQueryLexer::NOT:
+        groups.back().prefix_not++;
+        break;
+      case TwinQueryLexer::AND:
+      case TwinQueryLexer::OR:
+      case TwinQueryLexer::COMMA:
+        groups.back().prefix_not = 0;
+        groups.back().prefix_sign = 0;
+        break;
+      case TwinQueryLexer::MINUS:
+      case TwinQueryLexer::PLUS: {
+        bool unary = prev_type == -1 || prev_type == TwinQueryLexer::LPAREN ||
+                     prev_type == TwinQueryLexer::LBRACK || prev_type == TwinQueryLexer::COMMA ||
+                     (prev_type >= TwinQueryLexer::SELECT && prev_type <= TwinQueryLexer::NIN) ||
+                     (prev_type >= TwinQueryLexer::STAR && prev_type <= TwinQueryLexer::GT);
+        if (unary) {
+          groups.back().prefix_sign++;
+        } else {
+          groups.back().prefix_sign = 0;
+        }
+        break;
+      }
+      case TwinQueryLexer::STAR:
+      case TwinQueryLexer::SLASH:
+      case TwinQueryLexer::PERCENT:
+      case TwinQueryLexer::EQ:
+      case TwinQueryLexer::NEQ:
+      case TwinQueryLexer::LTGT:
+      case TwinQueryLexer::LE:
+      case TwinQueryLexer::GE:
+      case TwinQueryLexer::LT:
+      case TwinQueryLexer::GT:
+      case TwinQueryLexer::IN:
+      case TwinQueryLexer::NIN:
+        groups.back().prefix_sign = 0;
+        break;
+      default:
+        break;
+    }
+    if (nesting_reported == 0 && current_depth() > limits::kMaxNesting) {
+      diags->push_back({DiagCode::kTooNested, Severity::kError, r,
+                        fmt::format("expression nests deeper than {} levels (parentheses, "
+                                    "brackets and prefix operators)",
+                                    limits::kMaxNesting)});
+      nesting_reported = 1;
+    }
+    prev_type = type;
+  }
+}
+
+size_t AstDepth(const ast::Expr* root) {
+  size_t max_depth = 0;
+  std::vector<std::pair<const ast::Expr*, size_t>> stack = {{root, 1}};
+  while (!stack.empty()) {
+    auto [e, d] = stack.back();
+    stack.pop_back();
+    max_depth = std::max(max_depth, d);
+    for (const ast::Expr* c : e->children) stack.push_back({c, d + 1});
+  }
+  return max_depth;
+}
+
+void CheckDepth(const ast::Expr* e, Diagnostics* diags) {
+  if (e == nullptr) return;
+  size_t d = AstDepth(e);
+  if (d > limits::kMaxAstDepth) {
+    diags->push_back({DiagCode::kTooDeep, Severity::kError, e->range,
+                      fmt::format("expression is {} levels deep; the limit is {}", d,
+                                  limits::kMaxAstDepth)});
+  }
+}
+
+enum class Entry { kQuery, kCondition };
+
+Result<ast::Ast> ParseImpl(const Source& source, Entry entry) {
+  const std::string& text = source.text();
+  uint32_t size = static_cast<uint32_t>(std::min<size_t>(text.size(), UINT32_MAX));
+  if (text.size() > limits::kMaxQueryBytes) {
+    return Diagnostic{DiagCode::kTooLong, Severity::kError,
+                      {static_cast<uint32_t>(limits::kMaxQueryBytes), size},
+                      fmt::format("query text is {} bytes; the limit is {} bytes", text.size(),
+                                  limits::kMaxQueryBytes)};
+  }
+  size_t bad = FindInvalidUtf8(text);
+  if (bad != std::string_view::npos) {
+    return Diagnostic{DiagCode::kInvalidUtf8, Severity::kError,
+                      {static_cast<uint32_t>(bad), static_cast<uint32_t>(bad + 1)},
+                      fmt::format("invalid UTF-8 byte 0x{:02X}",
+                                  static_cast<unsigned char>(text[bad]))};
+  }
+  // ANTLR drops a leading BOM; its code point indexes then start after it.
+  uint32_t base = text.rfind("\xEF\xBB\xBF", 0) == 0 ? 3 : 0;
+  bool blank = std::all_of(text.begin() + base, text.end(), [](char c) {
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f' || c == '\v';
+  });
+  if (blank) {
+    return Diagnostic{DiagCode::kEmptyInput, Severity::kError, {size, size},
+                      entry == Entry::kQuery
+                          ? "empty query; a query starts with SELECT"
+                          : "empty condition; write * to target every device"};
+  }
+
+  TokenTable table;
+  table.cp_to_byte.reserve(text.size() + 1);
+  for (uint32_t i = base; i < size; ++i) {
+    if ((static_cast<unsigned char>(text[i]) & 0xC0) != 0x80) table.cp_to_byte.push_back(i);
+  }
+  table.cp_to_byte.push_back(size);
+
+  Diagnostics diags;
+  ast::Ast result;
+  try {
+    antlr4::ANTLRInputStream input(text);
+    TwinQueryLexer lexer(&input);
+    ErrorCollector collector(table, &diags);
+    lexer.removeErrorListeners();
+    lexer.addErrorListener(&collector);
+    antlr4::CommonTokenStream tokens(&lexer);
+    tokens.fill();
+    LexicalPass(tokens.getTokens(), source, &table, &diags);
+    if (!diags.empty()) return diags;
+
+    TwinQueryParser parser(&tokens);
+    parser.removeErrorListeners();
+    parser.addErrorListener(&collector);
+    try {
+      if (entry == Entry::kQuery) {
+        TwinQueryParser::QueryEntryContext* tree = parser.queryEntry();
+        if (!diags.empty()) return diags;
+        parse_internal::BuildQuery(tree->query(), source, table, &result, &diags);
+        if (result.query) {
+          CheckDepth(result.query->where, &diags);
+          for (const auto& p : result.query->projections) CheckDepth(p.expr, &diags);
+        }
+      } else {
+        TwinQueryParser::ConditionEntryContext* tree = parser.conditionEntry();
+        if (!diags.empty()) return diags;
+        parse_internal::BuildCondition(tree, source, table, &result, &diags);
+        if (result.condition) CheckDepth(result.condition->expr, &diags);
+      }
+    } catch (const ErrorCollector::TooManyErrors&) {
+      diags.push_back({DiagCode::kTooManyErrors, Severity::kNote, diags.back().range,
+                       fmt::format("stopped after {} errors", diags.size())});
+    }
+  } catch (const std::bad_alloc&) {
+    diags.push_back({DiagCode::kInternal, Severity::kError, {0, 0}, "out of memory while parsing"});
+  } catch (const std::exception& e) {
+    diags.push_back({DiagCode::kInternal, Severity::kError, {0, 0},
+                     fmt::format("internal parser error: {}", e.what())});
+  } catch (...) {
+    diags.push_back({DiagCode::kInternal, Severity::kError, {0, 0}, "internal parser error"});
+  }
+  if (!diags.empty()) return diags;
+  return result;
+}
+
+}  // namespace
+
+Result<ast::Ast> ParseQuery(const Source& source) { return ParseImpl(source, Entry::kQuery); }
+
+Result<ast::Ast> ParseCondition(const Source& source) {
+  return ParseImpl(source, Entry::kCondition);
+}
+
+}  // namespace twinq
