@@ -11,6 +11,8 @@ namespace twinq::tools {
 using Args = std::vector<std::string>;
 
 int CmdParse(const Args& args);
+int CmdQuery(const Args& args);
+int CmdTargets(const Args& args);
 
 }  // namespace twinq::tools
 

@@ -16,11 +16,15 @@ struct Command {
 
 const Command kCommands[] = {
     {"parse", twinq::tools::CmdParse, "print the AST of a query or condition"},
+    {"query", twinq::tools::CmdQuery, "run a query over a twins file, print JSON rows"},
+    {"targets", twinq::tools::CmdTargets, "print the ids a job condition targets"},
 };
 
 void Usage(std::ostream& out) {
   out << "usage: twinq <command> [options]\n\ncommands:\n";
-  for (const Command& c : kCommands) out << "  " << c.name << std::string(10 - std::strlen(c.name), ' ') << c.summary << "\n";
+  for (const Command& c : kCommands) {
+    out << "  " << c.name << std::string(10 - std::strlen(c.name), ' ') << c.summary << "\n";
+  }
   out << "\nRun 'twinq <command> --help' for a command's options.\n";
 }
 

@@ -77,6 +77,8 @@ class [[nodiscard]] Expected {
   }
   T* operator->() { return &value(); }
   const T* operator->() const { return &value(); }
+  T& operator*() & { return value(); }
+  const T& operator*() const& { return value(); }
   const Error& error() const { return error_; }
 
  private:
