@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -40,19 +41,51 @@ std::vector<std::string> TargetIds(const check::BoundCondition& condition, const
 
 namespace {
 
+// JSON text that is equal for JSON-equal values: object members sorted by key, so that
+// {"x":1,"y":2} and {"y":2,"x":1} are one group key (as sem::SameJson compares them).
+void AppendCanonicalJson(const Value& v, std::string* out) {
+  if (v.is_array()) {
+    out->push_back('[');
+    bool first = true;
+    for (const Value& e : v.as_array()) {
+      if (!first) out->push_back(',');
+      first = false;
+      AppendCanonicalJson(e, out);
+    }
+    out->push_back(']');
+  } else if (v.is_object()) {
+    std::vector<const Member*> members;
+    for (const Member& m : v.as_object()) members.push_back(&m);
+    std::sort(members.begin(), members.end(),
+              [](const Member* a, const Member* b) { return a->first < b->first; });
+    out->push_back('{');
+    bool first = true;
+    for (const Member* m : members) {
+      if (!first) out->push_back(',');
+      first = false;
+      AppendJsonString(m->first, out);
+      out->push_back(':');
+      AppendCanonicalJson(m->second, out);
+    }
+    out->push_back('}');
+  } else {
+    AppendJson(v, out);
+  }
+}
+
 // A group key component that keeps the JSON type: '43' and 43 differ, undefined is its own key.
 void AppendGroupKey(const Value& v, std::string* out) {
   if (v.is_undefined()) {
     out->append("~");
   } else {
-    AppendJson(v, out);
+    AppendCanonicalJson(v, out);
   }
   out->push_back('\x1f');
 }
 
 struct Accumulator {
-  size_t count = 0;     // rows in the group
-  size_t numbers = 0;   // numeric values seen
+  size_t count = 0;    // rows in the group
+  size_t numbers = 0;  // numeric values seen
   double sum = 0;
   double min = 0;
   double max = 0;
@@ -111,14 +144,23 @@ std::vector<Value> AggregateRows(const check::BoundQuery& q, std::span<const Val
       }
       Value out;
       switch (p.kind) {
-        case BoundProjection::Kind::kCount: out = Value::Number(static_cast<double>(acc.count)); break;
-        case BoundProjection::Kind::kSum: if (acc.numbers) out = Value::Number(acc.sum); break;
+        case BoundProjection::Kind::kCount:
+          out = Value::Number(static_cast<double>(acc.count));
+          break;
+        case BoundProjection::Kind::kSum:
+          if (acc.numbers) out = Value::Number(acc.sum);
+          break;
         case BoundProjection::Kind::kAvg:
           if (acc.numbers) out = Value::Number(acc.sum / static_cast<double>(acc.numbers));
           break;
-        case BoundProjection::Kind::kMin: if (acc.numbers) out = Value::Number(acc.min); break;
-        case BoundProjection::Kind::kMax: if (acc.numbers) out = Value::Number(acc.max); break;
-        case BoundProjection::Kind::kPath: break;
+        case BoundProjection::Kind::kMin:
+          if (acc.numbers) out = Value::Number(acc.min);
+          break;
+        case BoundProjection::Kind::kMax:
+          if (acc.numbers) out = Value::Number(acc.max);
+          break;
+        case BoundProjection::Kind::kPath:
+          break;
       }
       if (out.is_number() && !std::isfinite(out.as_number())) out = Value();  // overflowed sum
       if (!out.is_undefined()) row.emplace_back(p.key, std::move(out));
