@@ -1,0 +1,949 @@
+#include "engine/common/json_reader.h"
+
+#include <fmt/format.h>
+#include <simdjson.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <optional>
+#include <set>
+#include <utility>
+
+namespace twinq {
+namespace {
+
+namespace dom = simdjson::dom;
+
+static_assert(kMaxJsonDepth == simdjson::DEFAULT_MAX_DEPTH,
+              "the diagnoser must enforce the same depth limit as simdjson");
+
+constexpr int64_t kMaxExactInteger = int64_t{1} << 53;
+constexpr std::string_view kMaxExactIntegerText = "9007199254740992";  // 2^53
+
+// ---------------------------------------------------------------------------------------------
+// Small text helpers.
+
+bool IsJsonSpace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+bool IsDigit(char c) { return c >= '0' && c <= '9'; }
+// Characters that can continue a number or literal token (anything else ends it).
+bool IsTokenChar(char c) {
+  return IsDigit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '.' || c == '+' ||
+         c == '-';
+}
+bool IsStructural(char c) {
+  return c == '{' || c == '}' || c == '[' || c == ']' || c == '"' || c == ',' || c == ':';
+}
+
+// Length of the valid UTF-8 sequence starting at s[i] (a non-ASCII lead byte), or 0 when the
+// bytes there are not valid UTF-8 (overlong forms, surrogates and values above U+10FFFF included).
+size_t Utf8SequenceLength(std::string_view s, size_t i) {
+  auto at = [&](size_t k) -> unsigned { return static_cast<unsigned char>(s[k]); };
+  auto cont = [&](size_t k, unsigned lo = 0x80, unsigned hi = 0xBF) {
+    return k < s.size() && at(k) >= lo && at(k) <= hi;
+  };
+  unsigned c = at(i);
+  if (c >= 0xC2 && c <= 0xDF) return cont(i + 1) ? 2 : 0;
+  if (c == 0xE0) return cont(i + 1, 0xA0) && cont(i + 2) ? 3 : 0;
+  if ((c >= 0xE1 && c <= 0xEC) || c == 0xEE || c == 0xEF) return cont(i + 1) && cont(i + 2) ? 3 : 0;
+  if (c == 0xED) return cont(i + 1, 0x80, 0x9F) && cont(i + 2) ? 3 : 0;
+  if (c == 0xF0) return cont(i + 1, 0x90) && cont(i + 2) && cont(i + 3) ? 4 : 0;
+  if (c >= 0xF1 && c <= 0xF3) return cont(i + 1) && cont(i + 2) && cont(i + 3) ? 4 : 0;
+  if (c == 0xF4) return cont(i + 1, 0x80, 0x8F) && cont(i + 2) && cont(i + 3) ? 4 : 0;
+  return 0;
+}
+
+void AppendUtf8(uint32_t cp, std::string* out) {
+  if (cp < 0x80) {
+    out->push_back(static_cast<char>(cp));
+  } else if (cp < 0x800) {
+    out->push_back(static_cast<char>(0xC0 | (cp >> 6)));
+    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  } else if (cp < 0x10000) {
+    out->push_back(static_cast<char>(0xE0 | (cp >> 12)));
+    out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  } else {
+    out->push_back(static_cast<char>(0xF0 | (cp >> 18)));
+    out->push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
+    out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  }
+}
+
+std::string Quoted(std::string_view s) {
+  std::string out;
+  AppendJsonString(s, &out);
+  return out;
+}
+
+// A token shown in a message, shortened when long.
+std::string Shown(std::string_view token) {
+  constexpr size_t kMax = 40;
+  if (token.size() <= kMax) return std::string(token);
+  return fmt::format("{}...", token.substr(0, kMax));
+}
+
+// The reason given for an integer literal that a double cannot hold exactly.
+std::string OutOfRangeInteger(std::string_view digits) {
+  return fmt::format("integer {} is outside the exact range [-2^53, 2^53] of a double", digits);
+}
+
+std::string_view KindName(dom::element_type t) {
+  switch (t) {
+    case dom::element_type::ARRAY:
+      return ValueKindName(ValueKind::kArray);
+    case dom::element_type::OBJECT:
+      return ValueKindName(ValueKind::kObject);
+    case dom::element_type::INT64:
+    case dom::element_type::UINT64:
+    case dom::element_type::DOUBLE:
+      return ValueKindName(ValueKind::kNumber);
+    case dom::element_type::STRING:
+      return ValueKindName(ValueKind::kString);
+    case dom::element_type::BOOL:
+      return ValueKindName(ValueKind::kBool);
+    case dom::element_type::NULL_VALUE:
+      return ValueKindName(ValueKind::kNull);
+  }
+  return "?";
+}
+
+struct Location {
+  size_t line;
+  size_t column;
+};
+
+// 1-based line and byte column of `offset` in `text`.
+Location LocationOf(std::string_view text, size_t offset) {
+  offset = std::min(offset, text.size());
+  std::string_view before = text.substr(0, offset);
+  size_t line = 1 + static_cast<size_t>(std::count(before.begin(), before.end(), '\n'));
+  size_t last_newline = before.rfind('\n');
+  size_t column = last_newline == std::string_view::npos ? offset + 1 : offset - last_newline;
+  return {line, column};
+}
+
+std::string_view StripBom(std::string_view text) {
+  if (text.substr(0, 3) == "\xEF\xBB\xBF") text.remove_prefix(3);
+  return text;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Diagnoser: a strict, scalar JSON validator used only after simdjson (or the conversion below)
+// rejected a document. It accepts exactly what the fast path accepts and reports the first
+// problem in text order with its byte offset. Iterative, so any nesting is safe.
+
+struct Problem {
+  size_t offset;
+  std::string reason;
+};
+
+class Diagnoser {
+ public:
+  // Validates text[begin, end) as exactly one JSON value with optional surrounding whitespace.
+  Diagnoser(std::string_view text, size_t begin, size_t end)
+      : text_(text.substr(0, end)), pos_(begin) {}
+
+  std::optional<Problem> Run();
+
+ private:
+  enum class State { kValue, kValueOrClose, kKeyOrClose, kKey, kAfterValue };
+  struct Frame {
+    bool object;
+    std::set<std::string> keys;
+  };
+
+  bool AtEnd() const { return pos_ >= text_.size(); }
+  char Peek() const { return text_[pos_]; }
+  void SkipSpace() {
+    while (!AtEnd() && IsJsonSpace(Peek())) ++pos_;
+  }
+  std::string_view TokenAt(size_t at) const {
+    size_t end = at;
+    while (end < text_.size() && IsTokenChar(text_[end])) ++end;
+    return text_.substr(at, end - at);
+  }
+  std::string Describe(size_t at) const;
+  Problem InvalidUtf8(size_t at) const {
+    return {at,
+            fmt::format("invalid UTF-8 (byte 0x{:02x})", static_cast<unsigned char>(text_[at]))};
+  }
+  // "expected X, found Y" at the current position (or an invalid UTF-8 report).
+  Problem Unexpected(std::string_view expected) const;
+  bool Hex4(size_t at, uint32_t* out) const;
+
+  std::optional<Problem> ScanString(std::string* out);
+  std::optional<Problem> ScanNumber();
+  std::optional<Problem> ScanLiteral();
+
+  std::string_view text_;
+  size_t pos_;
+};
+
+std::string Diagnoser::Describe(size_t at) const {
+  if (at >= text_.size()) return "end of input";
+  unsigned char c = static_cast<unsigned char>(text_[at]);
+  if (c >= 0x20 && c < 0x7F) return fmt::format("'{}'", static_cast<char>(c));
+  if (c >= 0x80) {
+    size_t n = Utf8SequenceLength(text_, at);
+    if (n > 0) return fmt::format("'{}'", text_.substr(at, n));
+  }
+  return fmt::format("byte 0x{:02x}", c);
+}
+
+Problem Diagnoser::Unexpected(std::string_view expected) const {
+  if (!AtEnd() && static_cast<unsigned char>(Peek()) >= 0x80 &&
+      Utf8SequenceLength(text_, pos_) == 0) {
+    return InvalidUtf8(pos_);
+  }
+  return {pos_, fmt::format("expected {}, found {}", expected, Describe(pos_))};
+}
+
+bool Diagnoser::Hex4(size_t at, uint32_t* out) const {
+  if (at + 4 > text_.size()) return false;
+  uint32_t v = 0;
+  for (size_t i = at; i < at + 4; ++i) {
+    char c = text_[i];
+    uint32_t d;
+    if (c >= '0' && c <= '9') {
+      d = static_cast<uint32_t>(c - '0');
+    } else if (c >= 'a' && c <= 'f') {
+      d = static_cast<uint32_t>(c - 'a' + 10);
+    } else if (c >= 'A' && c <= 'F') {
+      d = static_cast<uint32_t>(c - 'A' + 10);
+    } else {
+      return false;
+    }
+    v = v * 16 + d;
+  }
+  *out = v;
+  return true;
+}
+
+std::optional<Problem> Diagnoser::ScanString(std::string* out) {
+  size_t open = pos_++;
+  for (;;) {
+    if (AtEnd()) return Problem{open, "unterminated string"};
+    unsigned char c = static_cast<unsigned char>(Peek());
+    if (c == '"') {
+      ++pos_;
+      return std::nullopt;
+    }
+    if (c == '\n')
+      return Problem{pos_, "unterminated string (line break before the closing quote)"};
+    if (c < 0x20) {
+      return Problem{pos_, fmt::format("unescaped control character U+{:04X} in string", c)};
+    }
+    if (c >= 0x80) {
+      size_t n = Utf8SequenceLength(text_, pos_);
+      if (n == 0) return InvalidUtf8(pos_);
+      if (out != nullptr) out->append(text_.substr(pos_, n));
+      pos_ += n;
+      continue;
+    }
+    if (c != '\\') {
+      if (out != nullptr) out->push_back(static_cast<char>(c));
+      ++pos_;
+      continue;
+    }
+    size_t esc = pos_;
+    if (esc + 1 >= text_.size()) return Problem{open, "unterminated string"};
+    char e = text_[esc + 1];
+    char simple = 0;
+    switch (e) {
+      case '"':
+      case '\\':
+      case '/':
+        simple = e;
+        break;
+      case 'b':
+        simple = '\b';
+        break;
+      case 'f':
+        simple = '\f';
+        break;
+      case 'n':
+        simple = '\n';
+        break;
+      case 'r':
+        simple = '\r';
+        break;
+      case 't':
+        simple = '\t';
+        break;
+      case 'u':
+        break;
+      default:
+        if (e >= 0x20 && e < 0x7F) {
+          return Problem{esc, fmt::format("invalid escape sequence '\\{}' in string", e)};
+        }
+        return Problem{
+            esc, fmt::format("invalid escape sequence: '\\' followed by {}", Describe(esc + 1))};
+    }
+    if (simple != 0) {
+      if (out != nullptr) out->push_back(simple);
+      pos_ += 2;
+      continue;
+    }
+    uint32_t cp;
+    if (!Hex4(esc + 2, &cp)) {
+      return Problem{esc, "invalid \\u escape in string (expected 4 hex digits)"};
+    }
+    pos_ = esc + 6;
+    if (cp >= 0xDC00 && cp <= 0xDFFF) {
+      return Problem{esc, fmt::format("unpaired surrogate {} in string", text_.substr(esc, 6))};
+    }
+    if (cp >= 0xD800 && cp <= 0xDBFF) {
+      uint32_t low;
+      if (pos_ + 1 < text_.size() && text_[pos_] == '\\' && text_[pos_ + 1] == 'u' &&
+          Hex4(pos_ + 2, &low) && low >= 0xDC00 && low <= 0xDFFF) {
+        cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
+        pos_ += 6;
+      } else {
+        return Problem{esc, fmt::format("unpaired surrogate {} in string", text_.substr(esc, 6))};
+      }
+    }
+    if (out != nullptr) AppendUtf8(cp, out);
+  }
+}
+
+std::optional<Problem> Diagnoser::ScanNumber() {
+  size_t start = pos_;
+  std::string_view tok = TokenAt(start);
+  // -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+  size_t i = 0;
+  auto digits = [&] {
+    size_t from = i;
+    while (i < tok.size() && IsDigit(tok[i])) ++i;
+    return i - from;
+  };
+  bool ok = true;
+  if (i < tok.size() && tok[i] == '-') ++i;
+  size_t int_begin = i;
+  size_t int_digits = digits();
+  if (int_digits == 0 || (int_digits > 1 && tok[int_begin] == '0')) ok = false;
+  std::string_view int_part = tok.substr(int_begin, int_digits);
+  std::string_view frac_part;
+  int64_t exponent = 0;
+  bool integer = true;
+  if (ok && i < tok.size() && tok[i] == '.') {
+    integer = false;
+    ++i;
+    size_t frac_begin = i;
+    if (digits() == 0) ok = false;
+    frac_part = tok.substr(frac_begin, i - frac_begin);
+  }
+  if (ok && i < tok.size() && (tok[i] == 'e' || tok[i] == 'E')) {
+    integer = false;
+    ++i;
+    bool negative = false;
+    if (i < tok.size() && (tok[i] == '+' || tok[i] == '-')) negative = tok[i++] == '-';
+    size_t exp_begin = i;
+    if (digits() == 0) ok = false;
+    for (size_t k = exp_begin; k < i; ++k) {
+      exponent = std::min<int64_t>(exponent * 10 + (tok[k] - '0'), int64_t{1} << 40);
+    }
+    if (negative) exponent = -exponent;
+  }
+  if (!ok || i != tok.size()) return Problem{start, fmt::format("invalid number '{}'", Shown(tok))};
+  pos_ += tok.size();
+
+  if (integer) {
+    if (int_part.size() > kMaxExactIntegerText.size() ||
+        (int_part.size() == kMaxExactIntegerText.size() && int_part > kMaxExactIntegerText)) {
+      return Problem{start, OutOfRangeInteger(Shown(tok))};
+    }
+    return std::nullopt;
+  }
+  double d;
+  if (std::from_chars(tok.data(), tok.data() + tok.size(), d).ec ==
+      std::errc::result_out_of_range) {
+    // Overflow or underflow: decide by the decimal exponent of the leading significant digit.
+    // Underflow rounds to zero (as simdjson does); overflow is an error.
+    int64_t lead;
+    if (int_part != "0") {
+      lead = static_cast<int64_t>(int_part.size()) - 1;
+    } else {
+      size_t zeros = frac_part.find_first_not_of('0');
+      if (zeros == std::string_view::npos) return std::nullopt;  // zero
+      lead = -static_cast<int64_t>(zeros) - 1;
+    }
+    if (lead + exponent > 0) {
+      return Problem{start, fmt::format("number {} is out of the range of a double", Shown(tok))};
+    }
+  }
+  return std::nullopt;
+}
+
+std::optional<Problem> Diagnoser::ScanLiteral() {
+  std::string_view tok = TokenAt(pos_);
+  if (tok != "true" && tok != "false" && tok != "null") {
+    return Problem{pos_, fmt::format("invalid literal '{}'", Shown(tok))};
+  }
+  pos_ += tok.size();
+  return std::nullopt;
+}
+
+std::optional<Problem> Diagnoser::Run() {
+  std::vector<Frame> stack;
+  State state = State::kValue;
+  for (;;) {
+    SkipSpace();
+    switch (state) {
+      case State::kValueOrClose:
+        if (!AtEnd() && Peek() == ']') {
+          ++pos_;
+          stack.pop_back();
+          state = State::kAfterValue;
+          continue;
+        }
+        [[fallthrough]];
+      case State::kValue: {
+        if (AtEnd()) return Unexpected("a value");
+        char c = Peek();
+        if (c == '{' || c == '[') {
+          if (stack.size() >= kMaxJsonDepth) {
+            return Problem{pos_, fmt::format("nesting deeper than {} levels", kMaxJsonDepth)};
+          }
+          stack.push_back(Frame{c == '{', {}});
+          ++pos_;
+          state = c == '{' ? State::kKeyOrClose : State::kValueOrClose;
+          continue;
+        }
+        std::optional<Problem> p;
+        if (c == '"') {
+          p = ScanString(nullptr);
+        } else if (c == '-' || IsDigit(c)) {
+          p = ScanNumber();
+        } else if (c == 't' || c == 'f' || c == 'n') {
+          p = ScanLiteral();
+        } else {
+          return Unexpected("a value");
+        }
+        if (p) return p;
+        state = State::kAfterValue;
+        continue;
+      }
+      case State::kKeyOrClose:
+        if (!AtEnd() && Peek() == '}') {
+          ++pos_;
+          stack.pop_back();
+          state = State::kAfterValue;
+          continue;
+        }
+        if (AtEnd() || Peek() != '"') return Unexpected("a string key or '}'");
+        [[fallthrough]];
+      case State::kKey: {
+        if (AtEnd() || Peek() != '"') return Unexpected("a string key");
+        size_t key_at = pos_;
+        std::string key;
+        if (auto p = ScanString(&key)) return p;
+        if (!stack.back().keys.insert(key).second) {
+          return Problem{key_at, fmt::format("duplicate key {} in object", Quoted(key))};
+        }
+        SkipSpace();
+        if (AtEnd() || Peek() != ':') {
+          return Unexpected(fmt::format("':' after key {}", Quoted(key)));
+        }
+        ++pos_;
+        state = State::kValue;
+        continue;
+      }
+      case State::kAfterValue: {
+        if (stack.empty()) {
+          if (AtEnd()) return std::nullopt;
+          return Unexpected("end of input after the JSON value");
+        }
+        bool object = stack.back().object;
+        if (!AtEnd() && Peek() == ',') {
+          ++pos_;
+          state = object ? State::kKey : State::kValue;
+          continue;
+        }
+        if (!AtEnd() && Peek() == (object ? '}' : ']')) {
+          ++pos_;
+          stack.pop_back();
+          continue;
+        }
+        return Unexpected(object ? "',' or '}' after object member"
+                                 : "',' or ']' after array element");
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Conversion of a simdjson DOM element into a Value, with the checks simdjson does not make
+// (duplicate keys, integers beyond 2^53). On failure `reason()` says why; the caller then runs
+// the Diagnoser for the exact position. Iterative (an explicit stack of frames): recursion 1024
+// levels deep overflows an 8 MB stack in sanitizer builds.
+
+class Converter {
+ public:
+  bool Convert(dom::element root, Value* out);
+  const std::string& reason() const { return reason_; }
+
+ private:
+  // An array or object being built; iterative, so that deep nesting cannot exhaust the stack.
+  struct Frame {
+    bool is_object = false;
+    dom::array::iterator array_at, array_end;
+    dom::object::iterator object_at, object_end;
+    Array array;
+    Object object;
+  };
+  enum class Begun { kError, kScalar, kContainer };
+
+  // Converts a scalar into *scalar, or pushes a frame for a container.
+  Begun Begin(dom::element e, Value* scalar);
+  bool CheckUniqueKeys(const Object& members);
+
+  std::string reason_;
+  std::vector<Frame> frames_;
+  std::vector<std::string_view> keys_scratch_;
+};
+
+bool Converter::CheckUniqueKeys(const Object& members) {
+  constexpr size_t kLinearLimit = 8;
+  if (members.size() <= kLinearLimit) {
+    for (size_t i = 1; i < members.size(); ++i) {
+      for (size_t j = 0; j < i; ++j) {
+        if (members[i].first == members[j].first) {
+          reason_ = fmt::format("duplicate key {} in object", Quoted(members[i].first));
+          return false;
+        }
+      }
+    }
+    return true;
+  }
+  // keys_scratch_ is reused across objects; nested objects were checked before this one.
+  keys_scratch_.clear();
+  for (const Member& m : members) keys_scratch_.push_back(m.first);
+  std::sort(keys_scratch_.begin(), keys_scratch_.end());
+  auto dup = std::adjacent_find(keys_scratch_.begin(), keys_scratch_.end());
+  if (dup != keys_scratch_.end()) {
+    reason_ = fmt::format("duplicate key {} in object", Quoted(*dup));
+    return false;
+  }
+  return true;
+}
+
+Converter::Begun Converter::Begin(dom::element e, Value* scalar) {
+  switch (e.type()) {
+    case dom::element_type::OBJECT: {
+      dom::object object;
+      if (e.get(object) != simdjson::SUCCESS) break;
+      Frame& f = frames_.emplace_back();
+      f.is_object = true;
+      f.object_at = object.begin();
+      f.object_end = object.end();
+      f.object.reserve(object.size());
+      return Begun::kContainer;
+    }
+    case dom::element_type::ARRAY: {
+      dom::array array;
+      if (e.get(array) != simdjson::SUCCESS) break;
+      Frame& f = frames_.emplace_back();
+      f.array_at = array.begin();
+      f.array_end = array.end();
+      f.array.reserve(array.size());
+      return Begun::kContainer;
+    }
+    case dom::element_type::INT64: {
+      int64_t i;
+      if (e.get(i) != simdjson::SUCCESS) break;
+      if (i > kMaxExactInteger || i < -kMaxExactInteger) {
+        reason_ = OutOfRangeInteger(std::to_string(i));
+        return Begun::kError;
+      }
+      *scalar = Value::Number(static_cast<double>(i));
+      return Begun::kScalar;
+    }
+    case dom::element_type::UINT64: {
+      uint64_t u;
+      if (e.get(u) != simdjson::SUCCESS) break;
+      reason_ = OutOfRangeInteger(std::to_string(u));
+      return Begun::kError;
+    }
+    case dom::element_type::DOUBLE: {
+      double d;
+      if (e.get(d) != simdjson::SUCCESS) break;
+      *scalar = Value::Number(d);
+      return Begun::kScalar;
+    }
+    case dom::element_type::STRING: {
+      std::string_view s;
+      if (e.get(s) != simdjson::SUCCESS) break;
+      *scalar = Value::String(std::string(s));
+      return Begun::kScalar;
+    }
+    case dom::element_type::BOOL: {
+      bool b;
+      if (e.get(b) != simdjson::SUCCESS) break;
+      *scalar = Value::Bool(b);
+      return Begun::kScalar;
+    }
+    case dom::element_type::NULL_VALUE:
+      *scalar = Value::Null();
+      return Begun::kScalar;
+  }
+  reason_ = "internal error: unexpected JSON element";
+  return Begun::kError;
+}
+
+bool Converter::Convert(dom::element root, Value* out) {
+  frames_.clear();
+  Value done;  // the value completed last
+  Begun begun = Begin(root, &done);
+  for (;;) {
+    if (begun == Begun::kError) {
+      frames_.clear();
+      return false;
+    }
+    if (begun == Begun::kScalar) {
+      // `done` is complete: it is the result, or the next member of the innermost container.
+      if (frames_.empty()) {
+        *out = std::move(done);
+        return true;
+      }
+      Frame& f = frames_.back();
+      if (f.is_object) {
+        f.object.emplace_back(std::string(f.object_at.key()), std::move(done));
+        ++f.object_at;
+      } else {
+        f.array.push_back(std::move(done));
+        ++f.array_at;
+      }
+    }
+    Frame& f = frames_.back();
+    if (f.is_object ? f.object_at != f.object_end : f.array_at != f.array_end) {
+      begun = Begin(f.is_object ? f.object_at.value() : *f.array_at, &done);
+      continue;
+    }
+    if (f.is_object) {
+      if (!CheckUniqueKeys(f.object)) {
+        frames_.clear();
+        return false;
+      }
+      done = Value::MakeObject(std::move(f.object));
+    } else {
+      done = Value::MakeArray(std::move(f.array));
+    }
+    frames_.pop_back();
+    begun = Begun::kScalar;  // a completed container is handled like a scalar
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Splitting a stream into top-level documents. A cheap structural scan (strings and bracket
+// depth only); each span is then parsed by simdjson, which does the validation. A span that is
+// not valid JSON (a stray '}', an unterminated document running to the end of input) fails
+// there and is diagnosed. simdjson's own parse_many is not used: in 3.0.1 it silently drops
+// valid documents before a stray closing bracket (reporting them as "truncated bytes") and
+// its iterator's source() crashes on a document that failed.
+
+struct DocSpan {
+  size_t begin = 0;
+  size_t end = 0;
+  std::vector<size_t> elements;  // for a top-level array: offset of each element
+};
+
+// Index of the quote closing the string opened at text[open], or text.size() if none.
+size_t SkipString(std::string_view text, size_t open) {
+  size_t i = open + 1;
+  while (i < text.size()) {
+    char c = text[i];
+    if (c == '"') return i;
+    i += c == '\\' ? 2 : 1;
+  }
+  return text.size();
+}
+
+// Finds the next document at or after *pos; false at end of input (only whitespace left).
+bool NextDocument(std::string_view text, size_t* pos, DocSpan* doc) {
+  size_t n = text.size();
+  size_t i = *pos;
+  while (i < n && IsJsonSpace(text[i])) ++i;
+  if (i == n) {
+    *pos = n;
+    return false;
+  }
+  doc->begin = i;
+  doc->elements.clear();
+  char first = text[i];
+  if (first == '{' || first == '[') {
+    bool array = first == '[';
+    size_t depth = 0;
+    bool want_element = false;
+    for (; i < n; ++i) {
+      char c = text[i];
+      if (want_element && !IsJsonSpace(c)) {
+        if (c != ']') doc->elements.push_back(i);
+        want_element = false;
+      }
+      switch (c) {
+        case '"':
+          i = SkipString(text, i);
+          break;
+        case '{':
+        case '[':
+          if (++depth == 1 && array) want_element = true;
+          break;
+        case '}':
+        case ']':
+          if (--depth == 0) {
+            doc->end = *pos = i + 1;
+            return true;
+          }
+          break;
+        case ',':
+          if (array && depth == 1) want_element = true;
+          break;
+        default:
+          break;
+      }
+    }
+    doc->end = *pos = n;  // unterminated: simdjson will say so
+    return true;
+  }
+  if (first == '"') {
+    doc->end = *pos = std::min(SkipString(text, i) + 1, n);
+    return true;
+  }
+  size_t j = i;
+  while (j < n && !IsJsonSpace(text[j]) && !IsStructural(text[j])) ++j;
+  if (j == i) j = i + 1;  // a lone ',', ':', '}' or ']'
+  doc->end = *pos = j;
+  return true;
+}
+
+std::string DisplayName(std::string_view name) {
+  return name.empty() ? std::string("<input>") : std::string(name);
+}
+
+// Error for a document that simdjson or the Converter rejected: the Diagnoser's first problem
+// in the span, else `fallback` at the start of the span.
+Error SyntaxError(std::string_view text, std::string_view name, size_t begin, size_t end,
+                  std::string_view fallback) {
+  std::optional<Problem> problem = Diagnoser(text, begin, end).Run();
+  size_t offset = problem ? problem->offset : begin;
+  Location loc = LocationOf(text, offset);
+  return Error{fmt::format("{}:{}:{}: {}", DisplayName(name), loc.line, loc.column,
+                           problem ? problem->reason : std::string(fallback))};
+}
+
+// ---------------------------------------------------------------------------------------------
+// Twin collection.
+
+class TwinCollector {
+ public:
+  TwinCollector(std::string_view text, std::string_view name) : text_(text), name_(name) {}
+
+  // Checks the twin's ids and keeps it; false (with *error) when the ids are invalid.
+  bool Add(Value twin, size_t offset, Error* error);
+  // Sorts and checks for duplicates.
+  Expected<TwinSet> Finish();
+
+ private:
+  struct Entry {
+    Value twin;
+    std::string_view device_id;  // points into `twin`, which is immutable and shared
+    std::string_view module_id;
+    size_t offset;
+  };
+
+  Error At(size_t offset, std::string_view problem) const {
+    return Error{
+        fmt::format("{}:{}: {}", DisplayName(name_), LocationOf(text_, offset).line, problem)};
+  }
+  // The earliest second occurrence of a key in `entries` (sorted by key, then offset).
+  static std::optional<std::pair<const Entry*, const Entry*>> FirstDuplicate(
+      const std::vector<Entry>& entries);
+
+  std::string_view text_;
+  std::string_view name_;
+  std::vector<Entry> devices_;
+  std::vector<Entry> modules_;
+};
+
+bool TwinCollector::Add(Value twin, size_t offset, Error* error) {
+  const Value* device_id = twin.Find("deviceId");
+  if (device_id == nullptr) {
+    *error = At(offset, "document has no \"deviceId\"");
+    return false;
+  }
+  if (!device_id->is_string()) {
+    *error = At(offset, fmt::format("\"deviceId\" is not a string (got {})",
+                                    ValueKindName(device_id->kind())));
+    return false;
+  }
+  if (device_id->as_string().empty()) {
+    *error = At(offset, "\"deviceId\" is empty");
+    return false;
+  }
+  const Value* module_id = twin.Find("moduleId");
+  if (module_id != nullptr && !module_id->is_string()) {
+    *error = At(offset, fmt::format("\"moduleId\" is not a string (got {})",
+                                    ValueKindName(module_id->kind())));
+    return false;
+  }
+  if (module_id != nullptr && module_id->as_string().empty()) {
+    *error = At(offset, "\"moduleId\" is empty");
+    return false;
+  }
+  Entry entry{Value(), device_id->as_string(), {}, offset};
+  if (module_id != nullptr) entry.module_id = module_id->as_string();
+  entry.twin = std::move(twin);  // moves the shared object; the views stay valid
+  (module_id != nullptr ? modules_ : devices_).push_back(std::move(entry));
+  return true;
+}
+
+std::optional<std::pair<const TwinCollector::Entry*, const TwinCollector::Entry*>>
+TwinCollector::FirstDuplicate(const std::vector<Entry>& entries) {
+  std::optional<std::pair<const Entry*, const Entry*>> best;
+  for (size_t i = 1; i < entries.size(); ++i) {
+    const Entry& a = entries[i - 1];
+    const Entry& b = entries[i];
+    if (a.device_id != b.device_id || a.module_id != b.module_id) continue;
+    // Only the second of a run matters: it is the run's earliest repetition.
+    if (i >= 2 && entries[i - 2].device_id == a.device_id &&
+        entries[i - 2].module_id == a.module_id) {
+      continue;
+    }
+    if (!best || b.offset < best->second->offset) best = std::make_pair(&a, &b);
+  }
+  return best;
+}
+
+Expected<TwinSet> TwinCollector::Finish() {
+  auto by_key = [](const Entry& a, const Entry& b) {
+    if (a.device_id != b.device_id) return a.device_id < b.device_id;
+    if (a.module_id != b.module_id) return a.module_id < b.module_id;
+    return a.offset < b.offset;
+  };
+  std::sort(devices_.begin(), devices_.end(), by_key);
+  std::sort(modules_.begin(), modules_.end(), by_key);
+  auto device_dup = FirstDuplicate(devices_);
+  auto module_dup = FirstDuplicate(modules_);
+  if (device_dup && (!module_dup || device_dup->second->offset < module_dup->second->offset)) {
+    return At(device_dup->second->offset,
+              fmt::format("duplicate deviceId {} (first at line {})",
+                          Quoted(device_dup->first->device_id),
+                          LocationOf(text_, device_dup->first->offset).line));
+  }
+  if (module_dup) {
+    return At(
+        module_dup->second->offset,
+        fmt::format("duplicate moduleId {} of deviceId {} (first at line {})",
+                    Quoted(module_dup->first->module_id), Quoted(module_dup->first->device_id),
+                    LocationOf(text_, module_dup->first->offset).line));
+  }
+  TwinSet set;
+  set.devices.reserve(devices_.size());
+  for (Entry& e : devices_) set.devices.push_back(std::move(e.twin));
+  set.modules.reserve(modules_.size());
+  for (Entry& e : modules_) set.modules.push_back(std::move(e.twin));
+  devices_.clear();
+  modules_.clear();
+  return set;
+}
+
+// `text` must be followed by at least simdjson::SIMDJSON_PADDING readable bytes.
+Expected<TwinSet> ReadTwinsPadded(std::string_view text, std::string_view name) {
+  dom::parser parser;
+  Converter converter;
+  TwinCollector collector(text, name);
+  DocSpan doc;
+  size_t pos = 0;
+  while (NextDocument(text, &pos, &doc)) {
+    size_t length = doc.end - doc.begin;
+    dom::element root;
+    simdjson::error_code code =
+        parser.parse(text.data() + doc.begin, length, /*realloc_if_needed=*/false).get(root);
+    if (code != simdjson::SUCCESS) {
+      return SyntaxError(text, name, doc.begin, doc.end, simdjson::error_message(code));
+    }
+    Error error;
+    auto add = [&](dom::element e, size_t offset) {
+      if (e.type() != dom::element_type::OBJECT) {
+        error = Error{fmt::format("{}:{}: document is not an object (got {})", DisplayName(name),
+                                  LocationOf(text, offset).line, KindName(e.type()))};
+        return false;
+      }
+      Value twin;
+      if (!converter.Convert(e, &twin)) {
+        error = SyntaxError(text, name, doc.begin, doc.end, converter.reason());
+        return false;
+      }
+      return collector.Add(std::move(twin), offset, &error);
+    };
+    if (root.type() == dom::element_type::ARRAY) {
+      dom::array array;
+      if (root.get(array) != simdjson::SUCCESS) return Error{"internal error: array expected"};
+      size_t index = 0;
+      for (dom::element e : array) {
+        // The scan's element offsets match simdjson's elements for valid JSON; be safe anyway.
+        size_t offset = index < doc.elements.size() ? doc.elements[index] : doc.begin;
+        ++index;
+        if (!add(e, offset)) return error;
+      }
+    } else if (!add(root, doc.begin)) {
+      return error;
+    }
+  }
+  return collector.Finish();
+}
+
+}  // namespace
+
+Expected<TwinSet> ReadTwins(std::string_view text, std::string_view name) {
+  text = StripBom(text);
+  simdjson::padded_string padded(text);
+  return ReadTwinsPadded(std::string_view(padded.data(), padded.size()), name);
+}
+
+Expected<TwinSet> ReadTwinsFile(const std::string& path) {
+  auto fail = [&](int err) {
+    return Error{fmt::format("{}: cannot read: {}", path, std::strerror(err))};
+  };
+  std::FILE* file = std::fopen(path.c_str(), "rb");
+  if (file == nullptr) return fail(errno);
+  std::string contents;
+  char buffer[1 << 16];
+  int read_error = 0;
+  for (;;) {
+    size_t n = std::fread(buffer, 1, sizeof buffer, file);
+    contents.append(buffer, n);
+    if (n < sizeof buffer) {
+      if (std::ferror(file)) read_error = errno != 0 ? errno : EIO;
+      break;
+    }
+  }
+  std::fclose(file);
+  if (read_error != 0) return fail(read_error);
+  return ReadTwins(contents, path);
+}
+
+Expected<Value> ParseJson(std::string_view text, std::string_view name) {
+  text = StripBom(text);
+  simdjson::padded_string padded(text);
+  std::string_view view(padded.data(), padded.size());
+  dom::parser parser;
+  dom::element root;
+  simdjson::error_code code = parser.parse(padded).get(root);
+  if (code != simdjson::SUCCESS) {
+    return SyntaxError(view, name, 0, view.size(), simdjson::error_message(code));
+  }
+  Converter converter;
+  Value value;
+  if (!converter.Convert(root, &value)) {
+    return SyntaxError(view, name, 0, view.size(), converter.reason());
+  }
+  return value;
+}
+
+}  // namespace twinq

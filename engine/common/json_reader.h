@@ -1,0 +1,60 @@
+// Reading JSON text into the value model (value.h): twin documents (NDJSON, arrays, concatenated
+// objects) and single JSON values (patches, tests). Parsing uses simdjson; when it rejects a
+// document, a small scalar scanner re-reads that document to name the exact byte and the reason.
+//
+// Accepted JSON is RFC 8259 with these additions and restrictions:
+//  - a UTF-8 byte order mark at the very start is skipped;
+//  - duplicate keys inside one object are an error (the document would be ambiguous);
+//  - numbers become doubles; an integer literal (no fraction, no exponent) whose magnitude exceeds
+//    2^53 is an error, since it cannot be held exactly (DESIGN.md, decision 1). Literals with a
+//    fraction or exponent are rounded to the nearest double as usual; `-0` is the integer 0;
+//  - nesting deeper than 1024 arrays/objects is an error.
+// Error locations are `NAME:LINE:COL` with 1-based lines and 1-based byte columns, counted after
+// the byte order mark.
+#ifndef TWINQ_ENGINE_COMMON_JSON_READER_H_
+#define TWINQ_ENGINE_COMMON_JSON_READER_H_
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "engine/common/result.h"
+#include "engine/common/value.h"
+
+namespace twinq {
+
+// Deepest nesting of arrays and objects accepted in a JSON document (simdjson's default).
+inline constexpr size_t kMaxJsonDepth = 1024;
+
+struct TwinSet {
+  // Device twins: objects with a non-empty string "deviceId" and no "moduleId"; sorted by
+  // deviceId (byte order).
+  std::vector<Value> devices;
+  // Module twins: objects with non-empty string "deviceId" and "moduleId"; sorted by
+  // (deviceId, moduleId).
+  std::vector<Value> modules;
+};
+
+// Parses JSON text holding twins in any of these forms: NDJSON (one document per line), a JSON
+// array of documents (e.g. the saved output of SELECT * FROM devices), a single object, or
+// whitespace-separated concatenated objects; top-level arrays and objects may be mixed, and one
+// array may mix device and module twins. Only whitespace (or nothing) gives an empty TwinSet.
+// `name` (a file name) starts every error message:
+//   fleet.ndjson:3:17: expected ',' or '}' after object member, found '"'   (malformed JSON)
+//   fleet.ndjson:7: document has no "deviceId"                              (twin rules)
+//   fleet.ndjson:9: duplicate deviceId "dev-1" (first at line 3)
+// The first error in input order is reported (duplicate ids after all syntax and shape errors).
+Expected<TwinSet> ReadTwins(std::string_view text, std::string_view name);
+
+// ReadTwins over the contents of a file; `path` is the name in messages. An unreadable file gives
+// `PATH: cannot read: <strerror>`.
+Expected<TwinSet> ReadTwinsFile(const std::string& path);
+
+// Parses exactly one JSON value of any type (surrounding whitespace allowed); used for patches
+// and tests. Errors are `NAME:LINE:COL: reason`, as for ReadTwins.
+Expected<Value> ParseJson(std::string_view text, std::string_view name);
+
+}  // namespace twinq
+
+#endif  // TWINQ_ENGINE_COMMON_JSON_READER_H_

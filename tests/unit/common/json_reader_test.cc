@@ -1,0 +1,681 @@
+// Reading twin documents and JSON values (engine/common/json_reader.h).
+#include "engine/common/json_reader.h"
+
+#include <gtest/gtest.h>
+#include <simdjson.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace twinq {
+namespace {
+
+// Device and module ids of a TwinSet in order: "a,b|a/m1,b/m2".
+std::string Ids(const TwinSet& set) {
+  std::string out;
+  for (const Value& d : set.devices) {
+    if (!out.empty()) out += ",";
+    out += d.Find("deviceId")->as_string();
+  }
+  out += "|";
+  bool first = true;
+  for (const Value& m : set.modules) {
+    if (!first) out += ",";
+    first = false;
+    out += m.Find("deviceId")->as_string() + "/" + m.Find("moduleId")->as_string();
+  }
+  return out;
+}
+
+std::string ReadIds(std::string_view text) {
+  Expected<TwinSet> set = ReadTwins(text, "t.json");
+  if (!set.ok()) return "error: " + set.error().message;
+  return Ids(*set);
+}
+
+std::string ReadError(std::string_view text) {
+  Expected<TwinSet> set = ReadTwins(text, "t.json");
+  if (set.ok()) return "ok: " + Ids(*set);
+  return set.error().message;
+}
+
+std::string ParseError(std::string_view text) {
+  Expected<Value> v = ParseJson(text, "t.json");
+  if (v.ok()) return "ok: " + ToJson(*v);
+  return v.error().message;
+}
+
+// ToJson(ParseJson(text)), or the error message.
+std::string Reparse(std::string_view text) {
+  Expected<Value> v = ParseJson(text, "t.json");
+  if (!v.ok()) return "error: " + v.error().message;
+  return ToJson(*v);
+}
+
+// --- Input forms ------------------------------------------------------------------------------
+
+TEST(JsonReaderTest, Ndjson) {
+  Expected<TwinSet> set = ReadTwins(
+      "{\"deviceId\":\"b\",\"tags\":{\"x\":1}}\n"
+      "{\"deviceId\":\"a\"}\n"
+      "{\"deviceId\":\"c\",\"moduleId\":\"m2\"}\n"
+      "{\"deviceId\":\"c\",\"moduleId\":\"m1\"}\n",
+      "t.json");
+  ASSERT_TRUE(set.ok()) << set.error().message;
+  EXPECT_EQ(Ids(*set), "a,b|c/m1,c/m2");
+  EXPECT_EQ(ToJson(set->devices[1]), "{\"deviceId\":\"b\",\"tags\":{\"x\":1}}");
+  EXPECT_EQ(ToJson(set->modules[0]), "{\"deviceId\":\"c\",\"moduleId\":\"m1\"}");
+}
+
+TEST(JsonReaderTest, NdjsonWithCrlfBlankLinesAndNoFinalNewline) {
+  EXPECT_EQ(ReadIds("\r\n{\"deviceId\":\"b\"}\r\n\r\n  {\"deviceId\":\"a\"}"), "a,b|");
+}
+
+TEST(JsonReaderTest, ArrayOfDocuments) {
+  EXPECT_EQ(ReadIds("[\n"
+                    "  {\"deviceId\": \"z\", \"moduleId\": \"m\"},\n"
+                    "  {\"deviceId\": \"y\"},\n"
+                    "  {\"deviceId\": \"x\"}\n"
+                    "]\n"),
+            "x,y|z/m");
+  EXPECT_EQ(ReadIds("[]"), "|");
+  EXPECT_EQ(ReadIds("[ ]\n[]"), "|");
+}
+
+TEST(JsonReaderTest, SingleObject) { EXPECT_EQ(ReadIds("  {\"deviceId\":\"only\"}  "), "only|"); }
+
+TEST(JsonReaderTest, ConcatenatedObjects) {
+  EXPECT_EQ(ReadIds("{\"deviceId\":\"b\"}{\"deviceId\":\"a\"} {\"deviceId\":\"c\"}"), "a,b,c|");
+  // Multi-line objects one after another (pretty-printed output, concatenated).
+  EXPECT_EQ(ReadIds("{\n  \"deviceId\": \"b\"\n}\n{\n  \"deviceId\": \"a\"\n}\n"), "a,b|");
+}
+
+TEST(JsonReaderTest, ArraysAndObjectsMixed) {
+  EXPECT_EQ(ReadIds("[{\"deviceId\":\"d2\"},{\"deviceId\":\"d1\",\"moduleId\":\"m\"}]\n"
+                    "{\"deviceId\":\"d1\"}\n"
+                    "[{\"deviceId\":\"d0\"}]"),
+            "d0,d1,d2|d1/m");
+}
+
+TEST(JsonReaderTest, EmptyInput) {
+  EXPECT_EQ(ReadIds(""), "|");
+  EXPECT_EQ(ReadIds(" \n\t\r\n "), "|");
+  EXPECT_EQ(ReadIds("\xEF\xBB\xBF"), "|");
+  EXPECT_EQ(ReadIds("\xEF\xBB\xBF\n"), "|");
+}
+
+TEST(JsonReaderTest, ByteOrderMarkIsSkipped) {
+  EXPECT_EQ(ReadIds("\xEF\xBB\xBF{\"deviceId\":\"a\"}\n"), "a|");
+  EXPECT_EQ(Reparse("\xEF\xBB\xBF[1]"), "[1]");
+  // Columns are counted after the mark.
+  EXPECT_EQ(ReadError("\xEF\xBB\xBF{x"), "t.json:1:2: expected a string key or '}', found 'x'");
+  // A mark anywhere else is an unexpected character.
+  EXPECT_EQ(ReadError("{\"deviceId\":\"a\"}\n\xEF\xBB\xBF{}"),
+            "t.json:2:1: expected a value, found '\xEF\xBB\xBF'");
+}
+
+TEST(JsonReaderTest, ModuleAndDeviceTwinsMayShareADeviceId) {
+  EXPECT_EQ(
+      ReadIds("{\"deviceId\":\"d\",\"moduleId\":\"b\"}{\"deviceId\":\"d\"}"
+              "{\"deviceId\":\"d\",\"moduleId\":\"a\"}{\"deviceId\":\"c\",\"moduleId\":\"z\"}"),
+      "d|c/z,d/a,d/b");
+}
+
+TEST(JsonReaderTest, SortIsByteOrder) {
+  // 'B' (0x42) < '_' (0x5f) < 'a' (0x61) < 'b'; "a" < "a-1" < "aa".
+  EXPECT_EQ(ReadIds("{\"deviceId\":\"b\"}{\"deviceId\":\"aa\"}{\"deviceId\":\"a-1\"}"
+                    "{\"deviceId\":\"a\"}{\"deviceId\":\"_\"}{\"deviceId\":\"B\"}"
+                    "{\"deviceId\":\"\xC3\xA9\"}"),
+            "B,_,a,a-1,aa,b,\xC3\xA9|");
+}
+
+TEST(JsonReaderTest, LargeDocumentsAndManyDocuments) {
+  // One document far above simdjson's default 1 MB stream batch size.
+  std::string big =
+      "{\"deviceId\":\"big\",\"tags\":{\"blob\":\"" + std::string(3 << 20, 'x') + "\"},\"list\":[";
+  for (int i = 0; i < 100000; ++i) big += (i ? "," : "") + std::to_string(i);
+  big += "]}\n";
+  std::string text = big;
+  for (int i = 0; i < 5000; ++i) text += "{\"deviceId\":\"d" + std::to_string(i) + "\"}\n";
+  Expected<TwinSet> set = ReadTwins(text, "t.json");
+  ASSERT_TRUE(set.ok()) << set.error().message;
+  ASSERT_EQ(set->devices.size(), 5001u);
+  EXPECT_EQ(set->devices[0].Find("deviceId")->as_string(), "big");
+  EXPECT_EQ(set->devices[0].Find("tags")->Find("blob")->as_string().size(), size_t{3} << 20);
+  EXPECT_EQ(set->devices[0].Find("list")->as_array()[99999].as_number(), 99999);
+  EXPECT_EQ(set->devices[1].Find("deviceId")->as_string(), "d0");
+  EXPECT_EQ(set->devices[2].Find("deviceId")->as_string(), "d1");
+  EXPECT_EQ(set->devices[3].Find("deviceId")->as_string(), "d10");
+}
+
+// --- Values -----------------------------------------------------------------------------------
+
+TEST(JsonReaderTest, KeyOrderIsKept) {
+  Expected<TwinSet> set =
+      ReadTwins("{\"z\":1,\"deviceId\":\"d\",\"a\":{\"y\":1,\"b\":2,\"$m\":3},\"m\":[]}", "t.json");
+  ASSERT_TRUE(set.ok()) << set.error().message;
+  const Object& o = set->devices[0].as_object();
+  ASSERT_EQ(o.size(), 4u);
+  EXPECT_EQ(o[0].first, "z");
+  EXPECT_EQ(o[1].first, "deviceId");
+  EXPECT_EQ(o[2].first, "a");
+  EXPECT_EQ(o[3].first, "m");
+  EXPECT_EQ(ToJson(o[2].second), "{\"y\":1,\"b\":2,\"$m\":3}");
+}
+
+TEST(JsonReaderTest, NestedValues) {
+  Expected<Value> v = ParseJson(
+      " {\"a\": [1, [2, [3, {\"b\": [true, false, null]}]], {}], \"c\": {\"d\": {\"e\": []}}} ",
+      "t.json");
+  ASSERT_TRUE(v.ok()) << v.error().message;
+  EXPECT_EQ(ToJson(*v),
+            "{\"a\":[1,[2,[3,{\"b\":[true,false,null]}]],{}],\"c\":{\"d\":{\"e\":[]}}}");
+  const Value& a = *v->Find("a");
+  ASSERT_TRUE(a.is_array());
+  EXPECT_EQ(a.as_array()[0].as_number(), 1);
+  const Value& inner = a.as_array()[1].as_array()[1].as_array()[1];
+  EXPECT_TRUE(inner.Find("b")->as_array()[0].as_bool());
+  EXPECT_FALSE(inner.Find("b")->as_array()[1].as_bool());
+  EXPECT_TRUE(inner.Find("b")->as_array()[2].is_null());
+  EXPECT_TRUE(v->Find("c")->Find("d")->Find("e")->as_array().empty());
+}
+
+TEST(JsonReaderTest, Scalars) {
+  EXPECT_EQ(Reparse("true"), "true");
+  EXPECT_EQ(Reparse(" false "), "false");
+  EXPECT_EQ(Reparse("null"), "null");
+  EXPECT_EQ(Reparse("\"\""), "\"\"");
+  EXPECT_EQ(Reparse("\n12\n"), "12");
+  Expected<Value> s = ParseJson("\"abc\"", "t.json");
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(s->as_string(), "abc");
+}
+
+TEST(JsonReaderTest, Numbers) {
+  auto number = [](std::string_view text) {
+    Expected<Value> v = ParseJson(text, "t.json");
+    EXPECT_TRUE(v.ok()) << text << ": " << (v.ok() ? "" : v.error().message);
+    EXPECT_TRUE(v.ok() && v->is_number()) << text;
+    return v.ok() && v->is_number() ? v->as_number() : std::nan("");
+  };
+  EXPECT_EQ(number("0"), 0);
+  EXPECT_EQ(number("42"), 42);
+  EXPECT_EQ(number("-17"), -17);
+  EXPECT_EQ(number("1.5"), 1.5);
+  EXPECT_EQ(number("-0.25"), -0.25);
+  EXPECT_EQ(number("1e3"), 1000);
+  EXPECT_EQ(number("1E+3"), 1000);
+  EXPECT_EQ(number("2.5e-3"), 0.0025);
+  EXPECT_EQ(number("123.456e2"), 12345.6);
+  EXPECT_EQ(number("1.7976931348623157e308"), 1.7976931348623157e308);
+  EXPECT_EQ(number("5e-324"), 5e-324);
+  EXPECT_EQ(number("1e-400"), 0);  // underflow rounds to zero
+  // -0: simdjson reads the integer literal as the integer 0 (positive zero); -0.0 keeps its sign.
+  EXPECT_EQ(number("-0"), 0);
+  EXPECT_FALSE(std::signbit(number("-0")));
+  EXPECT_EQ(number("-0.0"), 0);
+  EXPECT_TRUE(std::signbit(number("-0.0")));
+  EXPECT_EQ(Reparse("-0.0"), "0");
+  // The 2^53 boundary: exact integers are accepted up to and including 2^53.
+  EXPECT_EQ(number("9007199254740991"), 9007199254740991.0);
+  EXPECT_EQ(number("9007199254740992"), 9007199254740992.0);
+  EXPECT_EQ(number("-9007199254740992"), -9007199254740992.0);
+  EXPECT_EQ(Reparse("[9007199254740991,-9007199254740991,9007199254740992]"),
+            "[9007199254740991,-9007199254740991,9007199254740992]");
+  // A literal with a fraction or exponent is a float: rounded, not rejected.
+  EXPECT_EQ(number("9007199254740993.0"), 9007199254740992.0);
+  EXPECT_EQ(number("1e20"), 1e20);
+  EXPECT_EQ(number("12345678901234567890123e0"), 12345678901234567890123e0);
+}
+
+TEST(JsonReaderTest, IntegersBeyondTwoToThe53AreErrors) {
+  EXPECT_EQ(ParseError("9007199254740993"),
+            "t.json:1:1: integer 9007199254740993 is outside the exact range [-2^53, 2^53] of a "
+            "double");
+  EXPECT_EQ(ParseError("[1, -9007199254740993]"),
+            "t.json:1:5: integer -9007199254740993 is outside the exact range [-2^53, 2^53] of a "
+            "double");
+  EXPECT_EQ(ParseError("{\"a\":\n 18446744073709551615}"),  // uint64 in simdjson
+            "t.json:2:2: integer 18446744073709551615 is outside the exact range [-2^53, 2^53] of "
+            "a double");
+  EXPECT_EQ(ParseError("123456789012345678901234"),  // beyond 64 bits: simdjson's own error
+            "t.json:1:1: integer 123456789012345678901234 is outside the exact range [-2^53, 2^53] "
+            "of a double");
+  EXPECT_EQ(ParseError("-9223372036854775808"),
+            "t.json:1:1: integer -9223372036854775808 is outside the exact range [-2^53, 2^53] of "
+            "a double");
+  EXPECT_EQ(ReadError("{\"deviceId\":\"a\"}\n{\"deviceId\":\"b\",\"version\":10000000000000000}"),
+            "t.json:2:27: integer 10000000000000000 is outside the exact range [-2^53, 2^53] of a "
+            "double");
+}
+
+TEST(JsonReaderTest, NumberErrors) {
+  EXPECT_EQ(ParseError("1e400"), "t.json:1:1: number 1e400 is out of the range of a double");
+  EXPECT_EQ(ParseError("[-1.5e309]"),
+            "t.json:1:2: number -1.5e309 is out of the range of a double");
+  EXPECT_EQ(ParseError("01"), "t.json:1:1: invalid number '01'");
+  EXPECT_EQ(ParseError("[1.]"), "t.json:1:2: invalid number '1.'");
+  EXPECT_EQ(ParseError("[.5]"), "t.json:1:2: expected a value, found '.'");
+  EXPECT_EQ(ParseError("-"), "t.json:1:1: invalid number '-'");
+  EXPECT_EQ(ParseError("1e"), "t.json:1:1: invalid number '1e'");
+  EXPECT_EQ(ParseError("1e+"), "t.json:1:1: invalid number '1e+'");
+  EXPECT_EQ(ParseError("+1"), "t.json:1:1: expected a value, found '+'");
+  EXPECT_EQ(ParseError("[1x]"), "t.json:1:2: invalid number '1x'");
+  EXPECT_EQ(ParseError("-Infinity"), "t.json:1:1: invalid number '-Infinity'");
+  EXPECT_EQ(ParseError("NaN"), "t.json:1:1: expected a value, found 'N'");
+  EXPECT_EQ(ParseError("0x10"), "t.json:1:1: invalid number '0x10'");
+}
+
+TEST(JsonReaderTest, StringsWithEscapesAndUnicode) {
+  Expected<Value> v = ParseJson(R"("q\"b\\s\/b\bf\fn\nr\rt\t u\u0041\u00e9\u20ac\ud83d\ude00 raw:)"
+                                "\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80\"",
+                                "t.json");
+  ASSERT_TRUE(v.ok()) << v.error().message;
+  EXPECT_EQ(v->as_string(),
+            "q\"b\\s/b\bf\fn\nr\rt\t uA\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80 "
+            "raw:\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80");
+  // NUL is allowed when escaped.
+  Expected<Value> nul = ParseJson(R"("a\u0000b")", "t.json");
+  ASSERT_TRUE(nul.ok());
+  EXPECT_EQ(nul->as_string(), std::string("a\0b", 3));
+  // Escaped keys are compared after unescaping.
+  EXPECT_EQ(Reparse(R"({"\u0064eviceId":1})"), "{\"deviceId\":1}");
+  EXPECT_EQ(Reparse(R"("\u001f\"")"), R"("\u001f\"")");
+}
+
+TEST(JsonReaderTest, StringErrors) {
+  EXPECT_EQ(ParseError("\"abc"), "t.json:1:1: unterminated string");
+  EXPECT_EQ(ParseError("[\"abc\\"), "t.json:1:2: unterminated string");
+  EXPECT_EQ(ParseError("[\"ab\ncd\"]"),
+            "t.json:1:5: unterminated string (line break before the closing quote)");
+  EXPECT_EQ(ParseError("\"a\tb\""), "t.json:1:3: unescaped control character U+0009 in string");
+  EXPECT_EQ(ParseError("\"a\\qb\""), "t.json:1:3: invalid escape sequence '\\q' in string");
+  EXPECT_EQ(ParseError("\"a\\\x01\""),
+            "t.json:1:3: invalid escape sequence: '\\' followed by byte 0x01");
+  EXPECT_EQ(ParseError(R"("\u12G4")"),
+            "t.json:1:2: invalid \\u escape in string (expected 4 hex digits)");
+  EXPECT_EQ(ParseError(R"(["\u12"])"),
+            "t.json:1:3: invalid \\u escape in string (expected 4 hex digits)");
+  EXPECT_EQ(ParseError(R"("x\ud800")"), "t.json:1:3: unpaired surrogate \\ud800 in string");
+  EXPECT_EQ(ParseError(R"("x\uD800\u0041")"), "t.json:1:3: unpaired surrogate \\uD800 in string");
+  EXPECT_EQ(ParseError(R"("x\udc00")"), "t.json:1:3: unpaired surrogate \\udc00 in string");
+  EXPECT_EQ(ParseError(R"("\ud83d\ude00\ude00")"),
+            "t.json:1:14: unpaired surrogate \\ude00 in string");
+}
+
+TEST(JsonReaderTest, InvalidUtf8) {
+  EXPECT_EQ(ParseError("\"ab\xFF\""), "t.json:1:4: invalid UTF-8 (byte 0xff)");
+  EXPECT_EQ(ParseError("[\"\xC3\xA9\",\n \"\xC0\xAF\"]"),  // overlong '/'
+            "t.json:2:3: invalid UTF-8 (byte 0xc0)");
+  EXPECT_EQ(ParseError("\"\xED\xA0\x80\""),  // UTF-8 encoded surrogate U+D800
+            "t.json:1:2: invalid UTF-8 (byte 0xed)");
+  EXPECT_EQ(ParseError("\"\xF4\x90\x80\x80\""),  // above U+10FFFF
+            "t.json:1:2: invalid UTF-8 (byte 0xf4)");
+  EXPECT_EQ(ParseError("\"\xE2\x82\""), "t.json:1:2: invalid UTF-8 (byte 0xe2)");  // truncated
+  EXPECT_EQ(ParseError("[1,\x80]"), "t.json:1:4: invalid UTF-8 (byte 0x80)");
+  EXPECT_EQ(ReadError("{\"deviceId\":\"a\"}\n{\"deviceId\":\"b\",\"x\":\"ok\xE2\x82\xAC\xFF\"}"),
+            "t.json:2:27: invalid UTF-8 (byte 0xff)");
+  // Valid UTF-8 outside a string is an unexpected character.
+  EXPECT_EQ(ParseError("[\xC3\xA9]"), "t.json:1:2: expected a value, found '\xC3\xA9'");
+}
+
+TEST(JsonReaderTest, StructureErrors) {
+  EXPECT_EQ(ParseError(""), "t.json:1:1: expected a value, found end of input");
+  EXPECT_EQ(ParseError("  \n "), "t.json:2:2: expected a value, found end of input");
+  EXPECT_EQ(ParseError("{} x"),
+            "t.json:1:4: expected end of input after the JSON value, found 'x'");
+  EXPECT_EQ(ParseError("1 2"), "t.json:1:3: expected end of input after the JSON value, found '2'");
+  EXPECT_EQ(ParseError("{\"a\":1,}"), "t.json:1:8: expected a string key, found '}'");
+  EXPECT_EQ(ParseError("[1,]"), "t.json:1:4: expected a value, found ']'");
+  EXPECT_EQ(ParseError("[1 2]"), "t.json:1:4: expected ',' or ']' after array element, found '2'");
+  EXPECT_EQ(ParseError("{\"a\" 1}"), "t.json:1:6: expected ':' after key \"a\", found '1'");
+  EXPECT_EQ(ParseError("{a:1}"), "t.json:1:2: expected a string key or '}', found 'a'");
+  EXPECT_EQ(ParseError("{\"a\":1]"),
+            "t.json:1:7: expected ',' or '}' after object member, found ']'");
+  EXPECT_EQ(ParseError("[1}"), "t.json:1:3: expected ',' or ']' after array element, found '}'");
+  EXPECT_EQ(ParseError("{\"a\":}"), "t.json:1:6: expected a value, found '}'");
+  EXPECT_EQ(ParseError("{\"a\":1"),
+            "t.json:1:7: expected ',' or '}' after object member, found end of input");
+  EXPECT_EQ(ParseError("'a'"), "t.json:1:1: expected a value, found '''");
+  EXPECT_EQ(ParseError("tru"), "t.json:1:1: invalid literal 'tru'");
+  EXPECT_EQ(ParseError("[truex]"), "t.json:1:2: invalid literal 'truex'");
+  EXPECT_EQ(ParseError("nul"), "t.json:1:1: invalid literal 'nul'");
+  EXPECT_EQ(ParseError("[\x01]"), "t.json:1:2: expected a value, found byte 0x01");
+}
+
+TEST(JsonReaderTest, MalformedDocumentInStream) {
+  // The column points at the offending byte, on the right line.
+  EXPECT_EQ(ReadError("{\"deviceId\":\"a\"}\n"
+                      "{\"deviceId\":\"b\"}\n"
+                      "{\"deviceId\":\"c\" \"x\":1}\n"
+                      "{\"deviceId\":\"d\"}\n"),
+            "t.json:3:17: expected ',' or '}' after object member, found '\"'");
+  // Truncated last document.
+  EXPECT_EQ(ReadError("{\"deviceId\":\"a\"}\n{\"deviceId\":\"b\","),
+            "t.json:2:17: expected a string key, found end of input");
+  EXPECT_EQ(ReadError("{\"deviceId\":\"a\"}\n{\"deviceId\":\"b"),
+            "t.json:2:13: unterminated string");
+  // A document missing its closing brace runs into the next one.
+  EXPECT_EQ(ReadError("{\"deviceId\":\"a\"\n{\"deviceId\":\"b\"}\n"),
+            "t.json:2:1: expected ',' or '}' after object member, found '{'");
+  // A missing closing quote.
+  EXPECT_EQ(ReadError("{\"deviceId\":\"a}\n{\"deviceId\":\"b\"}\n"),
+            "t.json:1:16: unterminated string (line break before the closing quote)");
+  // Stray closing brackets and separators between documents.
+  EXPECT_EQ(ReadError("{\"deviceId\":\"a\"}}\n"), "t.json:1:17: expected a value, found '}'");
+  EXPECT_EQ(ReadError("{\"deviceId\":\"a\"}\n]"), "t.json:2:1: expected a value, found ']'");
+  EXPECT_EQ(ReadError("{\"deviceId\":\"a\"},{\"deviceId\":\"b\"}"),
+            "t.json:1:17: expected a value, found ','");
+  EXPECT_EQ(ReadError("{\"deviceId\":\"a\"} x"), "t.json:1:18: expected a value, found 'x'");
+  EXPECT_EQ(ReadError("[{\"deviceId\":\"a\"},]"), "t.json:1:19: expected a value, found ']'");
+  // A pretty-printed array with a missing comma on line 4.
+  EXPECT_EQ(ReadError("[\n"
+                      "  {\"deviceId\": \"a\"},\n"
+                      "  {\"deviceId\": \"b\"}\n"
+                      "  {\"deviceId\": \"c\"}\n"
+                      "]\n"),
+            "t.json:4:3: expected ',' or ']' after array element, found '{'");
+  // The first error in the input wins over later ones.
+  EXPECT_EQ(ReadError("{\"deviceId\":\"a\",}\n{\"deviceId\":\"b\" x}\n"),
+            "t.json:1:17: expected a string key, found '}'");
+}
+
+TEST(JsonReaderTest, DuplicateKeys) {
+  EXPECT_EQ(ReadError("{\"deviceId\":\"a\",\"x\":1,\"x\":2}"),
+            "t.json:1:23: duplicate key \"x\" in object");
+  EXPECT_EQ(ReadError("{\"deviceId\":\"a\",\"deviceId\":\"b\"}"),
+            "t.json:1:17: duplicate key \"deviceId\" in object");
+  EXPECT_EQ(
+      ReadError("{\"deviceId\":\"a\"}\n{\"deviceId\":\"b\",\"tags\":{\n  \"k\":1,\n  \"k\":1}}"),
+      "t.json:4:3: duplicate key \"k\" in object");
+  // Escapes are resolved before comparing.
+  EXPECT_EQ(ParseError(R"({"a":1,"\u0061":2})"), "t.json:1:8: duplicate key \"a\" in object");
+  // The same key in different objects is fine.
+  EXPECT_EQ(Reparse(R"({"a":{"a":1},"b":{"a":2}})"), R"({"a":{"a":1},"b":{"a":2}})");
+  // Objects with many keys (the sorted check).
+  std::string many = "{";
+  for (int i = 0; i < 50; ++i) many += "\"k" + std::to_string(i) + "\":" + std::to_string(i) + ",";
+  EXPECT_EQ(ParseError(many + "\"k7\":0}"), "t.json:1:432: duplicate key \"k7\" in object");
+  EXPECT_EQ(ParseError(many + "\"k50\":0}").substr(0, 3), "ok:");
+  // Case variants are distinct keys.
+  EXPECT_EQ(Reparse(R"({"Floor":1,"floor":2})"), R"({"Floor":1,"floor":2})");
+}
+
+TEST(JsonReaderTest, Depth) {
+  auto nested = [](size_t depth, std::string_view inner = "") {
+    return std::string(depth, '[') + std::string(inner) + std::string(depth, ']');
+  };
+  Expected<Value> ok = ParseJson(nested(kMaxJsonDepth), "t.json");
+  ASSERT_TRUE(ok.ok()) << ok.error().message;
+  EXPECT_EQ(ParseError(nested(kMaxJsonDepth + 1)),
+            "t.json:1:1025: nesting deeper than 1024 levels");
+  EXPECT_EQ(ParseError(nested(1000000)), "t.json:1:1025: nesting deeper than 1024 levels");
+  EXPECT_EQ(ParseError(std::string(1000000, '{')),
+            "t.json:1:2: expected a string key or '}', found '{'");
+  EXPECT_EQ(ParseError(std::string(1000000, '[')),
+            "t.json:1:1025: nesting deeper than 1024 levels");
+  // Inside a twin (the twin object is level 1).
+  EXPECT_EQ(ReadError("{\"deviceId\":\"a\"}\n{\"deviceId\":\"b\",\"t\":" + nested(1024) + "}"),
+            "t.json:2:1044: nesting deeper than 1024 levels");
+  EXPECT_EQ(ReadIds("{\"deviceId\":\"b\",\"t\":" + nested(1023) + "}"), "b|");
+}
+
+// --- Twin rules -------------------------------------------------------------------------------
+
+TEST(JsonReaderTest, DocumentsMustBeObjects) {
+  EXPECT_EQ(ReadError("{\"deviceId\":\"a\"}\n42\n"),
+            "t.json:2: document is not an object (got number)");
+  EXPECT_EQ(ReadError("\"dev\""), "t.json:1: document is not an object (got string)");
+  EXPECT_EQ(ReadError("null"), "t.json:1: document is not an object (got null)");
+  EXPECT_EQ(ReadError("true"), "t.json:1: document is not an object (got bool)");
+  EXPECT_EQ(ReadError("[\n  {\"deviceId\":\"a\"},\n  [{\"deviceId\":\"b\"}]\n]"),
+            "t.json:3: document is not an object (got array)");
+  EXPECT_EQ(ReadError("[{\"deviceId\":\"a\"},\n\n\"x\"]"),
+            "t.json:3: document is not an object (got string)");
+}
+
+TEST(JsonReaderTest, DeviceIdRules) {
+  EXPECT_EQ(ReadError("{\"deviceId\":\"a\"}\n\n{\"DeviceId\":\"b\"}"),
+            "t.json:3: document has no \"deviceId\"");
+  EXPECT_EQ(ReadError("{}"), "t.json:1: document has no \"deviceId\"");
+  EXPECT_EQ(ReadError("{\"deviceId\":7}"), "t.json:1: \"deviceId\" is not a string (got number)");
+  EXPECT_EQ(ReadError("{\"deviceId\":null}"), "t.json:1: \"deviceId\" is not a string (got null)");
+  EXPECT_EQ(ReadError("{\"deviceId\":\"\"}"), "t.json:1: \"deviceId\" is empty");
+  EXPECT_EQ(ReadError("{\"deviceId\":\"a\",\"moduleId\":1}"),
+            "t.json:1: \"moduleId\" is not a string (got number)");
+  EXPECT_EQ(ReadError("{\"deviceId\":\"a\",\"moduleId\":null}"),
+            "t.json:1: \"moduleId\" is not a string (got null)");
+  EXPECT_EQ(ReadError("{\"deviceId\":\"a\",\"moduleId\":{}}"),
+            "t.json:1: \"moduleId\" is not a string (got object)");
+  EXPECT_EQ(ReadError("[{\"deviceId\":\"a\"},\n {\"deviceId\":\"a\",\"moduleId\":\"\"}]"),
+            "t.json:2: \"moduleId\" is empty");
+  // A multi-line document is reported at the line where it starts.
+  EXPECT_EQ(ReadError("{\"deviceId\":\"a\"}\n{\n  \"tags\": {},\n  \"deviceId\": false\n}"),
+            "t.json:2: \"deviceId\" is not a string (got bool)");
+}
+
+TEST(JsonReaderTest, DuplicateDeviceIds) {
+  EXPECT_EQ(ReadError("{\"deviceId\":\"x\"}\n"
+                      "{\"deviceId\":\"y\"}\n"
+                      "{\"deviceId\":\"dev-1\"}\n"
+                      "{\"deviceId\":\"z\"}\n"
+                      "{\"deviceId\":\"dev-1\",\"moduleId\":\"m\"}\n"
+                      "\n"
+                      "{\"deviceId\":\"w\"}\n"
+                      "{\"deviceId\":\"v\"}\n"
+                      "{\"deviceId\":\"dev-1\"}\n"
+                      "{\"deviceId\":\"dev-1\"}\n"),
+            "t.json:9: duplicate deviceId \"dev-1\" (first at line 3)");
+  // The earliest repetition is reported, whatever the sort order of the ids.
+  EXPECT_EQ(ReadError("{\"deviceId\":\"b\"}\n{\"deviceId\":\"a\"}\n"
+                      "{\"deviceId\":\"b\"}\n{\"deviceId\":\"a\"}\n"),
+            "t.json:3: duplicate deviceId \"b\" (first at line 1)");
+  // Ids are quoted as JSON strings; case matters.
+  EXPECT_EQ(ReadIds("{\"deviceId\":\"Dev\"}{\"deviceId\":\"dev\"}"), "Dev,dev|");
+  EXPECT_EQ(ReadError("{\"deviceId\":\"q\\\"x\"} {\"deviceId\":\"q\\\"x\"}"),
+            "t.json:1: duplicate deviceId \"q\\\"x\" (first at line 1)");
+  // In a pretty-printed array, lines are those of the elements.
+  EXPECT_EQ(ReadError("[\n  {\"deviceId\": \"a\"},\n  {\"deviceId\": \"b\"},\n"
+                      "  {\"deviceId\": \"a\", \"tags\": {\"x\": [1, \"]\", {}]}},\n"
+                      "  {\n    \"deviceId\": \"b\"\n  }\n]"),
+            "t.json:4: duplicate deviceId \"a\" (first at line 2)");
+}
+
+TEST(JsonReaderTest, DuplicateModuleIds) {
+  EXPECT_EQ(ReadError("{\"deviceId\":\"d\",\"moduleId\":\"m\"}\n"
+                      "{\"deviceId\":\"d\",\"moduleId\":\"n\"}\n"
+                      "{\"deviceId\":\"e\",\"moduleId\":\"m\"}\n"
+                      "{\"deviceId\":\"d\"}\n"
+                      "{\"deviceId\":\"d\",\"moduleId\":\"m\"}\n"),
+            "t.json:5: duplicate moduleId \"m\" of deviceId \"d\" (first at line 1)");
+  // The earliest repetition among devices and modules is reported.
+  EXPECT_EQ(ReadError("{\"deviceId\":\"d\"}\n{\"deviceId\":\"d\",\"moduleId\":\"m\"}\n"
+                      "{\"deviceId\":\"d\",\"moduleId\":\"m\"}\n{\"deviceId\":\"d\"}\n"),
+            "t.json:3: duplicate moduleId \"m\" of deviceId \"d\" (first at line 2)");
+  EXPECT_EQ(ReadError("{\"deviceId\":\"d\"}\n{\"deviceId\":\"d\",\"moduleId\":\"m\"}\n"
+                      "{\"deviceId\":\"d\"}\n{\"deviceId\":\"d\",\"moduleId\":\"m\"}\n"),
+            "t.json:3: duplicate deviceId \"d\" (first at line 1)");
+}
+
+TEST(JsonReaderTest, SyntaxErrorsComeBeforeDuplicates) {
+  EXPECT_EQ(ReadError("{\"deviceId\":\"a\"}\n{\"deviceId\":\"a\"}\n{\"deviceId\":\"c\""),
+            "t.json:3:16: expected ',' or '}' after object member, found end of input");
+}
+
+TEST(JsonReaderTest, EmptyNameIsShownAsInput) {
+  Expected<TwinSet> set = ReadTwins("[1]", "");
+  ASSERT_FALSE(set.ok());
+  EXPECT_EQ(set.error().message, "<input>:1: document is not an object (got number)");
+}
+
+// --- Round trip -------------------------------------------------------------------------------
+
+// A device twin as the service returns it (reference A.8), compact.
+constexpr std::string_view kTwin =
+    R"({"deviceId":"devA","etag":"AAAAAAAAAAc=","deviceEtag":"NTk0ODUyODgx","status":"enabled",)"
+    R"("statusReason":"provisioned","statusUpdateTime":"0001-01-01T00:00:00Z",)"
+    R"("connectionState":"Disconnected","lastActivityTime":"2020-07-17T06:12:26.8402249Z",)"
+    R"("cloudToDeviceMessageCount":0,"authenticationType":"sas",)"
+    R"("x509Thumbprint":{"primaryThumbprint":null,"secondaryThumbprint":null},"modelId":"",)"
+    R"("version":8,"tags":{"deploymentLocation":{"building":"43","floor":"1"},"weights":[0.5,-2,1e+21]},)"
+    R"("properties":{"desired":{"telemetryConfig":{"sendFrequency":"5m"},)"
+    R"("$metadata":{"$lastUpdated":"2023-10-12T13:38:52.3108419Z","$lastUpdatedVersion":4,)"
+    R"("telemetryConfig":{"$lastUpdated":"2023-10-12T13:38:52.3108419Z","$lastUpdatedVersion":4,)"
+    R"("sendFrequency":{"$lastUpdated":"2023-10-12T13:38:52.3108419Z","$lastUpdatedVersion":4}}},)"
+    R"("$version":4},"reported":{"batteryLevel":55.5,"name":"caf\u00e9 \"north\"",)"
+    R"("$metadata":{"$lastUpdated":"2023-10-12T13:38:52.3108419Z",)"
+    R"("batteryLevel":{"$lastUpdated":"2023-10-12T13:38:52.3108419Z"}},"$version":1}},)"
+    R"("capabilities":{"iotEdge":true},"deviceScope":"ms-azure-iot-edge://devA-638278574807366710",)"
+    R"("parentScopes":[]})";
+
+TEST(JsonReaderTest, RoundTripRealisticTwin) {
+  Expected<Value> v = ParseJson(kTwin, "twin.json");
+  ASSERT_TRUE(v.ok()) << v.error().message;
+  std::string expected(kTwin);
+  // The only non-canonical spelling in kTwin: ToJson writes U+00E9 as raw UTF-8.
+  expected.replace(expected.find("\\u00e9"), 6, "\xC3\xA9");
+  EXPECT_EQ(ToJson(*v), expected);
+  // And the output reads back to the same value.
+  Expected<Value> again = ParseJson(ToJson(*v), "again.json");
+  ASSERT_TRUE(again.ok()) << again.error().message;
+  EXPECT_EQ(*again, *v);
+  EXPECT_EQ(v->Find("properties")->Find("reported")->Find("batteryLevel")->as_number(), 55.5);
+  EXPECT_EQ(v->FindFolded("TAGS")->FindFolded("deploymentlocation")->Find("building")->as_string(),
+            "43");
+
+  // The same twin pretty-printed inside an array, next to a module twin.
+  std::string pretty =
+      "[\n  " + std::string(kTwin) +
+      ",\n  {\"deviceId\": \"devA\", \"moduleId\": \"$edgeAgent\", \"tags\": {}}\n]";
+  Expected<TwinSet> set = ReadTwins(pretty, "fleet.json");
+  ASSERT_TRUE(set.ok()) << set.error().message;
+  ASSERT_EQ(set->devices.size(), 1u);
+  ASSERT_EQ(set->modules.size(), 1u);
+  EXPECT_EQ(set->devices[0], *v);
+  EXPECT_EQ(ToJson(set->modules[0]), R"({"deviceId":"devA","moduleId":"$edgeAgent","tags":{}})");
+}
+
+// --- Files ------------------------------------------------------------------------------------
+
+class TempFile {
+ public:
+  explicit TempFile(std::string_view contents) {
+    char name[] = "/tmp/twinq_json_reader_XXXXXX";
+    int fd = mkstemp(name);
+    EXPECT_GE(fd, 0);
+    path_ = name;
+    if (fd >= 0) {
+      EXPECT_EQ(write(fd, contents.data(), contents.size()), static_cast<ssize_t>(contents.size()));
+      close(fd);
+    }
+  }
+  ~TempFile() { std::remove(path_.c_str()); }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+TEST(JsonReaderTest, ReadTwinsFile) {
+  TempFile good("{\"deviceId\":\"b\"}\n{\"deviceId\":\"a\"}\n");
+  Expected<TwinSet> set = ReadTwinsFile(good.path());
+  ASSERT_TRUE(set.ok()) << set.error().message;
+  EXPECT_EQ(Ids(*set), "a,b|");
+
+  TempFile bad("{\"deviceId\":\"b\"}\n{\"deviceId\":\"b\"}\n");
+  set = ReadTwinsFile(bad.path());
+  ASSERT_FALSE(set.ok());
+  EXPECT_EQ(set.error().message, bad.path() + ":2: duplicate deviceId \"b\" (first at line 1)");
+
+  TempFile empty("");
+  set = ReadTwinsFile(empty.path());
+  ASSERT_TRUE(set.ok()) << set.error().message;
+  EXPECT_EQ(Ids(*set), "|");
+}
+
+TEST(JsonReaderTest, ReadTwinsFileErrors) {
+  Expected<TwinSet> set = ReadTwinsFile("/nonexistent/dir/fleet.ndjson");
+  ASSERT_FALSE(set.ok());
+  EXPECT_EQ(set.error().message,
+            "/nonexistent/dir/fleet.ndjson: cannot read: No such file or directory");
+  set = ReadTwinsFile("/tmp");
+  ASSERT_FALSE(set.ok());
+  EXPECT_EQ(set.error().message, "/tmp: cannot read: Is a directory");
+}
+
+// --- Robustness -------------------------------------------------------------------------------
+
+// True when `message` ends with one of simdjson's own error texts, i.e. the scalar diagnoser did
+// not find the problem simdjson reported (a disagreement between the two).
+bool IsFallbackMessage(const std::string& message) {
+  for (int code = 1; code < simdjson::NUM_ERROR_CODES; ++code) {
+    std::string_view text = simdjson::error_message(static_cast<simdjson::error_code>(code));
+    if (message.size() >= text.size() &&
+        message.compare(message.size() - text.size(), text.size(), text) == 0) {
+      return true;
+    }
+  }
+  return false;
+}
+
+TEST(JsonReaderTest, MutatedInputsNeverCrashAndAreAlwaysLocated) {
+  std::string base = std::string(kTwin) + "\n" +
+                     R"({"deviceId":"m","moduleId":"x","n":[1,-2.5e3,true,null,"\ud83d\ude00"]})";
+  const std::string alphabet = "{}[]\",:\\ \n0123456789-+.eEtrufalsn\x01\x7f\xC3\xA9\xFF\xED";
+  const int kRounds =
+      std::getenv("TWINQ_MUTATION_ROUNDS") ? std::atoi(std::getenv("TWINQ_MUTATION_ROUNDS")) : 3000;
+  std::mt19937 rng(12345);
+  auto mutate = [&](std::string text) {
+    int edits = 1 + static_cast<int>(rng() % 3);
+    for (int k = 0; k < edits; ++k) {
+      size_t at = rng() % text.size();
+      char c = alphabet[rng() % alphabet.size()];
+      switch (rng() % 3) {
+        case 0:
+          text[at] = c;
+          break;
+        case 1:
+          text.insert(text.begin() + static_cast<std::ptrdiff_t>(at), c);
+          break;
+        default:
+          text.erase(at, 1);
+      }
+    }
+    return text;
+  };
+  int errors = 0;
+  int parsed = 0;
+  for (int round = 0; round < kRounds; ++round) {
+    std::string text = mutate(base);
+    Expected<TwinSet> set = ReadTwins(text, "m.json");
+    if (!set.ok()) {
+      ++errors;
+      EXPECT_EQ(set.error().message.rfind("m.json:", 0), 0u) << set.error().message;
+      EXPECT_FALSE(IsFallbackMessage(set.error().message))
+          << set.error().message << "\ninput: " << text;
+    }
+    text = mutate(std::string(kTwin));
+    Expected<Value> value = ParseJson(text, "m.json");
+    if (!value.ok()) {
+      EXPECT_EQ(value.error().message.rfind("m.json:", 0), 0u) << value.error().message;
+      EXPECT_FALSE(IsFallbackMessage(value.error().message))
+          << value.error().message << "\ninput: " << text;
+    } else {
+      // Whatever parses must print and read back to the same value.
+      ++parsed;
+      Expected<Value> again = ParseJson(ToJson(*value), "again");
+      ASSERT_TRUE(again.ok()) << again.error().message;
+      EXPECT_EQ(*again, *value);
+    }
+  }
+  EXPECT_GT(parsed, 100);
+  EXPECT_GT(errors, 1000);
+}
+
+}  // namespace
+}  // namespace twinq

@@ -1,0 +1,191 @@
+// The JSON value model: kinds, lookup (DESIGN.md decision 2), JSON output, number formatting.
+#include "engine/common/value.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+#include <string>
+
+namespace twinq {
+namespace {
+
+Value Obj(Object members) { return Value::MakeObject(std::move(members)); }
+
+TEST(ValueTest, KindsAndAccessors) {
+  EXPECT_EQ(Value().kind(), ValueKind::kUndefined);
+  EXPECT_TRUE(Value::Undefined().is_undefined());
+  EXPECT_TRUE(Value::Null().is_null());
+  EXPECT_TRUE(Value::Bool(true).as_bool());
+  EXPECT_EQ(Value::Number(2.5).as_number(), 2.5);
+  EXPECT_EQ(Value::String("x").as_string(), "x");
+  EXPECT_EQ(Value::MakeArray({Value::Null()}).as_array().size(), 1u);
+  EXPECT_EQ(Obj({{"a", Value::Null()}}).as_object()[0].first, "a");
+
+  EXPECT_TRUE(Value::Null().is_primitive());
+  EXPECT_TRUE(Value::String("").is_primitive());
+  EXPECT_FALSE(Value().is_primitive());
+  EXPECT_FALSE(Value::MakeArray({}).is_primitive());
+  EXPECT_FALSE(Obj({}).is_primitive());
+
+  EXPECT_EQ(ValueKindName(ValueKind::kUndefined), "undefined");
+  EXPECT_EQ(ValueKindName(ValueKind::kNull), "null");
+  EXPECT_EQ(ValueKindName(ValueKind::kBool), "bool");
+  EXPECT_EQ(ValueKindName(ValueKind::kNumber), "number");
+  EXPECT_EQ(ValueKindName(ValueKind::kString), "string");
+  EXPECT_EQ(ValueKindName(ValueKind::kArray), "array");
+  EXPECT_EQ(ValueKindName(ValueKind::kObject), "object");
+}
+
+TEST(ValueTest, CopiesShareContainers) {
+  Value a = Value::MakeArray({Value::Number(1)});
+  Value b = a;
+  EXPECT_EQ(&a.as_array(), &b.as_array());
+}
+
+TEST(ValueTest, Equality) {
+  EXPECT_EQ(Value(), Value());
+  EXPECT_EQ(Value::Null(), Value::Null());
+  EXPECT_NE(Value(), Value::Null());
+  EXPECT_NE(Value::Number(1), Value::String("1"));
+  EXPECT_NE(Value::Bool(false), Value::Number(0));
+  EXPECT_EQ(Value::Number(0.0), Value::Number(-0.0));
+  EXPECT_NE(Value::Number(std::nan("")), Value::Number(std::nan("")));
+  EXPECT_EQ(Value::MakeArray({Value::Number(1), Value::String("a")}),
+            Value::MakeArray({Value::Number(1), Value::String("a")}));
+  EXPECT_NE(Value::MakeArray({Value::Number(1)}),
+            Value::MakeArray({Value::Number(1), Value::Number(1)}));
+  // Objects compare member by member in document order.
+  EXPECT_EQ(Obj({{"a", Value::Number(1)}, {"b", Value::Number(2)}}),
+            Obj({{"a", Value::Number(1)}, {"b", Value::Number(2)}}));
+  EXPECT_NE(Obj({{"a", Value::Number(1)}, {"b", Value::Number(2)}}),
+            Obj({{"b", Value::Number(2)}, {"a", Value::Number(1)}}));
+}
+
+TEST(ValueTest, FindIsExact) {
+  Value o = Obj({{"Floor", Value::Number(1)}, {"floor", Value::Number(2)}});
+  ASSERT_NE(o.Find("floor"), nullptr);
+  EXPECT_EQ(o.Find("floor")->as_number(), 2);
+  EXPECT_EQ(o.Find("FLOOR"), nullptr);
+  EXPECT_EQ(Value::Number(1).Find("floor"), nullptr);
+  EXPECT_EQ(Value().Find("floor"), nullptr);
+}
+
+TEST(ValueTest, FindFoldedExactSpellingWins) {
+  // "FLOOR" < "Floor" < "floor" in byte order; the exact spelling wins over all of them.
+  Value o = Obj({{"floor", Value::Number(1)},
+                 {"Floor", Value::Number(2)},
+                 {"FLOOR", Value::Number(3)},
+                 {"x", Value::Number(4)}});
+  std::string_view spelling;
+  const Value* v = o.FindFolded("floor", &spelling);
+  ASSERT_NE(v, nullptr);
+  EXPECT_EQ(v->as_number(), 1);
+  EXPECT_EQ(spelling, "floor");
+  v = o.FindFolded("Floor", &spelling);
+  ASSERT_NE(v, nullptr);
+  EXPECT_EQ(v->as_number(), 2);
+  EXPECT_EQ(spelling, "Floor");
+  v = o.FindFolded("FLOOR", &spelling);
+  ASSERT_NE(v, nullptr);
+  EXPECT_EQ(v->as_number(), 3);
+}
+
+TEST(ValueTest, FindFoldedOtherwiseByteOrderOfSpelling) {
+  // Document order must not matter: the smallest spelling in byte order wins.
+  Value o = Obj({{"floor", Value::Number(1)}, {"Floor", Value::Number(2)}});
+  std::string_view spelling;
+  const Value* v = o.FindFolded("FLOOR", &spelling);
+  ASSERT_NE(v, nullptr);
+  EXPECT_EQ(v->as_number(), 2);
+  EXPECT_EQ(spelling, "Floor");
+  v = o.FindFolded("fLOOR");
+  ASSERT_NE(v, nullptr);
+  EXPECT_EQ(v->as_number(), 2);
+
+  Value p = Obj({{"fLoor", Value::Number(1)}, {"flOor", Value::Number(2)}, {"x", Value::Null()}});
+  v = p.FindFolded("FLOOR", &spelling);
+  ASSERT_NE(v, nullptr);
+  EXPECT_EQ(spelling, "fLoor");  // "fLoor" < "flOor": 'L' (0x4c) < 'l' (0x6c)
+
+  // A single case-insensitive candidate.
+  v = p.FindFolded("X", &spelling);
+  ASSERT_NE(v, nullptr);
+  EXPECT_TRUE(v->is_null());
+  EXPECT_EQ(spelling, "x");
+}
+
+TEST(ValueTest, FindFoldedMisses) {
+  Value o = Obj({{"floor", Value::Number(1)}});
+  std::string_view spelling = "unchanged";
+  EXPECT_EQ(o.FindFolded("floors", &spelling), nullptr);
+  EXPECT_EQ(o.FindFolded("flor", &spelling), nullptr);
+  EXPECT_EQ(o.FindFolded("", &spelling), nullptr);
+  EXPECT_EQ(spelling, "unchanged");
+  EXPECT_EQ(Value::String("floor").FindFolded("floor"), nullptr);
+  EXPECT_EQ(Value::MakeArray({}).FindFolded("floor"), nullptr);
+  // Folding is ASCII only: no Unicode case mapping.
+  Value u = Obj({{"\xC3\xA9t\xC3\xA9", Value::Number(1)}});  // "été"
+  EXPECT_EQ(u.FindFolded("\xC3\x89T\xC3\x89"), nullptr);     // "ÉTÉ"
+  EXPECT_NE(u.FindFolded("\xC3\xA9T\xC3\xA9"), nullptr);     // "éTé"
+}
+
+TEST(ValueTest, CaseHelpers) {
+  EXPECT_TRUE(EqualsIgnoreCase("DeviceId", "deviceid"));
+  EXPECT_FALSE(EqualsIgnoreCase("deviceId", "deviceIds"));
+  EXPECT_FALSE(EqualsIgnoreCase("[", "{"));  // 0x5b vs 0x7b differ by 32 but are not letters
+  EXPECT_EQ(ToLowerAscii("Tags.FLOOR_2"), "tags.floor_2");
+}
+
+TEST(ValueTest, FormatNumber) {
+  EXPECT_EQ(FormatNumber(0), "0");
+  EXPECT_EQ(FormatNumber(-0.0), "0");
+  EXPECT_EQ(FormatNumber(1), "1");
+  EXPECT_EQ(FormatNumber(-42), "-42");
+  EXPECT_EQ(FormatNumber(100), "100");
+  EXPECT_EQ(FormatNumber(1.5), "1.5");
+  EXPECT_EQ(FormatNumber(0.1), "0.1");
+  EXPECT_EQ(FormatNumber(-2.5e-5), "-2.5e-05");
+  EXPECT_EQ(FormatNumber(1e-7), "1e-07");
+  EXPECT_EQ(FormatNumber(1e15), "1000000000000000");
+  EXPECT_EQ(FormatNumber(9007199254740991.0), "9007199254740991");    // 2^53 - 1
+  EXPECT_EQ(FormatNumber(-9007199254740991.0), "-9007199254740991");  // -(2^53 - 1)
+  EXPECT_EQ(FormatNumber(9007199254740992.0), "9007199254740992");    // 2^53
+  EXPECT_EQ(FormatNumber(1e16), "1e+16");
+  EXPECT_EQ(FormatNumber(1e21), "1e+21");
+  EXPECT_EQ(FormatNumber(5e-324), "5e-324");
+  EXPECT_EQ(FormatNumber(1.7976931348623157e308), "1.7976931348623157e+308");
+  EXPECT_EQ(FormatNumber(std::nan("")), "null");
+  EXPECT_EQ(FormatNumber(std::numeric_limits<double>::infinity()), "null");
+  EXPECT_EQ(FormatNumber(-std::numeric_limits<double>::infinity()), "null");
+}
+
+TEST(ValueTest, FormatNumberRoundTrips) {
+  for (double d : {0.1, 1.0 / 3, 2.0 / 3, 1e-300, 123456.789, 9007199254740993.0, 1e300}) {
+    EXPECT_EQ(std::stod(FormatNumber(d)), d) << FormatNumber(d);
+  }
+}
+
+TEST(ValueTest, ToJson) {
+  EXPECT_EQ(ToJson(Value()), "undefined");
+  EXPECT_EQ(ToJson(Value::Null()), "null");
+  EXPECT_EQ(ToJson(Value::Bool(false)), "false");
+  EXPECT_EQ(ToJson(Value::Number(3)), "3");
+  EXPECT_EQ(ToJson(Value::String("a\"b\\c\n\t\x01\x1f/\xC3\xA9")),
+            "\"a\\\"b\\\\c\\n\\t\\u0001\\u001f/\xC3\xA9\"");
+  EXPECT_EQ(ToJson(Value::String("\b\f\r")), "\"\\b\\f\\r\"");
+  // Undefined is omitted from objects and written as null in arrays.
+  EXPECT_EQ(ToJson(Obj({{"a", Value()}, {"b", Value::Number(1)}, {"c", Value()}})), "{\"b\":1}");
+  EXPECT_EQ(ToJson(Obj({{"a", Value()}})), "{}");
+  EXPECT_EQ(ToJson(Value::MakeArray({Value(), Value::Number(1)})), "[null,1]");
+  EXPECT_EQ(ToJson(Obj({{"z", Value::MakeArray({})},
+                        {"a", Obj({{"k\"", Value::MakeArray({Value::Bool(true), Obj({})})}})}})),
+            "{\"z\":[],\"a\":{\"k\\\"\":[true,{}]}}");
+  std::string out = "x";
+  AppendJson(Value::Number(-1.25), &out);
+  AppendJsonString("q", &out);
+  EXPECT_EQ(out, "x-1.25\"q\"");
+}
+
+}  // namespace
+}  // namespace twinq
