@@ -1,0 +1,100 @@
+// A thin wrapper over CRoaring (Debian's libroaring-dev), so the bitmap backend can change.
+// Row sets of the index and the VM are Bitmaps. Copies share containers (copy-on-write), so
+// copying a large bitmap is cheap and only the containers a writer touches are duplicated.
+#ifndef TWINQ_INDEX_BITMAP_H_
+#define TWINQ_INDEX_BITMAP_H_
+
+#include <roaring/roaring.hh>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace twinq::index {
+
+class Bitmap {
+ public:
+  Bitmap() { r_.setCopyOnWrite(true); }
+  static Bitmap Range(uint32_t begin, uint32_t end) {  // [begin, end)
+    Bitmap b;
+    if (end > begin) b.r_.addRange(begin, end);
+    return b;
+  }
+  static Bitmap Of(const std::vector<uint32_t>& sorted_rows) {
+    Bitmap b;
+    if (!sorted_rows.empty()) b.r_.addMany(sorted_rows.size(), sorted_rows.data());
+    return b;
+  }
+
+  void Add(uint32_t row) { r_.add(row); }
+  void Remove(uint32_t row) { r_.remove(row); }
+  bool Contains(uint32_t row) const { return r_.contains(row); }
+  uint64_t Cardinality() const { return r_.cardinality(); }
+  bool Empty() const { return r_.isEmpty(); }
+  // Number of set rows smaller than or equal to `row`.
+  uint64_t Rank(uint32_t row) const { return r_.rank(row); }
+  void Optimize() {
+    r_.runOptimize();
+    r_.shrinkToFit();
+  }
+  size_t SizeInBytes() const { return r_.getSizeInBytes(true); }
+
+  Bitmap& operator&=(const Bitmap& o) {
+    r_ &= o.r_;
+    return *this;
+  }
+  Bitmap& operator|=(const Bitmap& o) {
+    r_ |= o.r_;
+    return *this;
+  }
+  Bitmap& operator-=(const Bitmap& o) {
+    r_ -= o.r_;
+    return *this;
+  }
+  friend Bitmap operator&(const Bitmap& a, const Bitmap& b) {
+    Bitmap r = a;
+    r &= b;
+    return r;
+  }
+  friend Bitmap operator|(const Bitmap& a, const Bitmap& b) {
+    Bitmap r = a;
+    r |= b;
+    return r;
+  }
+  friend Bitmap operator-(const Bitmap& a, const Bitmap& b) {
+    Bitmap r = a;
+    r -= b;
+    return r;
+  }
+  friend bool operator==(const Bitmap& a, const Bitmap& b) { return a.r_ == b.r_; }
+
+  std::vector<uint32_t> ToVector() const {
+    std::vector<uint32_t> out(r_.cardinality());
+    if (!out.empty()) r_.toUint32Array(out.data());
+    return out;
+  }
+  template <class F>
+  void ForEach(F&& f) const {
+    for (auto it = r_.begin(); it != r_.end(); ++it) f(*it);
+  }
+
+  // Portable serialisation (the CRoaring format).
+  void AppendTo(std::string* out) const {
+    size_t n = r_.getSizeInBytes(true);
+    size_t at = out->size();
+    out->resize(at + n);
+    r_.write(out->data() + at, true);
+  }
+  // Reads a bitmap written by AppendTo from at most `max_bytes`; false when malformed.
+  static bool Read(std::string_view bytes, Bitmap* out, size_t* consumed);
+
+  const ::Roaring& roaring() const { return r_; }
+
+ private:
+  ::Roaring r_;
+};
+
+}  // namespace twinq::index
+
+#endif  // TWINQ_INDEX_BITMAP_H_

@@ -1,0 +1,248 @@
+#include "index/column.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <numeric>
+
+namespace twinq::index {
+
+namespace {
+
+bool PlainName(const std::string& n) {
+  if (n.empty()) return false;
+  for (size_t k = 0; k < n.size(); ++k) {
+    unsigned char c = static_cast<unsigned char>(n[k]);
+    bool ok = c >= 0x80 || c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              (k > 0 && c >= '0' && c <= '9') || (k == 0 && c == '$');
+    if (!ok) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+std::string PathDisplay(const ColumnPath& path) {
+  std::string out;
+  for (size_t i = 0; i < path.size(); ++i) {
+    if (path[i].is_index) {
+      out += fmt::format("[{}]", path[i].index);
+      continue;
+    }
+    if (i > 0) out.push_back('.');
+    out += PlainName(path[i].name) ? path[i].name : "[[" + path[i].name + "]]";
+  }
+  return out;
+}
+
+std::string FoldedKey(const ColumnPath& path) {
+  std::string out;
+  for (const Step& s : path) {
+    if (s.is_index) {
+      out += fmt::format("\x1e{}", s.index);
+    } else {
+      out.push_back('\x1f');
+      out += ToLowerAscii(s.name);
+    }
+  }
+  return out;
+}
+
+std::string ExactKey(const ColumnPath& path) {
+  std::string out;
+  for (const Step& s : path) {
+    if (s.is_index) {
+      out += fmt::format("\x1e{}", s.index);
+    } else {
+      out.push_back('\x1f');
+      out += s.name;
+    }
+  }
+  return out;
+}
+
+const char* KindName(Kind k) {
+  switch (k) {
+    case Kind::kNull: return "null";
+    case Kind::kFalse: return "false";
+    case Kind::kTrue: return "true";
+    case Kind::kNumber: return "number";
+    case Kind::kString: return "string";
+    case Kind::kArray: return "array";
+    case Kind::kObject: return "object";
+  }
+  return "?";
+}
+
+int64_t Dictionary::Find(std::string_view s) const {
+  uint32_t lb = LowerBound(s);
+  if (lb < strings_.size() && strings_[lb] == s) return lb;
+  return -1;
+}
+
+uint32_t Dictionary::LowerBound(std::string_view s) const {
+  return static_cast<uint32_t>(
+      std::lower_bound(strings_.begin(), strings_.end(), s,
+                       [](const std::string& a, std::string_view b) { return a < b; }) -
+      strings_.begin());
+}
+
+uint32_t Dictionary::UpperBound(std::string_view s) const {
+  return static_cast<uint32_t>(
+      std::upper_bound(strings_.begin(), strings_.end(), s,
+                       [](std::string_view a, const std::string& b) { return a < b; }) -
+      strings_.begin());
+}
+
+std::pair<uint32_t, uint32_t> Dictionary::PrefixRange(std::string_view prefix) const {
+  uint32_t begin = LowerBound(prefix);
+  uint32_t end = begin;
+  while (end < strings_.size() && std::string_view(strings_[end]).starts_with(prefix)) {
+    // Strings with the prefix are contiguous; find the end by binary search on the prefix.
+    auto it = std::partition_point(strings_.begin() + end, strings_.end(), [&](const std::string& s) {
+      return std::string_view(s).starts_with(prefix);
+    });
+    end = static_cast<uint32_t>(it - strings_.begin());
+  }
+  return {begin, end};
+}
+
+size_t Dictionary::MemoryBytes() const {
+  size_t n = strings_.capacity() * sizeof(std::string);
+  for (const std::string& s : strings_) {
+    if (s.capacity() > 15) n += s.capacity() + 1;  // beyond the small-string buffer
+  }
+  return n;
+}
+
+Kind Column::KindAt(uint32_t row, bool* present) const {
+  *present = present_.Contains(row);
+  if (!*present) return Kind::kNull;
+  for (size_t k = 0; k < kKindCount; ++k) {
+    if (by_kind_[k].Contains(row)) return static_cast<Kind>(k);
+  }
+  return Kind::kNull;
+}
+
+Value Column::ValueAt(uint32_t row) const {
+  bool present = false;
+  Kind k = KindAt(row, &present);
+  if (!present) return Value();
+  switch (k) {
+    case Kind::kNull: return Value::Null();
+    case Kind::kFalse: return Value::Bool(false);
+    case Kind::kTrue: return Value::Bool(true);
+    case Kind::kNumber: return Value::Number(numbers_[rows(Kind::kNumber).Rank(row) - 1]);
+    case Kind::kString: return Value::String(dict_.at(codes_[rows(Kind::kString).Rank(row) - 1]));
+    case Kind::kArray: return Value::MakeArray({});
+    case Kind::kObject: return Value::MakeObject({});
+  }
+  return Value();
+}
+
+size_t Column::MemoryBytes() const {
+  size_t n = sizeof(Column) + present_.SizeInBytes();
+  for (const Bitmap& b : by_kind_) n += b.SizeInBytes();
+  n += numbers_.capacity() * sizeof(double) + codes_.capacity() * sizeof(uint32_t) +
+       array_lengths_.capacity() * sizeof(uint32_t) + dict_.MemoryBytes();
+  for (const Bitmap& b : string_postings_) n += b.SizeInBytes() + sizeof(Bitmap);
+  for (const Bitmap& b : number_postings_) n += b.SizeInBytes() + sizeof(Bitmap);
+  n += distinct_numbers_.capacity() * sizeof(double);
+  return n;
+}
+
+void ColumnBuilder::AddString(uint32_t row, std::string_view s) {
+  Add(row, Kind::kString);
+  auto it = intern_.find(std::string(s));
+  if (it == intern_.end()) {
+    it = intern_.emplace(std::string(s), static_cast<uint32_t>(distinct_.size())).first;
+    distinct_.emplace_back(s);
+  }
+  temp_codes_.push_back(it->second);
+}
+
+void ColumnBuilder::CopyFrom(const Column& c, uint32_t row, uint32_t new_row) {
+  bool present = false;
+  Kind k = c.KindAt(row, &present);
+  switch (k) {
+    case Kind::kNull: AddNull(new_row); break;
+    case Kind::kFalse: AddBool(new_row, false); break;
+    case Kind::kTrue: AddBool(new_row, true); break;
+    case Kind::kNumber: AddNumber(new_row, c.numbers()[c.rows(Kind::kNumber).Rank(row) - 1]); break;
+    case Kind::kString:
+      AddString(new_row, c.dictionary().at(c.codes()[c.rows(Kind::kString).Rank(row) - 1]));
+      break;
+    case Kind::kArray:
+      AddArray(new_row, c.array_lengths()[c.rows(Kind::kArray).Rank(row) - 1]);
+      break;
+    case Kind::kObject: AddObject(new_row); break;
+  }
+}
+
+std::shared_ptr<const Column> ColumnBuilder::Build() && {
+  auto c = std::make_shared<Column>();
+  c->path_ = std::move(path_);
+  // Rows arrive in increasing order from the table builder; keep that invariant checked.
+  std::array<std::vector<uint32_t>, kKindCount> kind_rows;
+  for (size_t i = 0; i < rows_.size(); ++i) kind_rows[static_cast<size_t>(kinds_[i])].push_back(rows_[i]);
+  c->present_ = Bitmap::Of(rows_);
+  c->present_.Optimize();
+  for (size_t k = 0; k < kKindCount; ++k) {
+    c->by_kind_[k] = Bitmap::Of(kind_rows[k]);
+    c->by_kind_[k].Optimize();
+    c->stats_.kind_counts[k] = kind_rows[k].size();
+  }
+  // Strings: sort the distinct strings, recode.
+  std::vector<uint32_t> order(distinct_.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) { return distinct_[a] < distinct_[b]; });
+  std::vector<uint32_t> final_code(distinct_.size());
+  std::vector<std::string> sorted;
+  sorted.reserve(distinct_.size());
+  for (uint32_t i = 0; i < order.size(); ++i) {
+    final_code[order[i]] = i;
+    sorted.push_back(std::move(distinct_[order[i]]));
+  }
+  c->codes_.reserve(temp_codes_.size());
+  for (uint32_t t : temp_codes_) c->codes_.push_back(final_code[t]);
+  c->dict_ = Dictionary(std::move(sorted));
+  c->numbers_ = std::move(numbers_);
+  c->array_lengths_ = std::move(array_lengths_);
+  // Postings where they pay: few distinct values relative to the rows that hold them.
+  size_t string_rows = kind_rows[static_cast<size_t>(Kind::kString)].size();
+  if (c->dict_.size() > 0 && c->dict_.size() <= kMaxPostingsAbsolute &&
+      c->dict_.size() * 4 <= string_rows + 64) {
+    std::vector<std::vector<uint32_t>> lists(c->dict_.size());
+    const auto& srows = kind_rows[static_cast<size_t>(Kind::kString)];
+    for (size_t i = 0; i < srows.size(); ++i) lists[c->codes_[i]].push_back(srows[i]);
+    c->string_postings_.reserve(lists.size());
+    for (auto& l : lists) {
+      c->string_postings_.push_back(Bitmap::Of(l));
+      c->string_postings_.back().Optimize();
+    }
+  }
+  const auto& nrows = kind_rows[static_cast<size_t>(Kind::kNumber)];
+  if (!c->numbers_.empty()) {
+    auto [mn, mx] = std::minmax_element(c->numbers_.begin(), c->numbers_.end());
+    c->stats_.min_number = *mn;
+    c->stats_.max_number = *mx;
+    std::vector<double> distinct = c->numbers_;
+    std::sort(distinct.begin(), distinct.end());
+    distinct.erase(std::unique(distinct.begin(), distinct.end()), distinct.end());
+    if (distinct.size() <= kMaxPostingsAbsolute && distinct.size() * 4 <= nrows.size() + 64) {
+      std::vector<std::vector<uint32_t>> lists(distinct.size());
+      for (size_t i = 0; i < nrows.size(); ++i) {
+        size_t code = std::lower_bound(distinct.begin(), distinct.end(), c->numbers_[i]) - distinct.begin();
+        lists[code].push_back(nrows[i]);
+      }
+      for (auto& l : lists) {
+        c->number_postings_.push_back(Bitmap::Of(l));
+        c->number_postings_.back().Optimize();
+      }
+      c->distinct_numbers_ = std::move(distinct);
+    }
+  }
+  return c;
+}
+
+}  // namespace twinq::index

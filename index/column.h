@@ -1,0 +1,173 @@
+// A column of the index: every value at one node path of the twins (exact spelling), with a
+// presence bitmap, one bitmap per JSON kind, native numbers, dictionary-coded strings and, where
+// they pay, postings (value -> rows). Columns are immutable once built; a new table version
+// shares the columns it did not change.
+#ifndef TWINQ_INDEX_COLUMN_H_
+#define TWINQ_INDEX_COLUMN_H_
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "engine/common/value.h"
+#include "index/bitmap.h"
+
+namespace twinq::index {
+
+// One step of a column path: a property name (exact spelling) or an array index.
+struct Step {
+  bool is_index = false;
+  std::string name;
+  uint32_t index = 0;
+  bool operator==(const Step&) const = default;
+};
+using ColumnPath = std::vector<Step>;
+
+// `tags.roles[0]`, `properties.reported.$metadata`; odd names as [[name]].
+std::string PathDisplay(const ColumnPath& path);
+// The catalog key: names ASCII-lower-cased. Two paths differing only in the case of their
+// names share a key (DESIGN.md decision 2 chooses among them per document).
+std::string FoldedKey(const ColumnPath& path);
+// The exact key (spelling kept).
+std::string ExactKey(const ColumnPath& path);
+
+// JSON kinds as stored; booleans are split so that `x = true` is one bitmap.
+enum class Kind : uint8_t { kNull, kFalse, kTrue, kNumber, kString, kArray, kObject };
+inline constexpr size_t kKindCount = 7;
+const char* KindName(Kind k);
+
+// A sorted set of distinct strings; a string's code is its rank, so ranges and prefixes of
+// strings are ranges of codes.
+class Dictionary {
+ public:
+  Dictionary() = default;
+  explicit Dictionary(std::vector<std::string> sorted_unique) : strings_(std::move(sorted_unique)) {}
+
+  size_t size() const { return strings_.size(); }
+  const std::string& at(uint32_t code) const { return strings_[code]; }
+  const std::vector<std::string>& strings() const { return strings_; }
+  // Code of `s`, or -1.
+  int64_t Find(std::string_view s) const;
+  // First code whose string is >= s (size() when none).
+  uint32_t LowerBound(std::string_view s) const;
+  // First code whose string is > s.
+  uint32_t UpperBound(std::string_view s) const;
+  // Codes [begin, end) of the strings starting with `prefix`.
+  std::pair<uint32_t, uint32_t> PrefixRange(std::string_view prefix) const;
+  size_t MemoryBytes() const;
+
+ private:
+  std::vector<std::string> strings_;
+};
+
+struct ColumnStats {
+  std::array<uint64_t, kKindCount> kind_counts{};
+  double min_number = 0;
+  double max_number = 0;
+};
+
+class Column {
+ public:
+  const ColumnPath& path() const { return path_; }
+  // Rows with any value at this path.
+  const Bitmap& present() const { return present_; }
+  const Bitmap& rows(Kind k) const { return by_kind_[static_cast<size_t>(k)]; }
+  // Numbers of the rows in rows(kNumber), in row order; codes of the rows in rows(kString).
+  const std::vector<double>& numbers() const { return numbers_; }
+  const std::vector<uint32_t>& codes() const { return codes_; }
+  const Dictionary& dictionary() const { return dict_; }
+  // Element counts of the rows in rows(kArray), in row order.
+  const std::vector<uint32_t>& array_lengths() const { return array_lengths_; }
+  // Postings per string code (empty when the column has too many distinct strings).
+  bool has_string_postings() const { return !string_postings_.empty() || dict_.size() == 0; }
+  const Bitmap& string_posting(uint32_t code) const { return string_postings_[code]; }
+  // Distinct numbers (sorted) and their postings (empty when too many distinct numbers).
+  const std::vector<double>& distinct_numbers() const { return distinct_numbers_; }
+  const std::vector<Bitmap>& number_postings() const { return number_postings_; }
+  const ColumnStats& stats() const { return stats_; }
+
+  // The value of one row, rebuilt from the column (objects and arrays come back as empty
+  // containers: their members live in child columns). Undefined when absent.
+  Value ValueAt(uint32_t row) const;
+  Kind KindAt(uint32_t row, bool* present) const;
+  size_t MemoryBytes() const;
+
+ private:
+  friend class ColumnBuilder;
+  friend class ColumnCodec;
+  ColumnPath path_;
+  Bitmap present_;
+  std::array<Bitmap, kKindCount> by_kind_;
+  std::vector<double> numbers_;
+  std::vector<uint32_t> codes_;
+  Dictionary dict_;
+  std::vector<uint32_t> array_lengths_;
+  std::vector<Bitmap> string_postings_;
+  std::vector<double> distinct_numbers_;
+  std::vector<Bitmap> number_postings_;
+  ColumnStats stats_;
+};
+
+// Collects (row, value) entries in increasing row order, then builds an immutable Column.
+class ColumnBuilder {
+ public:
+  explicit ColumnBuilder(ColumnPath path) : path_(std::move(path)) {}
+  const ColumnPath& path() const { return path_; }
+
+  void AddNull(uint32_t row) { Add(row, Kind::kNull); }
+  void AddBool(uint32_t row, bool b) { Add(row, b ? Kind::kTrue : Kind::kFalse); }
+  void AddNumber(uint32_t row, double d) {
+    Add(row, Kind::kNumber);
+    numbers_.push_back(d);
+  }
+  void AddString(uint32_t row, std::string_view s);
+  void AddArray(uint32_t row, uint32_t length) {
+    Add(row, Kind::kArray);
+    array_lengths_.push_back(length);
+  }
+  void AddObject(uint32_t row) { Add(row, Kind::kObject); }
+  // Copies the entry of `row` from an existing column (row must be present there).
+  void CopyFrom(const Column& c, uint32_t row, uint32_t new_row);
+  bool empty() const { return rows_.empty(); }
+
+  std::shared_ptr<const Column> Build() &&;
+
+ private:
+  void Add(uint32_t row, Kind k) {
+    rows_.push_back(row);
+    kinds_.push_back(k);
+  }
+  ColumnPath path_;
+  std::vector<uint32_t> rows_;
+  std::vector<Kind> kinds_;
+  std::vector<double> numbers_;
+  std::vector<uint32_t> array_lengths_;
+  // Strings are interned while building: temporary codes in first-seen order.
+  std::vector<uint32_t> temp_codes_;
+  std::vector<std::string> distinct_;
+  std::unordered_map<std::string, uint32_t> intern_;
+};
+
+// One node of a flattened document.
+struct FlatEntry {
+  ColumnPath path;
+  Kind kind = Kind::kNull;
+  double number = 0;
+  std::string string;
+  uint32_t length = 0;  // arrays: element count
+};
+// Flattens a document into entries for every node below the root, depth first in document
+// order: objects and arrays are entries too (their members follow).
+void Flatten(const Value& doc, std::vector<FlatEntry>* out);
+
+// Postings are built when a column has at most this many distinct values, or few relative to
+// its rows (see ColumnBuilder::Build).
+inline constexpr size_t kMaxPostingsAbsolute = 1u << 16;
+
+}  // namespace twinq::index
+
+#endif  // TWINQ_INDEX_COLUMN_H_

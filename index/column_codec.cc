@@ -1,0 +1,342 @@
+#include "index/column_codec.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+namespace twinq::index {
+
+bool Bitmap::Read(std::string_view bytes, Bitmap* out, size_t* consumed) {
+  try {
+    ::Roaring r = ::Roaring::readSafe(bytes.data(), bytes.size());
+    size_t n = r.getSizeInBytes(true);
+    if (n > bytes.size()) return false;
+    out->r_ = std::move(r);
+    out->r_.setCopyOnWrite(true);
+    *consumed = n;
+    return true;
+  } catch (...) {
+    return false;
+  }
+}
+
+void PutU32(std::string* out, uint32_t v) { out->append(reinterpret_cast<const char*>(&v), 4); }
+void PutU64(std::string* out, uint64_t v) { out->append(reinterpret_cast<const char*>(&v), 8); }
+void PutF64(std::string* out, double v) { out->append(reinterpret_cast<const char*>(&v), 8); }
+void PutBytes(std::string* out, std::string_view s) {
+  PutU32(out, static_cast<uint32_t>(s.size()));
+  out->append(s);
+}
+bool GetU32(std::string_view* in, uint32_t* v) {
+  if (in->size() < 4) return false;
+  std::memcpy(v, in->data(), 4);
+  in->remove_prefix(4);
+  return true;
+}
+bool GetU64(std::string_view* in, uint64_t* v) {
+  if (in->size() < 8) return false;
+  std::memcpy(v, in->data(), 8);
+  in->remove_prefix(8);
+  return true;
+}
+bool GetF64(std::string_view* in, double* v) {
+  if (in->size() < 8) return false;
+  std::memcpy(v, in->data(), 8);
+  in->remove_prefix(8);
+  return true;
+}
+bool GetBytes(std::string_view* in, std::string_view* s) {
+  uint32_t n;
+  if (!GetU32(in, &n) || in->size() < n) return false;
+  *s = in->substr(0, n);
+  in->remove_prefix(n);
+  return true;
+}
+
+namespace {
+
+// Merges the old (row, value) sequence of one kind, minus the changed rows, with new entries.
+// `on_removed` sees each changed row's old value.
+template <class T, class GetNew, class OnRemoved>
+void MergeValues(const Bitmap& old_rows, const std::vector<T>& old_values,
+                 const std::vector<uint32_t>& changed,
+                 const std::vector<std::pair<uint32_t, T>>& fresh, std::vector<T>* out,
+                 GetNew&& map_old, OnRemoved&& on_removed) {
+  out->reserve(old_values.size() + fresh.size());
+  size_t i = 0, c = 0, f = 0;
+  old_rows.ForEach([&](uint32_t row) {
+    while (f < fresh.size() && fresh[f].first < row) out->push_back(fresh[f++].second);
+    while (c < changed.size() && changed[c] < row) ++c;
+    if (c < changed.size() && changed[c] == row) {
+      on_removed(row, old_values[i]);
+    } else {
+      out->push_back(map_old(old_values[i]));
+    }
+    ++i;
+  });
+  while (f < fresh.size()) out->push_back(fresh[f++].second);
+}
+
+}  // namespace
+
+std::shared_ptr<const Column> ColumnCodec::Merge(
+    const Column& old, const std::vector<uint32_t>& changed,
+    const std::vector<std::pair<uint32_t, const FlatEntry*>>& entries) {
+  auto c = std::make_shared<Column>();
+  c->path_ = old.path_;
+  Bitmap changed_bm = Bitmap::Of(changed);
+
+  std::array<std::vector<uint32_t>, kKindCount> fresh_rows;
+  std::vector<std::pair<uint32_t, double>> fresh_numbers;
+  std::vector<std::pair<uint32_t, uint32_t>> fresh_lengths;
+  std::vector<std::pair<uint32_t, std::string_view>> fresh_strings;
+  for (const auto& [row, e] : entries) {
+    fresh_rows[static_cast<size_t>(e->kind)].push_back(row);
+    if (e->kind == Kind::kNumber) fresh_numbers.emplace_back(row, e->number);
+    if (e->kind == Kind::kArray) fresh_lengths.emplace_back(row, e->length);
+    if (e->kind == Kind::kString) fresh_strings.emplace_back(row, e->string);
+  }
+  c->present_ = Bitmap();
+  for (size_t k = 0; k < kKindCount; ++k) {
+    const Bitmap& before = old.by_kind_[k];
+    if (fresh_rows[k].empty() && (before & changed_bm).Empty()) {
+      c->by_kind_[k] = before;  // shared, untouched
+    } else {
+      c->by_kind_[k] = (before - changed_bm) | Bitmap::Of(fresh_rows[k]);
+      c->by_kind_[k].Optimize();
+    }
+    c->present_ |= c->by_kind_[k];
+    c->stats_.kind_counts[k] = c->by_kind_[k].Cardinality();
+  }
+  c->present_.Optimize();
+
+  // Numbers (and their postings).
+  bool number_postings = !old.number_postings_.empty() || old.numbers_.empty();
+  std::vector<std::pair<uint32_t, double>> removed_numbers;
+  MergeValues<double>(
+      old.by_kind_[static_cast<size_t>(Kind::kNumber)], old.numbers_, changed, fresh_numbers,
+      &c->numbers_, [](double d) { return d; },
+      [&](uint32_t row, double d) { removed_numbers.emplace_back(row, d); });
+  if (!c->numbers_.empty()) {
+    auto [mn, mx] = std::minmax_element(c->numbers_.begin(), c->numbers_.end());
+    c->stats_.min_number = *mn;
+    c->stats_.max_number = *mx;
+  }
+  if (number_postings) {
+    std::vector<double> distinct = old.distinct_numbers_;
+    for (const auto& [row, d] : fresh_numbers) distinct.push_back(d);
+    std::sort(distinct.begin(), distinct.end());
+    distinct.erase(std::unique(distinct.begin(), distinct.end()), distinct.end());
+    if (distinct.size() <= kMaxPostingsAbsolute) {
+      auto code = [&](double d) {
+        return static_cast<size_t>(std::lower_bound(distinct.begin(), distinct.end(), d) -
+                                   distinct.begin());
+      };
+      c->number_postings_.resize(distinct.size());
+      for (size_t o = 0; o < old.distinct_numbers_.size(); ++o) {
+        c->number_postings_[code(old.distinct_numbers_[o])] = old.number_postings_[o];
+      }
+      for (const auto& [row, d] : removed_numbers) c->number_postings_[code(d)].Remove(row);
+      for (const auto& [row, d] : fresh_numbers) c->number_postings_[code(d)].Add(row);
+      c->distinct_numbers_ = std::move(distinct);
+    }
+  }
+
+  // Array lengths.
+  MergeValues<uint32_t>(
+      old.by_kind_[static_cast<size_t>(Kind::kArray)], old.array_lengths_, changed, fresh_lengths,
+      &c->array_lengths_, [](uint32_t n) { return n; }, [](uint32_t, uint32_t) {});
+
+  // Strings: merge the dictionaries, remap old codes, keep postings.
+  std::vector<std::string_view> added;
+  for (const auto& [row, s] : fresh_strings) {
+    if (old.dict_.Find(s) < 0) added.push_back(s);
+  }
+  std::sort(added.begin(), added.end());
+  added.erase(std::unique(added.begin(), added.end()), added.end());
+  const std::vector<std::string>& before = old.dict_.strings();
+  std::vector<uint32_t> remap(before.size());
+  std::vector<std::string> merged;
+  merged.reserve(before.size() + added.size());
+  {
+    size_t i = 0, j = 0;
+    while (i < before.size() || j < added.size()) {
+      if (j == added.size() || (i < before.size() && std::string_view(before[i]) < added[j])) {
+        remap[i] = static_cast<uint32_t>(merged.size());
+        merged.push_back(before[i++]);
+      } else {
+        merged.emplace_back(added[j++]);
+      }
+    }
+  }
+  c->dict_ = Dictionary(std::move(merged));
+  std::vector<std::pair<uint32_t, uint32_t>> fresh_codes;
+  fresh_codes.reserve(fresh_strings.size());
+  for (const auto& [row, s] : fresh_strings) {
+    fresh_codes.emplace_back(row, static_cast<uint32_t>(c->dict_.Find(s)));
+  }
+  std::vector<std::pair<uint32_t, uint32_t>> removed_codes;
+  MergeValues<uint32_t>(
+      old.by_kind_[static_cast<size_t>(Kind::kString)], old.codes_, changed, fresh_codes,
+      &c->codes_, [&](uint32_t code) { return remap[code]; },
+      [&](uint32_t row, uint32_t code) { removed_codes.emplace_back(row, remap[code]); });
+  bool string_postings = !old.string_postings_.empty() || old.dict_.size() == 0;
+  if (string_postings && c->dict_.size() > 0 && c->dict_.size() <= kMaxPostingsAbsolute) {
+    c->string_postings_.resize(c->dict_.size());
+    for (size_t o = 0; o < old.string_postings_.size(); ++o) {
+      c->string_postings_[remap[o]] = old.string_postings_[o];
+    }
+    for (const auto& [row, code] : removed_codes) c->string_postings_[code].Remove(row);
+    for (const auto& [row, code] : fresh_codes) c->string_postings_[code].Add(row);
+  }
+  return c;
+}
+
+// ---- serialisation ---------------------------------------------------------------------------
+
+namespace {
+
+void PutBitmap(std::string* out, const Bitmap& b) {
+  size_t at = out->size();
+  PutU32(out, 0);
+  b.AppendTo(out);
+  uint32_t n = static_cast<uint32_t>(out->size() - at - 4);
+  std::memcpy(out->data() + at, &n, 4);
+}
+
+bool GetBitmap(std::string_view* in, Bitmap* b) {
+  std::string_view bytes;
+  size_t consumed = 0;
+  if (!GetBytes(in, &bytes) || !Bitmap::Read(bytes, b, &consumed) || consumed != bytes.size()) {
+    return false;
+  }
+  return true;
+}
+
+template <class T>
+void PutArray(std::string* out, const std::vector<T>& v) {
+  PutU64(out, v.size());
+  out->append(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(T));
+}
+
+template <class T>
+bool GetArray(std::string_view* in, std::vector<T>* v) {
+  uint64_t n;
+  if (!GetU64(in, &n) || n > in->size() / sizeof(T)) return false;
+  v->resize(n);
+  std::memcpy(v->data(), in->data(), n * sizeof(T));
+  in->remove_prefix(n * sizeof(T));
+  return true;
+}
+
+}  // namespace
+
+void ColumnCodec::Write(const Column& c, std::string* out) {
+  PutU32(out, static_cast<uint32_t>(c.path_.size()));
+  for (const Step& s : c.path_) {
+    out->push_back(s.is_index ? 1 : 0);
+    if (s.is_index) {
+      PutU32(out, s.index);
+    } else {
+      PutBytes(out, s.name);
+    }
+  }
+  PutBitmap(out, c.present_);
+  for (const Bitmap& b : c.by_kind_) PutBitmap(out, b);
+  PutArray(out, c.numbers_);
+  PutArray(out, c.codes_);
+  PutArray(out, c.array_lengths_);
+  PutU32(out, static_cast<uint32_t>(c.dict_.size()));
+  for (const std::string& s : c.dict_.strings()) PutBytes(out, s);
+  PutU32(out, static_cast<uint32_t>(c.string_postings_.size()));
+  for (const Bitmap& b : c.string_postings_) PutBitmap(out, b);
+  PutArray(out, c.distinct_numbers_);
+  PutU32(out, static_cast<uint32_t>(c.number_postings_.size()));
+  for (const Bitmap& b : c.number_postings_) PutBitmap(out, b);
+}
+
+bool ColumnCodec::Read(std::string_view* in, std::shared_ptr<const Column>* out, std::string* error) {
+  auto c = std::make_shared<Column>();
+  auto fail = [&](const char* what) {
+    *error = what;
+    return false;
+  };
+  uint32_t steps;
+  if (!GetU32(in, &steps) || steps == 0 || steps > 4096) return fail("bad column path");
+  for (uint32_t i = 0; i < steps; ++i) {
+    if (in->empty()) return fail("truncated column path");
+    Step s;
+    s.is_index = (*in)[0] == 1;
+    if ((*in)[0] > 1) return fail("bad column path step");
+    in->remove_prefix(1);
+    if (s.is_index) {
+      if (!GetU32(in, &s.index)) return fail("truncated column path");
+    } else {
+      std::string_view name;
+      if (!GetBytes(in, &name)) return fail("truncated column path");
+      s.name = std::string(name);
+    }
+    c->path_.push_back(std::move(s));
+  }
+  if (!GetBitmap(in, &c->present_)) return fail("bad presence bitmap");
+  for (Bitmap& b : c->by_kind_) {
+    if (!GetBitmap(in, &b)) return fail("bad kind bitmap");
+  }
+  if (!GetArray(in, &c->numbers_) || !GetArray(in, &c->codes_) || !GetArray(in, &c->array_lengths_)) {
+    return fail("bad value arrays");
+  }
+  uint32_t dict_size;
+  if (!GetU32(in, &dict_size) || dict_size > in->size() / 4) return fail("bad dictionary");
+  std::vector<std::string> strings;
+  strings.reserve(dict_size);
+  for (uint32_t i = 0; i < dict_size; ++i) {
+    std::string_view s;
+    if (!GetBytes(in, &s)) return fail("truncated dictionary");
+    if (!strings.empty() && !(std::string_view(strings.back()) < s)) return fail("unsorted dictionary");
+    strings.emplace_back(s);
+  }
+  c->dict_ = Dictionary(std::move(strings));
+  uint32_t n;
+  if (!GetU32(in, &n) || (n != 0 && n != dict_size)) return fail("bad string postings");
+  c->string_postings_.resize(n);
+  for (Bitmap& b : c->string_postings_) {
+    if (!GetBitmap(in, &b)) return fail("bad string posting");
+  }
+  if (!GetArray(in, &c->distinct_numbers_) || !GetU32(in, &n) ||
+      (n != 0 && n != c->distinct_numbers_.size())) {
+    return fail("bad number postings");
+  }
+  c->number_postings_.resize(n);
+  for (Bitmap& b : c->number_postings_) {
+    if (!GetBitmap(in, &b)) return fail("bad number posting");
+  }
+  // Consistency: the value arrays match their bitmaps, codes are in range.
+  Bitmap all;
+  uint64_t total = 0;
+  for (size_t k = 0; k < kKindCount; ++k) {
+    c->stats_.kind_counts[k] = c->by_kind_[k].Cardinality();
+    total += c->stats_.kind_counts[k];
+    all |= c->by_kind_[k];
+  }
+  if (!(all == c->present_) || total != c->present_.Cardinality() ||
+      c->numbers_.size() != c->stats_.kind_counts[static_cast<size_t>(Kind::kNumber)] ||
+      c->codes_.size() != c->stats_.kind_counts[static_cast<size_t>(Kind::kString)] ||
+      c->array_lengths_.size() != c->stats_.kind_counts[static_cast<size_t>(Kind::kArray)]) {
+    return fail("inconsistent column");
+  }
+  for (uint32_t code : c->codes_) {
+    if (code >= dict_size) return fail("string code out of range");
+  }
+  for (double d : c->numbers_) {
+    if (!std::isfinite(d)) return fail("non-finite number");
+  }
+  if (!c->numbers_.empty()) {
+    auto [mn, mx] = std::minmax_element(c->numbers_.begin(), c->numbers_.end());
+    c->stats_.min_number = *mn;
+    c->stats_.max_number = *mx;
+  }
+  *out = std::move(c);
+  return true;
+}
+
+}  // namespace twinq::index

@@ -1,0 +1,386 @@
+#include "index/fleet.h"
+
+#include <fmt/format.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include "index/column_codec.h"
+
+namespace twinq::index {
+
+// ---- table (de)serialisation -------------------------------------------------------------------
+
+class TableCodec {
+ public:
+  static void Write(const Table& t, std::string* out) {
+    out->push_back(t.modules_ ? 1 : 0);
+    PutU32(out, t.row_count_);
+    std::string live;
+    t.live_.AppendTo(&live);
+    PutBytes(out, live);
+    PutU64(out, t.order_->size());
+    out->append(reinterpret_cast<const char*>(t.order_->data()), t.order_->size() * 4);
+    for (uint32_t row = 0; row < t.row_count_; ++row) {
+      const DocChunk& c = *t.docs_[row / kDocChunkRows];
+      size_t slot = row % kDocChunkRows;
+      bool has = slot < c.json.size();
+      PutBytes(out, has ? std::string_view(c.json[slot]) : std::string_view());
+      PutBytes(out, has ? std::string_view(c.device_id[slot]) : std::string_view());
+      PutBytes(out, has ? std::string_view(c.module_id[slot]) : std::string_view());
+    }
+    PutU32(out, static_cast<uint32_t>(t.columns_.size()));
+    for (const auto& c : t.columns_) ColumnCodec::Write(*c, out);
+  }
+
+  static bool Read(std::string_view* in, std::shared_ptr<const Table>* out, std::string* error) {
+    auto t = std::shared_ptr<Table>(new Table());
+    auto fail = [&](const std::string& what) {
+      *error = what;
+      return false;
+    };
+    if (in->empty() || static_cast<unsigned char>((*in)[0]) > 1) return fail("bad table header");
+    t->modules_ = (*in)[0] == 1;
+    in->remove_prefix(1);
+    std::string_view live;
+    size_t consumed = 0;
+    if (!GetU32(in, &t->row_count_) || !GetBytes(in, &live) ||
+        !Bitmap::Read(live, &t->live_, &consumed) || consumed != live.size()) {
+      return fail("bad table liveness");
+    }
+    uint64_t order_size;
+    if (!GetU64(in, &order_size) || order_size != t->live_.Cardinality() ||
+        order_size > in->size() / 4) {
+      return fail("bad table order");
+    }
+    auto order = std::make_shared<std::vector<uint32_t>>(order_size);
+    std::memcpy(order->data(), in->data(), order_size * 4);
+    in->remove_prefix(order_size * 4);
+    for (uint32_t row : *order) {
+      if (!t->live_.Contains(row)) return fail("order names a deleted row");
+    }
+    t->order_ = std::move(order);
+    if (!t->live_.Empty() && t->live_.ToVector().back() >= t->row_count_) {
+      return fail("live row out of range");
+    }
+    std::shared_ptr<DocChunk> chunk;
+    for (uint32_t row = 0; row < t->row_count_; ++row) {
+      if (row % kDocChunkRows == 0) {
+        if (chunk) t->docs_.push_back(std::move(chunk));
+        chunk = std::make_shared<DocChunk>();
+      }
+      std::string_view json, device, module;
+      if (!GetBytes(in, &json) || !GetBytes(in, &device) || !GetBytes(in, &module)) {
+        return fail("truncated documents");
+      }
+      if (json.empty() == t->live_.Contains(row)) return fail("document and liveness disagree");
+      chunk->json.emplace_back(json);
+      chunk->device_id.emplace_back(device);
+      chunk->module_id.emplace_back(module);
+    }
+    if (chunk) t->docs_.push_back(std::move(chunk));
+    uint32_t columns;
+    if (!GetU32(in, &columns) || columns > in->size()) return fail("bad column count");
+    t->columns_.reserve(columns);
+    for (uint32_t i = 0; i < columns; ++i) {
+      std::shared_ptr<const Column> c;
+      std::string why;
+      if (!ColumnCodec::Read(in, &c, &why)) return fail(fmt::format("column {}: {}", i, why));
+      if (!c->present().Empty() && c->present().ToVector().back() >= t->row_count_) {
+        return fail(fmt::format("column {}: row out of range", i));
+      }
+      t->columns_.push_back(std::move(c));
+    }
+    t->BuildCatalog();
+    if (t->exact_->size() != t->columns_.size()) return fail("duplicate column paths");
+    *out = std::move(t);
+    return true;
+  }
+};
+
+namespace {
+
+constexpr char kMagic[8] = {'T', 'W', 'I', 'N', 'Q', 'I', 'D', 'X'};
+constexpr uint32_t kFormatVersion = 1;
+constexpr size_t kHeaderBytes = 8 + 4 + 8 + 8;
+
+// A fast 64-bit checksum over 8-byte words (detects truncation and corruption, not tampering).
+uint64_t Checksum(std::string_view data) {
+  uint64_t h = 0x9E3779B97F4A7C15ULL ^ data.size();
+  size_t i = 0;
+  for (; i + 8 <= data.size(); i += 8) {
+    uint64_t w;
+    std::memcpy(&w, data.data() + i, 8);
+    h = (h ^ w) * 0xFF51AFD7ED558CCDULL;
+    h ^= h >> 32;
+  }
+  uint64_t tail = 0;
+  std::memcpy(&tail, data.data() + i, data.size() - i);
+  h = (h ^ tail) * 0xC4CEB9FE1A85EC53ULL;
+  return h ^ (h >> 29);
+}
+
+std::string KeyOf(const std::string& device, const std::string& module) {
+  return device + '\0' + module;
+}
+
+std::string Who(const std::string& device, const std::string& module) {
+  return module.empty() ? fmt::format("'{}'", device) : fmt::format("'{}/{}'", device, module);
+}
+
+}  // namespace
+
+std::string NowTimestamp() {
+  auto now = std::chrono::system_clock::now().time_since_epoch();
+  int64_t ticks = std::chrono::duration_cast<std::chrono::nanoseconds>(now).count() / 100;
+  return FormatTimestamp(ticks);
+}
+
+Fleet::Fleet() : Fleet(TwinSet()) {}
+
+Fleet::Fleet(const TwinSet& twins) { Reset(twins); }
+
+void Fleet::Reset(const TwinSet& twins) {
+  std::lock_guard<std::mutex> lock(writer_);
+  auto s = std::make_shared<FleetState>();
+  s->devices = Table::Build(twins.devices, false);
+  s->modules = Table::Build(twins.modules, true);
+  auto cur = state_.load();
+  s->version = cur ? cur->version + 1 : 1;
+  state_.store(std::move(s));
+}
+
+Expected<size_t> Fleet::LoadTwinsFile(const std::string& path) {
+  Expected<TwinSet> twins = ReadTwinsFile(path);
+  if (!twins.ok()) return twins.error();
+  Reset(*twins);
+  return twins->devices.size() + twins->modules.size();
+}
+
+Expected<uint64_t> Fleet::Apply(const std::vector<Mutation>& batch, const std::string& now) {
+  std::lock_guard<std::mutex> lock(writer_);
+  std::shared_ptr<const FleetState> cur = state_.load();
+  // The twins this batch has touched so far (undefined: deleted), so that later mutations see
+  // earlier ones.
+  std::map<std::string, Value> touched;
+  std::vector<Change> device_changes, module_changes;
+  auto current = [&](const std::string& device, const std::string& module, Value* out) {
+    auto it = touched.find(KeyOf(device, module));
+    if (it != touched.end()) {
+      *out = it->second;
+      return !out->is_undefined();
+    }
+    const Table& t = module.empty() ? *cur->devices : *cur->modules;
+    std::optional<uint32_t> row = t.FindRow(device, module);
+    if (!row) return false;
+    *out = t.Document(*row);
+    return true;
+  };
+  auto upsert = [&](const std::string& device, const std::string& module, Value doc) {
+    Change c;
+    c.kind = Change::Kind::kUpsert;
+    c.device_id = device;
+    c.module_id = module;
+    c.doc = doc;
+    touched[KeyOf(device, module)] = std::move(doc);
+    (module.empty() ? device_changes : module_changes).push_back(std::move(c));
+  };
+  auto remove = [&](const std::string& device, const std::string& module) {
+    Change c;
+    c.kind = Change::Kind::kDelete;
+    c.device_id = device;
+    c.module_id = module;
+    touched[KeyOf(device, module)] = Value();
+    (module.empty() ? device_changes : module_changes).push_back(std::move(c));
+  };
+  PatchOptions options;
+  options.now = now;
+  for (size_t i = 0; i < batch.size(); ++i) {
+    const Mutation& m = batch[i];
+    auto fail = [&](const std::string& what) {
+      return Error{batch.size() == 1 ? what : fmt::format("mutation {}: {}", i + 1, what)};
+    };
+    switch (m.kind) {
+      case Mutation::Kind::kUpsert: {
+        if (!m.doc.is_object()) return fail("a twin must be a JSON object");
+        const Value* device = m.doc.Find("deviceId");
+        const Value* module = m.doc.Find("moduleId");
+        if (device == nullptr || !device->is_string() || device->as_string().empty()) {
+          return fail("twin has no \"deviceId\" string");
+        }
+        if (module != nullptr && (!module->is_string() || module->as_string().empty())) {
+          return fail("\"moduleId\" must be a non-empty string");
+        }
+        upsert(device->as_string(), module ? module->as_string() : "", m.doc);
+        break;
+      }
+      case Mutation::Kind::kDelete: {
+        Value doc;
+        if (!current(m.device_id, m.module_id, &doc)) {
+          return fail(fmt::format("no twin {}", Who(m.device_id, m.module_id)));
+        }
+        remove(m.device_id, m.module_id);
+        if (m.module_id.empty()) {  // deleting a device deletes its modules
+          const Table& mt = *cur->modules;
+          for (uint32_t row : mt.order()) {
+            if (mt.device_id(row) != m.device_id) continue;
+            std::string mid(mt.module_id(row));
+            Value ignored;
+            if (current(m.device_id, mid, &ignored)) remove(m.device_id, mid);
+          }
+          for (auto& [key, doc2] : touched) {
+            if (key.rfind(m.device_id + '\0', 0) == 0 && key.size() > m.device_id.size() + 1 &&
+                !doc2.is_undefined()) {
+              remove(m.device_id, key.substr(m.device_id.size() + 1));
+            }
+          }
+        }
+        break;
+      }
+      case Mutation::Kind::kPatch:
+      case Mutation::Kind::kReplace: {
+        Value doc;
+        if (!current(m.device_id, m.module_id, &doc)) {
+          return fail(fmt::format("no twin {}", Who(m.device_id, m.module_id)));
+        }
+        Expected<PatchResult> r = m.kind == Mutation::Kind::kPatch
+                                      ? ApplyTwinPatch(doc, m.patch, m.if_match, options)
+                                      : ReplaceTwin(doc, m.patch, m.if_match, options);
+        if (!r.ok()) return fail(fmt::format("twin {}: {}", Who(m.device_id, m.module_id), r.error().message));
+        if (r->changed) upsert(m.device_id, m.module_id, std::move(r->twin));
+        break;
+      }
+    }
+  }
+  auto next = std::make_shared<FleetState>(*cur);
+  if (!device_changes.empty()) {
+    auto t = cur->devices->WithChanges(device_changes);
+    if (!t.ok()) return t.error();
+    next->devices = std::move(t.value());
+  }
+  if (!module_changes.empty()) {
+    auto t = cur->modules->WithChanges(module_changes);
+    if (!t.ok()) return t.error();
+    next->modules = std::move(t.value());
+  }
+  next->version = cur->version + 1;
+  uint64_t v = next->version;
+  state_.store(std::move(next));
+  return v;
+}
+
+Expected<uint64_t> Fleet::Upsert(Value doc) {
+  Mutation m;
+  m.kind = Mutation::Kind::kUpsert;
+  m.doc = std::move(doc);
+  return Apply({m}, NowTimestamp());
+}
+
+Expected<uint64_t> Fleet::Delete(const std::string& device_id, const std::string& module_id) {
+  Mutation m;
+  m.kind = Mutation::Kind::kDelete;
+  m.device_id = device_id;
+  m.module_id = module_id;
+  return Apply({m}, NowTimestamp());
+}
+
+Expected<uint64_t> Fleet::Patch(const std::string& device_id, const std::string& module_id,
+                                const Value& patch, const std::string& if_match,
+                                const std::string& now) {
+  Mutation m;
+  m.kind = Mutation::Kind::kPatch;
+  m.device_id = device_id;
+  m.module_id = module_id;
+  m.patch = patch;
+  m.if_match = if_match;
+  return Apply({m}, now);
+}
+
+std::string Fleet::Serialize() const {
+  std::shared_ptr<const FleetState> s = state_.load();
+  std::string payload;
+  PutU64(&payload, s->version);
+  TableCodec::Write(*s->devices, &payload);
+  TableCodec::Write(*s->modules, &payload);
+  std::string out(kMagic, 8);
+  PutU32(&out, kFormatVersion);
+  PutU64(&out, payload.size());
+  PutU64(&out, Checksum(payload));
+  out += payload;
+  return out;
+}
+
+Expected<std::unique_ptr<Fleet>> Fleet::Deserialize(std::string_view bytes, const std::string& name) {
+  auto fail = [&](const std::string& what) { return Error{fmt::format("{}: {}", name, what)}; };
+  if (bytes.size() < kHeaderBytes || std::memcmp(bytes.data(), kMagic, 8) != 0) {
+    return fail("not a twinq index file");
+  }
+  std::string_view in = bytes.substr(8);
+  uint32_t version;
+  uint64_t length, checksum;
+  GetU32(&in, &version);
+  GetU64(&in, &length);
+  GetU64(&in, &checksum);
+  if (version != kFormatVersion) {
+    return fail(fmt::format("index format version {} is not supported (this build reads version {})",
+                            version, kFormatVersion));
+  }
+  if (in.size() < length) {
+    return fail(fmt::format("file is truncated: {} of {} payload bytes", in.size(), length));
+  }
+  if (in.size() > length) return fail("trailing bytes after the index");
+  if (Checksum(in) != checksum) return fail("checksum mismatch: the file is corrupted");
+  auto s = std::make_shared<FleetState>();
+  std::string why;
+  if (!GetU64(&in, &s->version)) return fail("truncated header");
+  if (!TableCodec::Read(&in, &s->devices, &why)) return fail("device table: " + why);
+  if (!TableCodec::Read(&in, &s->modules, &why)) return fail("module table: " + why);
+  if (!in.empty()) return fail("unexpected bytes after the tables");
+  if (s->devices->modules() || !s->modules->modules()) return fail("tables in the wrong order");
+  auto fleet = std::make_unique<Fleet>();
+  fleet->state_.store(std::move(s));
+  return fleet;
+}
+
+Expected<size_t> Fleet::Save(const std::string& path) const {
+  std::string bytes = Serialize();
+  std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    if (!out) return Error{fmt::format("{}: cannot write: {}", path, std::strerror(errno))};
+    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    out.flush();
+    if (!out) return Error{fmt::format("{}: write failed: {}", path, std::strerror(errno))};
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    return Error{fmt::format("{}: cannot replace: {}", path, std::strerror(errno))};
+  }
+  return bytes.size();
+}
+
+Expected<std::unique_ptr<Fleet>> Fleet::Open(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Error{fmt::format("{}: cannot read: {}", path, std::strerror(errno))};
+  in.seekg(0, std::ios::end);
+  std::streamoff size = in.tellg();
+  if (size < 0) return Error{fmt::format("{}: cannot read", path)};
+  in.seekg(0);
+  std::string bytes(static_cast<size_t>(size), '\0');
+  in.read(bytes.data(), size);
+  if (!in) return Error{fmt::format("{}: read failed", path)};
+  return Deserialize(bytes, path);
+}
+
+TwinSet ToTwinSet(const Snapshot& snapshot) {
+  TwinSet out;
+  for (uint32_t row : snapshot.devices().order()) out.devices.push_back(snapshot.devices().Document(row));
+  for (uint32_t row : snapshot.modules().order()) out.modules.push_back(snapshot.modules().Document(row));
+  return out;
+}
+
+}  // namespace twinq::index

@@ -1,0 +1,100 @@
+// A table: one collection of twins (device twins or module twins) as an immutable version:
+// the stored documents, the row ids, and one Column per node path. Writers derive new versions
+// with WithChanges(); a version shares everything it did not change with its parent, so a
+// reader holding an old version is never disturbed (snapshots, DESIGN.md "The fast path").
+#ifndef TWINQ_INDEX_TABLE_H_
+#define TWINQ_INDEX_TABLE_H_
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "engine/common/result.h"
+#include "engine/common/value.h"
+#include "index/bitmap.h"
+#include "index/column.h"
+
+namespace twinq::index {
+
+// Documents are stored as compact JSON (ToJson of the ingested value: keys, order and values
+// exactly as ingested), in chunks shared between versions.
+inline constexpr uint32_t kDocChunkRows = 1024;
+struct DocChunk {
+  std::vector<std::string> json;       // empty string: no document (deleted row)
+  std::vector<std::string> device_id;
+  std::vector<std::string> module_id;  // empty for device twins
+};
+
+// A change to a table: an upsert of a whole document (the key is taken from its deviceId and
+// moduleId) or a deletion by key.
+struct Change {
+  enum class Kind : uint8_t { kUpsert, kDelete };
+  Kind kind = Kind::kUpsert;
+  std::string device_id;
+  std::string module_id;
+  Value doc;  // kUpsert
+};
+
+class Table {
+ public:
+  // Builds a table from documents already validated and sorted by (deviceId, moduleId) (as
+  // ReadTwins returns them). `modules`: the documents are module twins.
+  static std::shared_ptr<const Table> Build(const std::vector<Value>& docs, bool modules);
+
+  bool modules() const { return modules_; }
+  // Rows ever allocated (deleted rows keep their number until compaction).
+  uint32_t row_count() const { return row_count_; }
+  // Rows holding a twin.
+  const Bitmap& live() const { return live_; }
+  uint64_t live_count() const { return live_.Cardinality(); }
+
+  std::string_view device_id(uint32_t row) const;
+  std::string_view module_id(uint32_t row) const;
+  const std::string& doc_json(uint32_t row) const;
+  // The stored document parsed back into a Value.
+  Value Document(uint32_t row) const;
+  // Row of a twin by id; nullopt when absent or deleted.
+  std::optional<uint32_t> FindRow(std::string_view device_id, std::string_view module_id = {}) const;
+  // Live rows ordered by (deviceId, moduleId).
+  const std::vector<uint32_t>& order() const { return *order_; }
+  // The rows of `rows` ordered by (deviceId, moduleId).
+  std::vector<uint32_t> InIdOrder(const Bitmap& rows) const;
+
+  const std::vector<std::shared_ptr<const Column>>& columns() const { return columns_; }
+  const Column* column(uint32_t id) const { return columns_[id].get(); }
+  // Column by exact path, or nullptr.
+  const Column* FindExact(const ColumnPath& path) const;
+  // Ids of the columns whose path equals `path` up to ASCII case (decision 2's candidates).
+  const std::vector<uint32_t>* FindFolded(const ColumnPath& path) const;
+
+  // A new version with the changes applied, in order (a later change to the same key wins).
+  // Upserting an unknown key adds a row; deleting an unknown key is an Error.
+  Expected<std::shared_ptr<const Table>> WithChanges(const std::vector<Change>& changes) const;
+
+  // Memory of the index structures (columns, bitmaps, dictionaries, catalog, order), without
+  // the stored documents; and the memory of the stored documents.
+  size_t IndexMemoryBytes() const;
+  size_t DocumentMemoryBytes() const;
+
+ private:
+  friend class TableCodec;
+  Table() = default;
+  void BuildCatalog();
+
+  bool modules_ = false;
+  uint32_t row_count_ = 0;
+  Bitmap live_;
+  std::vector<std::shared_ptr<const DocChunk>> docs_;
+  std::shared_ptr<const std::vector<uint32_t>> order_;
+  std::vector<std::shared_ptr<const Column>> columns_;
+  // Exact key -> column id; folded key -> column ids (sorted by exact spelling).
+  std::shared_ptr<const std::unordered_map<std::string, uint32_t>> exact_;
+  std::shared_ptr<const std::unordered_map<std::string, std::vector<uint32_t>>> folded_;
+};
+
+}  // namespace twinq::index
+
+#endif  // TWINQ_INDEX_TABLE_H_
