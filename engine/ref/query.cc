@@ -124,8 +124,18 @@ std::vector<Value> AggregateRows(const check::BoundQuery& q, std::span<const Val
     for (const BoundProjection& p : q.projections) {
       if (p.kind == BoundProjection::Kind::kPath) {
         if (members.empty()) continue;
+        // A projected path shows its group's value: resolve the GROUP BY path it names. The two
+        // may differ in letter case, which selects different keys in a twin holding keys that
+        // differ only by case (tags.Floor and tags.floor).
+        const std::vector<check::PathStep>* path = &p.path;
+        for (const auto& g : q.group_by) {
+          if (check::PathKey(g) == check::PathKey(p.path)) {
+            path = &g;
+            break;
+          }
+        }
         std::string_view spelling;
-        Value v = ResolvePath(p.path, docs[members.front()], &spelling);
+        Value v = ResolvePath(*path, docs[members.front()], &spelling);
         if (v.is_undefined()) continue;
         row.emplace_back(p.key_from_document ? std::string(spelling) : p.key, std::move(v));
         continue;
