@@ -8,6 +8,50 @@
 // string escapes) happen in engine/parse/build_ast.cc, which gives positioned diagnostics.
 grammar TwinQuery;
 
+// ESCAPED_NAME: [[raw name]] right after '.' or AS (see `name`), made by nextToken below.
+tokens { ESCAPED_NAME }
+
+@lexer::members {
+  // The lexer's enum lacks the types declared in `tokens`: ANTLR numbers them after the lexer
+  // rules' (parser.cc checks this with a static_assert).
+  static constexpr size_t ESCAPED_NAME = ERRCHAR + 1;
+
+  // The type of the last token on the default channel.
+  size_t last_type_ = 0;
+
+  // After '.' or AS, "[[" up to the next "]]" on the same line, with no bracket in between, is one
+  // ESCAPED_NAME token, whatever characters it holds (configurations.[[cfg#1:a]]). Elsewhere [[
+  // may also open a nested array literal, so the parser reads the escape from ordinary tokens.
+  // (Done here rather than with a lexer predicate: predicates make ANTLR 4.9's lexer slow and
+  // leak memory.)
+  std::unique_ptr<antlr4::Token> nextToken() override {
+    if ((last_type_ == DOT || last_type_ == AS) && _input->LA(1) == '[' && _input->LA(2) == '[') {
+      size_t k = 3;  // LA(k) is the first character after "[["
+      for (;; ++k) {
+        size_t c = _input->LA(k);
+        if (c == ']' && _input->LA(k + 1) == ']') break;
+        if (c == '[' || c == ']' || c == '\r' || c == '\n' || c == antlr4::Token::EOF) {
+          k = 0;
+          break;
+        }
+      }
+      if (k != 0) {
+        size_t start = _input->index();
+        size_t line = getLine();
+        size_t column = getCharPositionInLine();
+        auto* sim = getInterpreter<antlr4::atn::LexerATNSimulator>();
+        for (size_t i = 0; i <= k; ++i) sim->consume(_input);
+        last_type_ = ESCAPED_NAME;
+        return _factory->create({this, _input}, ESCAPED_NAME, "", antlr4::Token::DEFAULT_CHANNEL,
+                                start, _input->index() - 1, line, column);
+      }
+    }
+    std::unique_ptr<antlr4::Token> t = antlr4::Lexer::nextToken();
+    if (t->getChannel() == antlr4::Token::DEFAULT_CHANNEL) last_type_ = t->getType();
+    return t;
+  }
+}
+
 queryEntry : query EOF ;
 
 conditionEntry
@@ -20,10 +64,8 @@ query
   : SELECT top? selectList FROM collection (WHERE expr)? (GROUP BY path (COMMA path)*)?
   ;
 
-top
-  : TOP NUMBER
-  | TOP LPAREN NUMBER RPAREN
-  ;
+// Left-factored, so that an error after TOP is reported where the number was expected.
+top : TOP (NUMBER | LPAREN NUMBER RPAREN) ;
 
 selectList
   : STAR                                              # selectAll
@@ -64,9 +106,13 @@ segment
   | keyword                                           # keywordSegment
   ;
 
+// After '.' and AS, [[...]] is one ESCAPED_NAME token (see the lexer members above). Elsewhere
+// (a leading segment) [[ may also open a nested array literal, so the escape is parsed from
+// ordinary tokens.
 name
   : IDENT                                             # plainName
-  | LBRACK LBRACK (~RBRACK)+ RBRACK RBRACK            # escapedName
+  | ESCAPED_NAME                                      # escapedToken
+  | LBRACK LBRACK (~RBRACK)* RBRACK RBRACK            # escapedName  // empty: E112
   ;
 
 literal

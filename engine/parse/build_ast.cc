@@ -260,7 +260,12 @@ class Builder {
                                               "between the brackets");
       return false;
     }
-    std::string_view raw = source_.Slice({l1.end, r0.begin});
+    return EscapedText(source_.Slice({l1.end, r0.begin}), seg);
+  }
+
+  // The text between [[ and ]]: trimmed, not empty, without '[' or a line break.
+  bool EscapedText(std::string_view raw, ast::PathSegment* seg) {
+    SourceRange whole = seg->range;
     while (!raw.empty() && (raw.front() == ' ' || raw.front() == '\t')) raw.remove_prefix(1);
     while (!raw.empty() && (raw.back() == ' ' || raw.back() == '\t')) raw.remove_suffix(1);
     if (raw.empty()) {
@@ -281,6 +286,11 @@ class Builder {
     if (auto* x = dynamic_cast<P::PlainNameContext*>(ctx)) {
       seg.name = x->IDENT()->getText();
       seg.range = Range(ctx);
+    } else if (dynamic_cast<P::EscapedTokenContext*>(ctx) != nullptr) {
+      seg.escaped = true;
+      seg.range = Range(ctx);
+      std::string_view text = source_.Slice(seg.range);  // [[ ... ]]
+      EscapedText(text.substr(2, text.size() - 4), &seg);
     } else {
       EscapedName(static_cast<P::EscapedNameContext*>(ctx), &seg);
     }
@@ -309,9 +319,13 @@ class Builder {
         ast::PathSegment s;
         s.kind = ast::PathSegment::Kind::kIndex;
         s.range = Range(t);
-        if (!(d >= 0 && d == std::trunc(d) && d <= 4294967295.0)) {
+        if (!(d >= 0 && d == std::trunc(d))) {
           Error(DiagCode::kBadIndex, s.range,
                 fmt::format("array index must be a non-negative integer, not {}", t->getText()));
+        } else if (d > 4294967295.0) {
+          Error(
+              DiagCode::kBadIndex, s.range,
+              fmt::format("array index {} is too large; the largest is 4294967295", t->getText()));
         } else {
           s.index = static_cast<uint64_t>(d);
         }
@@ -349,9 +363,13 @@ class Builder {
     if (P::TopContext* top = ctx->top()) {
       q.top_range = Range(top->NUMBER());
       double d = Number(top->NUMBER());
-      if (!(d >= 0 && d == std::trunc(d) && d <= 9007199254740992.0)) {
+      if (!(d >= 0 && d == std::trunc(d))) {
         Error(DiagCode::kBadTop, q.top_range,
               fmt::format("TOP needs a non-negative integer, not {}", top->NUMBER()->getText()));
+      } else if (d > 9007199254740992.0) {
+        Error(DiagCode::kBadTop, q.top_range,
+              fmt::format("TOP {} is too large; the largest is 2^53 (9007199254740992)",
+                          top->NUMBER()->getText()));
       } else {
         q.top = static_cast<uint64_t>(d);
       }
@@ -381,12 +399,14 @@ class Builder {
 
   ast::Condition BuildCondition(P::ConditionEntryContext* ctx) {
     ast::Condition c;
-    c.range = Range(ctx);
-    if (dynamic_cast<P::AllConditionContext*>(ctx)) {
+    // The rule ends with EOF: the range ends with the last real token, not with the text.
+    if (auto* x = dynamic_cast<P::AllConditionContext*>(ctx)) {
       c.all = true;
+      c.range = Range(x->STAR());
       return c;
     }
     if (auto* x = dynamic_cast<P::SelectConditionContext*>(ctx)) {
+      c.range = Range(x->query());
       std::string hint;
       if (x->query()->WHERE() != nullptr) {
         hint = fmt::format("; give only the expression after WHERE: {}",
@@ -399,6 +419,7 @@ class Builder {
       return c;
     }
     auto* x = static_cast<P::ExprConditionContext*>(ctx);
+    c.range = {Range(ctx).begin, Range(x->expr()).end};
     if (x->collection() != nullptr) {
       c.has_from = true;
       c.collection = BuildCollection(x->collection(), &c.collection_range);

@@ -13,6 +13,7 @@
 #include <charconv>
 #include <cmath>
 #include <exception>
+#include <optional>
 
 #include "TwinQueryLexer.h"
 #include "TwinQueryParser.h"
@@ -25,6 +26,9 @@ namespace twinq {
 using twinq_grammar::TwinQueryLexer;
 using twinq_grammar::TwinQueryParser;
 using parse_internal::TokenTable;
+
+// The grammar's lexer members assume where ANTLR puts the ESCAPED_NAME token type.
+static_assert(TwinQueryLexer::ESCAPED_NAME == TwinQueryParser::ESCAPED_NAME);
 
 namespace {
 
@@ -210,10 +214,18 @@ bool ParseNumber(std::string_view text, double* out) {
   return true;
 }
 
+// Cuts `s` to at most `max` bytes (plus "...") without splitting a UTF-8 sequence.
+std::string Abbreviate(std::string s, size_t max) {
+  if (s.size() <= max) return s;
+  size_t cut = max - 3;
+  while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0) == 0x80) --cut;
+  return s.substr(0, cut) + "...";
+}
+
 std::string TokenDescription(const antlr4::Token* t) {
   if (t == nullptr || t->getType() == antlr4::Token::EOF) return "end of input";
-  std::string text = t->getText();
-  if (text.size() > 24) text = text.substr(0, 21) + "...";
+  std::string text = Abbreviate(t->getText(), 24);
+  if (t->getType() == TwinQueryParser::STRING) return "string " + text;  // already quoted
   return fmt::format("'{}'", text);
 }
 
@@ -222,6 +234,9 @@ std::string ExpectedName(size_t type, const antlr4::dfa::Vocabulary& vocab) {
     case TwinQueryParser::IDENT: return "a name";
     case TwinQueryParser::NUMBER: return "a number";
     case TwinQueryParser::STRING: return "a string";
+    // An escaped name goes with "a name".
+    case TwinQueryParser::ESCAPED_NAME:
+      return "";
     case antlr4::Token::EOF: return "end of input";
     default: break;
   }
@@ -239,62 +254,179 @@ const std::vector<std::string_view>& KeywordSpellings() {
   return k;
 }
 
-// Turns ANTLR's syntax errors into diagnostics with our own wording.
+bool IsKeyword(size_t type) {
+  return type >= TwinQueryParser::SELECT && type <= TwinQueryParser::UNDEFINED;
+}
+
+bool IsComparisonToken(size_t type) {
+  return (type >= TwinQueryParser::EQ && type <= TwinQueryParser::GT) ||
+         type == TwinQueryParser::IN || type == TwinQueryParser::NIN;
+}
+
+char LowerAscii(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
+
+// True when `a` and `b` differ by one swap of adjacent letters (FORM, FROM), ignoring ASCII case.
+bool IsTransposition(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  size_t i = 0;
+  while (i < a.size() && LowerAscii(a[i]) == LowerAscii(b[i])) ++i;
+  if (i + 1 >= a.size()) return false;
+  if (LowerAscii(a[i]) != LowerAscii(b[i + 1]) || LowerAscii(a[i + 1]) != LowerAscii(b[i])) {
+    return false;
+  }
+  return EqualsIgnoreCase(a.substr(i + 2), b.substr(i + 2));
+}
+
+// The keyword that `word` is probably a misspelling of, or empty. The keywords the parser
+// expected come first; any other keyword is suggested only for words of three or more letters
+// that start with the same letter (x = 1 ANDD y = 2, SELECT deviceId ASS id).
+std::string_view GuessKeyword(std::string_view word,
+                              const std::vector<std::string_view>& expected) {
+  for (std::string_view kw : expected) {
+    if (IsTransposition(word, kw)) return kw;
+  }
+  std::string_view guess = ClosestMatch(word, expected);
+  if (!guess.empty() || word.size() < 3) return guess;
+  std::vector<std::string_view> same_initial;
+  for (std::string_view kw : KeywordSpellings()) {
+    if (LowerAscii(kw[0]) == LowerAscii(word[0])) same_initial.push_back(kw);
+  }
+  for (std::string_view kw : same_initial) {
+    if (IsTransposition(word, kw)) return kw;
+  }
+  return ClosestMatch(word, same_initial);
+}
+
+// Turns ANTLR's syntax errors into diagnostics with our own wording. Only the first syntax error
+// is reported: ANTLR's recovery after it mostly produces follow-on errors that mislead (SELECT
+// FROM devices would also report "expected FROM" at the end of the input).
 class ErrorCollector : public antlr4::BaseErrorListener {
  public:
-  struct TooManyErrors {};
+  struct StopParsing {};
 
-  ErrorCollector(const TokenTable& tokens, Diagnostics* diags) : tokens_(tokens), diags_(diags) {}
+  ErrorCollector(const Source& source, const TokenTable& tokens, Diagnostics* diags)
+      : source_(source), tokens_(tokens), diags_(diags) {}
 
   void syntaxError(antlr4::Recognizer* recognizer, antlr4::Token* offending, size_t /*line*/,
                    size_t /*col*/, const std::string& msg, std::exception_ptr /*e*/) override {
-    SourceRange range = tokens_.RangeOf(offending);
-    for (const Diagnostic& d : *diags_) {
-      if (d.range.begin == range.begin) return;  // one report per position
-    }
-    std::string message;
+    Diagnostic d{DiagCode::kSyntax, Severity::kError, tokens_.RangeOf(offending), msg};
     auto* parser = dynamic_cast<antlr4::Parser*>(recognizer);
-    if (parser == nullptr || offending == nullptr) {
-      message = msg;
-    } else {
-      message = Describe(parser, offending);
-    }
-    diags_->push_back({DiagCode::kSyntax, Severity::kError, range, std::move(message)});
-    if (diags_->size() >= limits::kMaxDiagnostics) throw TooManyErrors{};
+    if (parser != nullptr && offending != nullptr) Describe(parser, offending, &d);
+    diags_->push_back(std::move(d));
+    throw StopParsing{};
   }
 
  private:
-  std::string Describe(antlr4::Parser* parser, antlr4::Token* offending) {
+  void Describe(antlr4::Parser* parser, antlr4::Token* offending, Diagnostic* d) {
     antlr4::misc::IntervalSet expected;
     try {
       expected = parser->getExpectedTokens();
     } catch (...) {
     }
+    auto expects = [&](size_t type) { return expected.contains(type); };
     const auto& vocab = parser->getVocabulary();
     size_t type = offending->getType();
     std::string found = TokenDescription(offending);
+    std::string text = offending->getText();
+    antlr4::Token* prev = Neighbour(parser, offending, -1);
+    antlr4::Token* prev2 = prev != nullptr ? Neighbour(parser, prev, -1) : nullptr;
+    antlr4::Token* next = Neighbour(parser, offending, +1);
+    size_t prev_type = prev != nullptr ? prev->getType() : antlr4::Token::INVALID_TYPE;
+    size_t next_type = next != nullptr ? next->getType() : antlr4::Token::EOF;
 
     // Tailored messages for the common mistakes.
-    antlr4::Token* prev = PreviousToken(parser, offending);
-    if (type == TwinQueryParser::LPAREN && prev != nullptr &&
-        (prev->getType() == TwinQueryParser::IN || prev->getType() == TwinQueryParser::NIN)) {
-      return fmt::format("{} takes a list in brackets, e.g. {} ['a', 'b'], not parentheses",
-                         prev->getText(), prev->getText());
+    if (type == TwinQueryParser::LPAREN &&
+        (prev_type == TwinQueryParser::IN || prev_type == TwinQueryParser::NIN)) {
+      d->message = fmt::format("{} takes a list in brackets, e.g. {} ['a', 'b'], not parentheses",
+                               prev->getText(), prev->getText());
+      return;
     }
-    bool wants_constant = expected.contains(static_cast<size_t>(TwinQueryParser::STRING)) &&
-                          expected.contains(static_cast<size_t>(TwinQueryParser::NUMBER)) &&
-                          !expected.contains(static_cast<size_t>(TwinQueryParser::IDENT));
+    if (type == TwinQueryParser::NOT && next_type == TwinQueryParser::IN) {
+      d->message = "unexpected 'NOT IN': write x NIN [...] (or NOT (x IN [...]))";
+      return;
+    }
+    bool after_top = prev_type == TwinQueryParser::TOP ||
+                     (prev_type == TwinQueryParser::LPAREN && prev2 != nullptr &&
+                      prev2->getType() == TwinQueryParser::TOP);
+    if (after_top && type != TwinQueryParser::NUMBER && expects(TwinQueryParser::NUMBER)) {
+      d->code = DiagCode::kBadTop;
+      d->message =
+          fmt::format("TOP needs a non-negative integer, e.g. TOP 10 or TOP (10); found {}", found);
+      return;
+    }
+    if (prev_type == TwinQueryParser::LBRACK && expected.size() == 1 &&
+        expects(TwinQueryParser::NUMBER)) {
+      d->code = DiagCode::kBadIndex;
+      d->message =
+          fmt::format("array index must be a non-negative integer, e.g. a[0]; found {}", found);
+      return;
+    }
+    // Inside [[ ... with no closing ]]: the parser would accept almost any token.
+    if (expects(TwinQueryParser::RBRACK) && expects(TwinQueryParser::SELECT) &&
+        expects(TwinQueryParser::EQ) && type == antlr4::Token::EOF) {
+      d->code = DiagCode::kBadEscapedName;
+      d->message = "escaped name is not closed: expected ]]";
+      if (auto open = OpenEscape(parser, offending)) d->range = *open;
+      return;
+    }
+    // A reserved word used as a name where an expression or projection starts: group = 1.
+    bool reserved_only = IsKeyword(type) && type != TwinQueryParser::NOT &&
+                         type != TwinQueryParser::AND && type != TwinQueryParser::OR &&
+                         type != TwinQueryParser::TRUE && type != TwinQueryParser::FALSE &&
+                         type != TwinQueryParser::NULL_ && type != TwinQueryParser::UNDEFINED;
+    bool used_as_name = next_type == TwinQueryParser::DOT || next_type == TwinQueryParser::LBRACK ||
+                        IsComparisonToken(next_type) || next_type == TwinQueryParser::COMMA ||
+                        next_type == TwinQueryParser::AS || next_type == TwinQueryParser::FROM;
+    if (reserved_only && used_as_name && expects(TwinQueryParser::IDENT)) {
+      d->code = DiagCode::kReservedWord;
+      d->message = fmt::format("'{}' is a reserved word; escape it as [[{}]]", text, text);
+      return;
+    }
+    // A number glued to a name or to another number: 12ab, 0x, 1e, 1.2.3, 5min.
+    if ((type == TwinQueryParser::IDENT || type == TwinQueryParser::NUMBER) &&
+        prev_type == TwinQueryParser::NUMBER &&
+        prev->getStopIndex() + 1 == offending->getStartIndex()) {
+      antlr4::Token* last = offending;
+      for (antlr4::Token* n = next;
+           n != nullptr &&
+           (n->getType() == TwinQueryParser::IDENT || n->getType() == TwinQueryParser::NUMBER) &&
+           last->getStopIndex() + 1 == n->getStartIndex();
+           n = Neighbour(parser, n, +1)) {
+        last = n;
+      }
+      d->code = DiagCode::kBadNumber;
+      d->range = {tokens_.RangeOf(prev).begin, tokens_.RangeOf(last).end};
+      d->message = fmt::format("malformed number '{}'",
+                               Abbreviate(std::string(source_.Slice(d->range)), 40));
+      return;
+    }
+    // tags.123 lexes as tags followed by the number .123.
+    if (type == TwinQueryParser::NUMBER && text.front() == '.' &&
+        (prev_type == TwinQueryParser::IDENT || prev_type == TwinQueryParser::ESCAPED_NAME ||
+         prev_type == TwinQueryParser::RBRACK) &&
+        prev->getStopIndex() + 1 == offending->getStartIndex()) {
+      d->message = fmt::format(
+          "unexpected '{}'; a path segment that starts with a digit must be "
+          "escaped: .[[{}]]",
+          text, text.substr(1));
+      return;
+    }
+    bool wants_constant = expects(TwinQueryParser::STRING) && expects(TwinQueryParser::NUMBER) &&
+                          !expects(TwinQueryParser::IDENT);
     if (wants_constant && (type == TwinQueryParser::IDENT || type == TwinQueryParser::LPAREN)) {
-      return fmt::format("unexpected {}: array literals and IN lists hold constants only "
-                         "(strings, numbers, true, false, null, arrays)",
-                         found);
+      d->message = fmt::format(
+          "unexpected {}: array literals and IN lists hold constants only "
+          "(strings, numbers, true, false, null, arrays)",
+          found);
+      return;
     }
 
     std::vector<std::string> names;
-    bool wants_expr = expected.contains(static_cast<size_t>(TwinQueryParser::IDENT)) &&
-                      expected.contains(static_cast<size_t>(TwinQueryParser::NUMBER)) &&
-                      expected.contains(static_cast<size_t>(TwinQueryParser::STRING)) &&
-                      expected.contains(static_cast<size_t>(TwinQueryParser::LPAREN));
+    bool wants_expr = expects(TwinQueryParser::IDENT) && expects(TwinQueryParser::NUMBER) &&
+                      expects(TwinQueryParser::STRING) && expects(TwinQueryParser::LPAREN);
+    // After a '.', keywords are accepted only to report them as reserved: do not list them.
+    bool wants_segment = expects(TwinQueryParser::IDENT) && expects(TwinQueryParser::SELECT) &&
+                         expects(TwinQueryParser::GROUP);
     if (wants_expr) names.push_back("an expression");
     else if (wants_constant) names.push_back("a constant");
     std::vector<std::string_view> keyword_candidates;
@@ -315,6 +447,7 @@ class ErrorCollector : public antlr4::BaseErrorListener {
                              ut == TwinQueryParser::LBRACK)) {
         continue;
       }
+      if (wants_segment && IsKeyword(ut)) continue;
       std::string n = ExpectedName(ut, vocab);
       if (n.empty()) continue;
       for (std::string_view kw : KeywordSpellings()) {
@@ -334,27 +467,50 @@ class ErrorCollector : public antlr4::BaseErrorListener {
     }
     // Did you mean: a misspelt keyword, or a keyword-like word where a keyword was expected.
     if (type == TwinQueryParser::IDENT) {
-      // Prefer the keywords the parser expected; a word of three or more letters may also be a
-      // misspelt keyword the parser could not expect any more (x = 1 ANDD y = 2).
-      if (keyword_candidates.empty() && offending->getText().size() >= 3) {
-        keyword_candidates = KeywordSpellings();
+      if (EqualsIgnoreCase(text, "ORDER")) {
+        message += "; the query language has no ORDER BY";
+      } else if (EqualsIgnoreCase(text, "LIMIT")) {
+        message += "; write SELECT TOP n ... to limit the number of rows";
+      } else if (std::string_view guess = GuessKeyword(text, keyword_candidates); !guess.empty()) {
+        message += fmt::format("; did you mean '{}'?", guess);
       }
-      std::string_view guess = ClosestMatch(offending->getText(), keyword_candidates);
-      if (!guess.empty()) message += fmt::format("; did you mean '{}'?", guess);
+    } else if (prev_type == TwinQueryParser::IDENT &&
+               (prev2 == nullptr || prev2->getType() != TwinQueryParser::DOT)) {
+      // The word before was taken as a name but may be a misspelt keyword: SELECT TOPP 5 * ...
+      std::string word = prev->getText();
+      std::string_view guess = GuessKeyword(word, {});
+      if (!guess.empty())
+        message += fmt::format("; did you mean '{}' instead of '{}'?", guess, word);
     }
-    return message;
+    d->message = std::move(message);
   }
 
-  static antlr4::Token* PreviousToken(antlr4::Parser* parser, antlr4::Token* t) {
+  // The default-channel token before (step -1) or after (step +1) `t`, or null.
+  static antlr4::Token* Neighbour(antlr4::Parser* parser, antlr4::Token* t, int step) {
     auto* stream = dynamic_cast<antlr4::BufferedTokenStream*>(parser->getTokenStream());
-    if (stream == nullptr || t->getTokenIndex() == 0) return nullptr;
-    for (ssize_t i = static_cast<ssize_t>(t->getTokenIndex()) - 1; i >= 0; --i) {
+    if (stream == nullptr || (t->getType() == antlr4::Token::EOF && step > 0)) return nullptr;
+    ssize_t n = static_cast<ssize_t>(stream->size());
+    for (ssize_t i = static_cast<ssize_t>(t->getTokenIndex()) + step; i >= 0 && i < n; i += step) {
       antlr4::Token* p = stream->get(static_cast<size_t>(i));
       if (p->getChannel() == antlr4::Token::DEFAULT_CHANNEL) return p;
     }
     return nullptr;
   }
 
+  // The range of the last "[[" (two adjacent '[') before `t`.
+  std::optional<SourceRange> OpenEscape(antlr4::Parser* parser, antlr4::Token* t) {
+    for (antlr4::Token* p = Neighbour(parser, t, -1); p != nullptr; p = Neighbour(parser, p, -1)) {
+      antlr4::Token* before = Neighbour(parser, p, -1);
+      if (p->getType() == TwinQueryParser::LBRACK && before != nullptr &&
+          before->getType() == TwinQueryParser::LBRACK &&
+          before->getStopIndex() + 1 == p->getStartIndex()) {
+        return SourceRange{tokens_.RangeOf(before).begin, tokens_.RangeOf(p).end};
+      }
+    }
+    return std::nullopt;
+  }
+
+  const Source& source_;
   const TokenTable& tokens_;
   Diagnostics* diags_;
 };
@@ -370,10 +526,11 @@ void LexicalPass(const std::vector<antlr4::Token*>& toks, const Source& source,
   std::vector<Group> groups(1);
   size_t nesting_reported = 0;
   int prev_type = -1;  // previous default-channel token type
+  // The top level is not a nesting level: kMaxNesting parentheses are allowed, one more is not.
   auto current_depth = [&]() {
     size_t d = 0;
     for (const Group& g : groups) d += 1 + g.prefix_not + g.prefix_sign;
-    return d;
+    return d - 1;
   };
   for (antlr4::Token* t : toks) {
     if (t->getChannel() != antlr4::Token::DEFAULT_CHANNEL) continue;
@@ -473,6 +630,23 @@ void LexicalPass(const std::vector<antlr4::Token*>& toks, const Source& source,
   }
 }
 
+// Only white space, as the lexer's WS rule defines it (U+00A0 and U+FEFF included).
+bool IsBlank(std::string_view s) {
+  for (size_t i = 0; i < s.size();) {
+    char c = s[i];
+    if (c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f' || c == '\v') {
+      ++i;
+    } else if (s.substr(i, 2) == "\xC2\xA0") {
+      i += 2;
+    } else if (s.substr(i, 3) == "\xEF\xBB\xBF") {
+      i += 3;
+    } else {
+      return false;
+    }
+  }
+  return true;
+}
+
 size_t AstDepth(const ast::Expr* root) {
   size_t max_depth = 0;
   std::vector<std::pair<const ast::Expr*, size_t>> stack = {{root, 1}};
@@ -515,10 +689,7 @@ Result<ast::Ast> ParseImpl(const Source& source, Entry entry) {
   }
   // ANTLR drops a leading BOM; its code point indexes then start after it.
   uint32_t base = text.rfind("\xEF\xBB\xBF", 0) == 0 ? 3 : 0;
-  bool blank = std::all_of(text.begin() + base, text.end(), [](char c) {
-    return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f' || c == '\v';
-  });
-  if (blank) {
+  if (IsBlank(std::string_view(text).substr(base))) {
     return Diagnostic{DiagCode::kEmptyInput, Severity::kError, {size, size},
                       entry == Entry::kQuery
                           ? "empty query; a query starts with SELECT"
@@ -537,21 +708,21 @@ Result<ast::Ast> ParseImpl(const Source& source, Entry entry) {
   try {
     antlr4::ANTLRInputStream input(text);
     TwinQueryLexer lexer(&input);
-    ErrorCollector collector(table, &diags);
+    ErrorCollector collector(source, table, &diags);
     lexer.removeErrorListeners();
     lexer.addErrorListener(&collector);
     antlr4::CommonTokenStream tokens(&lexer);
     tokens.fill();
     LexicalPass(tokens.getTokens(), source, &table, &diags);
-    if (!diags.empty()) return diags;
 
     TwinQueryParser parser(&tokens);
     parser.removeErrorListeners();
     parser.addErrorListener(&collector);
     try {
-      if (entry == Entry::kQuery) {
+      if (!diags.empty()) {
+        // Lexical errors: do not parse.
+      } else if (entry == Entry::kQuery) {
         TwinQueryParser::QueryEntryContext* tree = parser.queryEntry();
-        if (!diags.empty()) return diags;
         parse_internal::BuildQuery(tree->query(), source, table, &result, &diags);
         if (result.query) {
           CheckDepth(result.query->where, &diags);
@@ -559,13 +730,11 @@ Result<ast::Ast> ParseImpl(const Source& source, Entry entry) {
         }
       } else {
         TwinQueryParser::ConditionEntryContext* tree = parser.conditionEntry();
-        if (!diags.empty()) return diags;
         parse_internal::BuildCondition(tree, source, table, &result, &diags);
         if (result.condition) CheckDepth(result.condition->expr, &diags);
       }
-    } catch (const ErrorCollector::TooManyErrors&) {
-      diags.push_back({DiagCode::kTooManyErrors, Severity::kNote, diags.back().range,
-                       fmt::format("stopped after {} errors", diags.size())});
+    } catch (const ErrorCollector::StopParsing&) {
+      // The (single) syntax error is in `diags`.
     }
   } catch (const std::bad_alloc&) {
     diags.push_back({DiagCode::kInternal, Severity::kError, {0, 0}, "out of memory while parsing"});
@@ -574,6 +743,13 @@ Result<ast::Ast> ParseImpl(const Source& source, Entry entry) {
                      fmt::format("internal parser error: {}", e.what())});
   } catch (...) {
     diags.push_back({DiagCode::kInternal, Severity::kError, {0, 0}, "internal parser error"});
+  }
+  if (diags.size() > limits::kMaxDiagnostics) {
+    size_t more = diags.size() - limits::kMaxDiagnostics;
+    SourceRange at = diags[limits::kMaxDiagnostics].range;
+    diags.resize(limits::kMaxDiagnostics);
+    diags.push_back({DiagCode::kTooManyErrors, Severity::kNote, at,
+                     fmt::format("too many errors; {} more not shown", more)});
   }
   if (!diags.empty()) return diags;
   return result;
