@@ -1,12 +1,15 @@
 // A thin wrapper over CRoaring (Debian's libroaring-dev), so the bitmap backend can change.
-// Row sets of the index and the VM are Bitmaps. Copies share containers (copy-on-write), so
-// copying a large bitmap is cheap and only the containers a writer touches are duplicated.
+// Row sets of the index and the VM are Bitmaps. Copies are deep: CRoaring's copy-on-write is
+// off, because it is not thread-safe. A copy-on-write copy converts the SOURCE's containers into
+// shared containers in place, and the shared containers' reference counts are plain integers
+// (libroaring 0.2.66), so a reader copying a column bitmap of its snapshot (any `a & b`) while the
+// writer copies the same bitmap into a new version corrupts the counts and the containers.
+// Immutable bitmaps are shared between versions through their owners (shared Columns) instead.
 #ifndef TWINQ_INDEX_BITMAP_H_
 #define TWINQ_INDEX_BITMAP_H_
 
-#include <roaring/roaring.hh>
-
 #include <cstdint>
+#include <roaring/roaring.hh>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -15,7 +18,18 @@ namespace twinq::index {
 
 class Bitmap {
  public:
-  Bitmap() { r_.setCopyOnWrite(true); }
+  Bitmap() { r_.setCopyOnWrite(false); }  // see above: copies must never touch the source
+  Bitmap(const Bitmap&) = default;
+  Bitmap(Bitmap&&) noexcept = default;
+  // CRoaring's assignments clear the target first, so self-assignment would empty a bitmap.
+  Bitmap& operator=(const Bitmap& o) {
+    if (this != &o) r_ = o.r_;
+    return *this;
+  }
+  Bitmap& operator=(Bitmap&& o) noexcept {
+    if (this != &o) r_ = std::move(o.r_);
+    return *this;
+  }
   static Bitmap Range(uint32_t begin, uint32_t end) {  // [begin, end)
     Bitmap b;
     if (end > begin) b.r_.addRange(begin, end);

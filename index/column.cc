@@ -35,41 +35,47 @@ std::string PathDisplay(const ColumnPath& path) {
   return out;
 }
 
-std::string FoldedKey(const ColumnPath& path) {
+namespace {
+
+// A catalog key: "\x1e" + index for an index step, "\x1f" + length + ":" + name for a name step.
+// The length prefix keeps keys unambiguous whatever a name holds (JSON keys may contain \x1e,
+// \x1f, digits, ...: {"a\u001fb": 1} and {"a": {"b": 1}} are different paths). Case variants
+// have equal lengths step by step, so their keys still sort by spelling, step by step.
+std::string CatalogKey(const ColumnPath& path, bool fold) {
   std::string out;
   for (const Step& s : path) {
     if (s.is_index) {
       out += fmt::format("\x1e{}", s.index);
     } else {
-      out.push_back('\x1f');
-      out += ToLowerAscii(s.name);
+      out += fmt::format("\x1f{}:", s.name.size());
+      out += fold ? ToLowerAscii(s.name) : s.name;
     }
   }
   return out;
 }
 
-std::string ExactKey(const ColumnPath& path) {
-  std::string out;
-  for (const Step& s : path) {
-    if (s.is_index) {
-      out += fmt::format("\x1e{}", s.index);
-    } else {
-      out.push_back('\x1f');
-      out += s.name;
-    }
-  }
-  return out;
-}
+}  // namespace
+
+std::string FoldedKey(const ColumnPath& path) { return CatalogKey(path, true); }
+
+std::string ExactKey(const ColumnPath& path) { return CatalogKey(path, false); }
 
 const char* KindName(Kind k) {
   switch (k) {
-    case Kind::kNull: return "null";
-    case Kind::kFalse: return "false";
-    case Kind::kTrue: return "true";
-    case Kind::kNumber: return "number";
-    case Kind::kString: return "string";
-    case Kind::kArray: return "array";
-    case Kind::kObject: return "object";
+    case Kind::kNull:
+      return "null";
+    case Kind::kFalse:
+      return "false";
+    case Kind::kTrue:
+      return "true";
+    case Kind::kNumber:
+      return "number";
+    case Kind::kString:
+      return "string";
+    case Kind::kArray:
+      return "array";
+    case Kind::kObject:
+      return "object";
   }
   return "?";
 }
@@ -99,9 +105,9 @@ std::pair<uint32_t, uint32_t> Dictionary::PrefixRange(std::string_view prefix) c
   uint32_t end = begin;
   while (end < strings_.size() && std::string_view(strings_[end]).starts_with(prefix)) {
     // Strings with the prefix are contiguous; find the end by binary search on the prefix.
-    auto it = std::partition_point(strings_.begin() + end, strings_.end(), [&](const std::string& s) {
-      return std::string_view(s).starts_with(prefix);
-    });
+    auto it = std::partition_point(
+        strings_.begin() + end, strings_.end(),
+        [&](const std::string& s) { return std::string_view(s).starts_with(prefix); });
     end = static_cast<uint32_t>(it - strings_.begin());
   }
   return {begin, end};
@@ -129,15 +135,41 @@ Value Column::ValueAt(uint32_t row) const {
   Kind k = KindAt(row, &present);
   if (!present) return Value();
   switch (k) {
-    case Kind::kNull: return Value::Null();
-    case Kind::kFalse: return Value::Bool(false);
-    case Kind::kTrue: return Value::Bool(true);
-    case Kind::kNumber: return Value::Number(numbers_[rows(Kind::kNumber).Rank(row) - 1]);
-    case Kind::kString: return Value::String(dict_.at(codes_[rows(Kind::kString).Rank(row) - 1]));
-    case Kind::kArray: return Value::MakeArray({});
-    case Kind::kObject: return Value::MakeObject({});
+    case Kind::kNull:
+      return Value::Null();
+    case Kind::kFalse:
+      return Value::Bool(false);
+    case Kind::kTrue:
+      return Value::Bool(true);
+    case Kind::kNumber:
+      return Value::Number(numbers_[rows(Kind::kNumber).Rank(row) - 1]);
+    case Kind::kString:
+      return Value::String(dict_.at(codes_[rows(Kind::kString).Rank(row) - 1]));
+    case Kind::kArray:
+      return Value::MakeArray({});
+    case Kind::kObject:
+      return Value::MakeObject({});
   }
   return Value();
+}
+
+const DenseView& Column::dense() const {
+  std::call_once(dense_once_, [this] {
+    auto d = std::make_unique<DenseView>();
+    size_t n = present_.Empty() ? 0 : present_.ToVector().back() + 1;
+    d->kind.assign(n, kAbsent);
+    d->slot.assign(n, 0);
+    for (size_t k = 0; k < kKindCount; ++k) {
+      d->rows[k] = by_kind_[k].ToVector();
+      uint32_t i = 0;
+      for (uint32_t row : d->rows[k]) {
+        d->kind[row] = static_cast<uint8_t>(k);
+        d->slot[row] = i++;
+      }
+    }
+    dense_ = std::move(d);
+  });
+  return *dense_;
 }
 
 size_t Column::MemoryBytes() const {
@@ -165,17 +197,27 @@ void ColumnBuilder::CopyFrom(const Column& c, uint32_t row, uint32_t new_row) {
   bool present = false;
   Kind k = c.KindAt(row, &present);
   switch (k) {
-    case Kind::kNull: AddNull(new_row); break;
-    case Kind::kFalse: AddBool(new_row, false); break;
-    case Kind::kTrue: AddBool(new_row, true); break;
-    case Kind::kNumber: AddNumber(new_row, c.numbers()[c.rows(Kind::kNumber).Rank(row) - 1]); break;
+    case Kind::kNull:
+      AddNull(new_row);
+      break;
+    case Kind::kFalse:
+      AddBool(new_row, false);
+      break;
+    case Kind::kTrue:
+      AddBool(new_row, true);
+      break;
+    case Kind::kNumber:
+      AddNumber(new_row, c.numbers()[c.rows(Kind::kNumber).Rank(row) - 1]);
+      break;
     case Kind::kString:
       AddString(new_row, c.dictionary().at(c.codes()[c.rows(Kind::kString).Rank(row) - 1]));
       break;
     case Kind::kArray:
       AddArray(new_row, c.array_lengths()[c.rows(Kind::kArray).Rank(row) - 1]);
       break;
-    case Kind::kObject: AddObject(new_row); break;
+    case Kind::kObject:
+      AddObject(new_row);
+      break;
   }
 }
 
@@ -184,7 +226,8 @@ std::shared_ptr<const Column> ColumnBuilder::Build() && {
   c->path_ = std::move(path_);
   // Rows arrive in increasing order from the table builder; keep that invariant checked.
   std::array<std::vector<uint32_t>, kKindCount> kind_rows;
-  for (size_t i = 0; i < rows_.size(); ++i) kind_rows[static_cast<size_t>(kinds_[i])].push_back(rows_[i]);
+  for (size_t i = 0; i < rows_.size(); ++i)
+    kind_rows[static_cast<size_t>(kinds_[i])].push_back(rows_[i]);
   c->present_ = Bitmap::Of(rows_);
   c->present_.Optimize();
   for (size_t k = 0; k < kKindCount; ++k) {
@@ -195,7 +238,8 @@ std::shared_ptr<const Column> ColumnBuilder::Build() && {
   // Strings: sort the distinct strings, recode.
   std::vector<uint32_t> order(distinct_.size());
   std::iota(order.begin(), order.end(), 0);
-  std::sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) { return distinct_[a] < distinct_[b]; });
+  std::sort(order.begin(), order.end(),
+            [&](uint32_t a, uint32_t b) { return distinct_[a] < distinct_[b]; });
   std::vector<uint32_t> final_code(distinct_.size());
   std::vector<std::string> sorted;
   sorted.reserve(distinct_.size());
@@ -232,7 +276,8 @@ std::shared_ptr<const Column> ColumnBuilder::Build() && {
     if (distinct.size() <= kMaxPostingsAbsolute && distinct.size() * 4 <= nrows.size() + 64) {
       std::vector<std::vector<uint32_t>> lists(distinct.size());
       for (size_t i = 0; i < nrows.size(); ++i) {
-        size_t code = std::lower_bound(distinct.begin(), distinct.end(), c->numbers_[i]) - distinct.begin();
+        size_t code =
+            std::lower_bound(distinct.begin(), distinct.end(), c->numbers_[i]) - distinct.begin();
         lists[code].push_back(nrows[i]);
       }
       for (auto& l : lists) {

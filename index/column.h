@@ -8,6 +8,7 @@
 #include <array>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -45,7 +46,8 @@ const char* KindName(Kind k);
 class Dictionary {
  public:
   Dictionary() = default;
-  explicit Dictionary(std::vector<std::string> sorted_unique) : strings_(std::move(sorted_unique)) {}
+  explicit Dictionary(std::vector<std::string> sorted_unique)
+      : strings_(std::move(sorted_unique)) {}
 
   size_t size() const { return strings_.size(); }
   const std::string& at(uint32_t code) const { return strings_[code]; }
@@ -70,6 +72,15 @@ struct ColumnStats {
   double max_number = 0;
 };
 
+// A row-indexed view of a column for the VM's residual evaluation, projections and aggregates:
+// built on first use (thread-safe) and kept for the column's lifetime.
+inline constexpr uint8_t kAbsent = 255;
+struct DenseView {
+  std::vector<uint8_t> kind;   // per row (up to the last present row): a Kind, or kAbsent
+  std::vector<uint32_t> slot;  // per row: index into numbers(), codes() or array_lengths()
+  std::array<std::vector<uint32_t>, kKindCount> rows;  // the rows of each kind, ascending
+};
+
 class Column {
  public:
   const ColumnPath& path() const { return path_; }
@@ -85,6 +96,7 @@ class Column {
   // Postings per string code (empty when the column has too many distinct strings).
   bool has_string_postings() const { return !string_postings_.empty() || dict_.size() == 0; }
   const Bitmap& string_posting(uint32_t code) const { return string_postings_[code]; }
+  const std::vector<Bitmap>& string_postings_list() const { return string_postings_; }
   // Distinct numbers (sorted) and their postings (empty when too many distinct numbers).
   const std::vector<double>& distinct_numbers() const { return distinct_numbers_; }
   const std::vector<Bitmap>& number_postings() const { return number_postings_; }
@@ -95,6 +107,8 @@ class Column {
   Value ValueAt(uint32_t row) const;
   Kind KindAt(uint32_t row, bool* present) const;
   size_t MemoryBytes() const;
+  // The dense view (built once, on first call; safe from many threads).
+  const DenseView& dense() const;
 
  private:
   friend class ColumnBuilder;
@@ -110,6 +124,8 @@ class Column {
   std::vector<double> distinct_numbers_;
   std::vector<Bitmap> number_postings_;
   ColumnStats stats_;
+  mutable std::once_flag dense_once_;
+  mutable std::unique_ptr<DenseView> dense_;
 };
 
 // Collects (row, value) entries in increasing row order, then builds an immutable Column.

@@ -12,7 +12,7 @@ bool Bitmap::Read(std::string_view bytes, Bitmap* out, size_t* consumed) {
     size_t n = r.getSizeInBytes(true);
     if (n > bytes.size()) return false;
     out->r_ = std::move(r);
-    out->r_.setCopyOnWrite(true);
+    out->r_.setCopyOnWrite(false);  // bitmap.h: copies must never touch the source
     *consumed = n;
     return true;
   } catch (...) {
@@ -255,7 +255,8 @@ void ColumnCodec::Write(const Column& c, std::string* out) {
   for (const Bitmap& b : c.number_postings_) PutBitmap(out, b);
 }
 
-bool ColumnCodec::Read(std::string_view* in, std::shared_ptr<const Column>* out, std::string* error) {
+bool ColumnCodec::Read(std::string_view* in, std::shared_ptr<const Column>* out,
+                       std::string* error) {
   auto c = std::make_shared<Column>();
   auto fail = [&](const char* what) {
     *error = what;
@@ -282,7 +283,8 @@ bool ColumnCodec::Read(std::string_view* in, std::shared_ptr<const Column>* out,
   for (Bitmap& b : c->by_kind_) {
     if (!GetBitmap(in, &b)) return fail("bad kind bitmap");
   }
-  if (!GetArray(in, &c->numbers_) || !GetArray(in, &c->codes_) || !GetArray(in, &c->array_lengths_)) {
+  if (!GetArray(in, &c->numbers_) || !GetArray(in, &c->codes_) ||
+      !GetArray(in, &c->array_lengths_)) {
     return fail("bad value arrays");
   }
   uint32_t dict_size;
@@ -292,7 +294,8 @@ bool ColumnCodec::Read(std::string_view* in, std::shared_ptr<const Column>* out,
   for (uint32_t i = 0; i < dict_size; ++i) {
     std::string_view s;
     if (!GetBytes(in, &s)) return fail("truncated dictionary");
-    if (!strings.empty() && !(std::string_view(strings.back()) < s)) return fail("unsorted dictionary");
+    if (!strings.empty() && !(std::string_view(strings.back()) < s))
+      return fail("unsorted dictionary");
     strings.emplace_back(s);
   }
   c->dict_ = Dictionary(std::move(strings));
@@ -329,6 +332,44 @@ bool ColumnCodec::Read(std::string_view* in, std::shared_ptr<const Column>* out,
   }
   for (double d : c->numbers_) {
     if (!std::isfinite(d)) return fail("non-finite number");
+  }
+  // Postings must be exactly the rows holding each value: Merge indexes them by value and would
+  // write out of bounds for a number without a posting. Every row is in the posting of its value
+  // and the postings hold no more entries than there are rows.
+  const std::vector<double>& distinct = c->distinct_numbers_;
+  for (size_t i = 0; i < distinct.size(); ++i) {
+    if (!std::isfinite(distinct[i]) || (i > 0 && !(distinct[i - 1] < distinct[i]))) {
+      return fail("bad distinct numbers");
+    }
+  }
+  auto postings_hold = [](const Bitmap& rows, const std::vector<Bitmap>& postings,
+                          auto&& posting_of) {
+    uint64_t entries = 0;
+    for (const Bitmap& p : postings) entries += p.Cardinality();
+    if (entries != rows.Cardinality()) return false;
+    bool ok = true;
+    size_t i = 0;
+    rows.ForEach([&](uint32_t row) {
+      int64_t p = ok ? posting_of(i) : -1;
+      ok = ok && p >= 0 && postings[p].Contains(row);
+      ++i;
+    });
+    return ok;
+  };
+  if (!c->number_postings_.empty() &&
+      !postings_hold(c->by_kind_[static_cast<size_t>(Kind::kNumber)], c->number_postings_,
+                     [&](size_t i) {
+                       auto it = std::lower_bound(distinct.begin(), distinct.end(), c->numbers_[i]);
+                       return it != distinct.end() && *it == c->numbers_[i]
+                                  ? static_cast<int64_t>(it - distinct.begin())
+                                  : int64_t{-1};
+                     })) {
+    return fail("number postings disagree with the numbers");
+  }
+  if (!c->string_postings_.empty() &&
+      !postings_hold(c->by_kind_[static_cast<size_t>(Kind::kString)], c->string_postings_,
+                     [&](size_t i) { return static_cast<int64_t>(c->codes_[i]); })) {
+    return fail("string postings disagree with the codes");
   }
   if (!c->numbers_.empty()) {
     auto [mn, mx] = std::minmax_element(c->numbers_.begin(), c->numbers_.end());

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <map>
 #include <sstream>
+#include <utility>
 
 #include "index/column_codec.h"
 
@@ -84,6 +85,14 @@ class TableCodec {
       chunk->module_id.emplace_back(module);
     }
     if (chunk) t->docs_.push_back(std::move(chunk));
+    // FindRow binary-searches order(): it must hold each live row once, strictly by id.
+    for (size_t i = 1; i < t->order_->size(); ++i) {
+      uint32_t a = (*t->order_)[i - 1], b = (*t->order_)[i];
+      if (!(std::make_pair(t->device_id(a), t->module_id(a)) <
+            std::make_pair(t->device_id(b), t->module_id(b)))) {
+        return fail("order is not strictly by id");
+      }
+    }
     uint32_t columns;
     if (!GetU32(in, &columns) || columns > in->size()) return fail("bad column count");
     t->columns_.reserve(columns);
@@ -251,7 +260,8 @@ Expected<uint64_t> Fleet::Apply(const std::vector<Mutation>& batch, const std::s
         Expected<PatchResult> r = m.kind == Mutation::Kind::kPatch
                                       ? ApplyTwinPatch(doc, m.patch, m.if_match, options)
                                       : ReplaceTwin(doc, m.patch, m.if_match, options);
-        if (!r.ok()) return fail(fmt::format("twin {}: {}", Who(m.device_id, m.module_id), r.error().message));
+        if (!r.ok())
+          return fail(fmt::format("twin {}: {}", Who(m.device_id, m.module_id), r.error().message));
         if (r->changed) upsert(m.device_id, m.module_id, std::move(r->twin));
         break;
       }
@@ -315,7 +325,8 @@ std::string Fleet::Serialize() const {
   return out;
 }
 
-Expected<std::unique_ptr<Fleet>> Fleet::Deserialize(std::string_view bytes, const std::string& name) {
+Expected<std::unique_ptr<Fleet>> Fleet::Deserialize(std::string_view bytes,
+                                                    const std::string& name) {
   auto fail = [&](const std::string& what) { return Error{fmt::format("{}: {}", name, what)}; };
   if (bytes.size() < kHeaderBytes || std::memcmp(bytes.data(), kMagic, 8) != 0) {
     return fail("not a twinq index file");
@@ -327,8 +338,9 @@ Expected<std::unique_ptr<Fleet>> Fleet::Deserialize(std::string_view bytes, cons
   GetU64(&in, &length);
   GetU64(&in, &checksum);
   if (version != kFormatVersion) {
-    return fail(fmt::format("index format version {} is not supported (this build reads version {})",
-                            version, kFormatVersion));
+    return fail(
+        fmt::format("index format version {} is not supported (this build reads version {})",
+                    version, kFormatVersion));
   }
   if (in.size() < length) {
     return fail(fmt::format("file is truncated: {} of {} payload bytes", in.size(), length));
@@ -378,8 +390,10 @@ Expected<std::unique_ptr<Fleet>> Fleet::Open(const std::string& path) {
 
 TwinSet ToTwinSet(const Snapshot& snapshot) {
   TwinSet out;
-  for (uint32_t row : snapshot.devices().order()) out.devices.push_back(snapshot.devices().Document(row));
-  for (uint32_t row : snapshot.modules().order()) out.modules.push_back(snapshot.modules().Document(row));
+  for (uint32_t row : snapshot.devices().order())
+    out.devices.push_back(snapshot.devices().Document(row));
+  for (uint32_t row : snapshot.modules().order())
+    out.modules.push_back(snapshot.modules().Document(row));
   return out;
 }
 

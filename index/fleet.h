@@ -42,11 +42,11 @@ class Snapshot {
 struct Mutation {
   enum class Kind : uint8_t { kUpsert, kDelete, kPatch, kReplace };
   Kind kind = Kind::kUpsert;
-  Value doc;               // kUpsert: the whole twin (deviceId, optional moduleId)
-  std::string device_id;   // kDelete, kPatch, kReplace
-  std::string module_id;   // empty for device twins
-  Value patch;             // kPatch: an IoT Hub twin patch; kReplace: the replacement
-  std::string if_match;    // kPatch, kReplace: expected etag ("*" or empty forces)
+  Value doc;              // kUpsert: the whole twin (deviceId, optional moduleId)
+  std::string device_id;  // kDelete, kPatch, kReplace
+  std::string module_id;  // empty for device twins
+  Value patch;            // kPatch: an IoT Hub twin patch; kReplace: the replacement
+  std::string if_match;   // kPatch, kReplace: expected etag ("*" or empty forces)
 };
 
 class Fleet {
@@ -69,8 +69,7 @@ class Fleet {
   Expected<uint64_t> Upsert(Value doc);
   Expected<uint64_t> Delete(const std::string& device_id, const std::string& module_id = "");
   Expected<uint64_t> Patch(const std::string& device_id, const std::string& module_id,
-                           const Value& patch, const std::string& if_match,
-                           const std::string& now);
+                           const Value& patch, const std::string& if_match, const std::string& now);
 
   // The whole fleet (documents + index) to one file, and back. The format is versioned and
   // checksummed; a truncated or corrupted file is refused with a clear Error.
@@ -78,7 +77,8 @@ class Fleet {
   static Expected<std::unique_ptr<Fleet>> Open(const std::string& path);
   // The same, to and from memory.
   std::string Serialize() const;
-  static Expected<std::unique_ptr<Fleet>> Deserialize(std::string_view bytes, const std::string& name);
+  static Expected<std::unique_ptr<Fleet>> Deserialize(std::string_view bytes,
+                                                      const std::string& name);
 
  private:
   std::atomic<std::shared_ptr<const FleetState>> state_;

@@ -68,11 +68,20 @@ class TableBuilder {
     auto visit = [&](uint32_t child, const Value& value) {
       ColumnBuilder& b = builders_[nodes_[child].builder];
       switch (value.kind()) {
-        case ValueKind::kUndefined: return;
-        case ValueKind::kNull: b.AddNull(row); return;
-        case ValueKind::kBool: b.AddBool(row, value.as_bool()); return;
-        case ValueKind::kNumber: b.AddNumber(row, value.as_number()); return;
-        case ValueKind::kString: b.AddString(row, value.as_string()); return;
+        case ValueKind::kUndefined:
+          return;
+        case ValueKind::kNull:
+          b.AddNull(row);
+          return;
+        case ValueKind::kBool:
+          b.AddBool(row, value.as_bool());
+          return;
+        case ValueKind::kNumber:
+          b.AddNumber(row, value.as_number());
+          return;
+        case ValueKind::kString:
+          b.AddString(row, value.as_string());
+          return;
         case ValueKind::kArray:
           b.AddArray(row, static_cast<uint32_t>(value.as_array().size()));
           Walk(value, child, row);
@@ -114,9 +123,14 @@ void FlattenInto(const Value& v, ColumnPath* path, std::vector<FlatEntry>* out) 
     FlatEntry e;
     e.path = *path;
     switch (value.kind()) {
-      case ValueKind::kUndefined: return;
-      case ValueKind::kNull: e.kind = Kind::kNull; break;
-      case ValueKind::kBool: e.kind = value.as_bool() ? Kind::kTrue : Kind::kFalse; break;
+      case ValueKind::kUndefined:
+        return;
+      case ValueKind::kNull:
+        e.kind = Kind::kNull;
+        break;
+      case ValueKind::kBool:
+        e.kind = value.as_bool() ? Kind::kTrue : Kind::kFalse;
+        break;
       case ValueKind::kNumber:
         e.kind = Kind::kNumber;
         e.number = value.as_number();
@@ -129,7 +143,9 @@ void FlattenInto(const Value& v, ColumnPath* path, std::vector<FlatEntry>* out) 
         e.kind = Kind::kArray;
         e.length = static_cast<uint32_t>(value.as_array().size());
         break;
-      case ValueKind::kObject: e.kind = Kind::kObject; break;
+      case ValueKind::kObject:
+        e.kind = Kind::kObject;
+        break;
     }
     out->push_back(std::move(e));
     if (value.is_array() || value.is_object()) FlattenInto(value, path, out);
@@ -158,10 +174,14 @@ void FlattenInto(const Value& v, ColumnPath* path, std::vector<FlatEntry>* out) 
 bool SameEntry(const FlatEntry& a, const FlatEntry& b) {
   if (a.kind != b.kind) return false;
   switch (a.kind) {
-    case Kind::kNumber: return a.number == b.number && std::signbit(a.number) == std::signbit(b.number);
-    case Kind::kString: return a.string == b.string;
-    case Kind::kArray: return a.length == b.length;
-    default: return true;
+    case Kind::kNumber:
+      return a.number == b.number && std::signbit(a.number) == std::signbit(b.number);
+    case Kind::kString:
+      return a.string == b.string;
+    case Kind::kArray:
+      return a.length == b.length;
+    default:
+      return true;
   }
 }
 
@@ -204,7 +224,8 @@ std::shared_ptr<const Table> Table::Build(const std::vector<Value>& docs, bool m
   auto less = [&](uint32_t a, uint32_t b) {
     return CompareIds(t->device_id(a), t->module_id(a), t->device_id(b), t->module_id(b)) < 0;
   };
-  if (!std::is_sorted(order->begin(), order->end(), less)) std::sort(order->begin(), order->end(), less);
+  if (!std::is_sorted(order->begin(), order->end(), less))
+    std::sort(order->begin(), order->end(), less);
   t->order_ = std::move(order);
   t->columns_ = std::move(builder).Finish();
   t->BuildCatalog();
@@ -246,7 +267,8 @@ Value Table::Document(uint32_t row) const {
   return v.ok() ? std::move(v.value()) : Value();
 }
 
-std::optional<uint32_t> Table::FindRow(std::string_view device_id, std::string_view module_id) const {
+std::optional<uint32_t> Table::FindRow(std::string_view device_id,
+                                       std::string_view module_id) const {
   const std::vector<uint32_t>& o = *order_;
   auto it = std::lower_bound(o.begin(), o.end(), 0, [&](uint32_t row, int) {
     return CompareIds(this->device_id(row), this->module_id(row), device_id, module_id) < 0;
@@ -275,10 +297,11 @@ const std::vector<uint32_t>* Table::FindFolded(const ColumnPath& path) const {
   return it == folded_->end() ? nullptr : &it->second;
 }
 
-Expected<std::shared_ptr<const Table>> Table::WithChanges(const std::vector<Change>& changes) const {
+Expected<std::shared_ptr<const Table>> Table::WithChanges(
+    const std::vector<Change>& changes) const {
   auto t = std::shared_ptr<Table>(new Table(*this));
   // 1. Resolve every change to a row; the last change of a row wins.
-  std::map<uint32_t, const Change*> final;  // row -> change
+  std::map<uint32_t, const Change*> final;          // row -> change
   std::unordered_map<std::string, uint32_t> added;  // keys of rows added in this batch
   for (const Change& c : changes) {
     std::string key = c.device_id + '\0' + c.module_id;
@@ -301,7 +324,8 @@ Expected<std::shared_ptr<const Table>> Table::WithChanges(const std::vector<Chan
   // 2. The entries that differ between the old and the new document of each changed row.
   std::vector<uint32_t> changed_rows;
   std::unordered_map<std::string, std::vector<uint32_t>> touched_rows;  // exact key -> rows
-  std::unordered_map<std::string, std::vector<std::pair<uint32_t, const FlatEntry*>>> touched_entries;
+  std::unordered_map<std::string, std::vector<std::pair<uint32_t, const FlatEntry*>>>
+      touched_entries;
   std::unordered_map<std::string, ColumnPath> touched_paths;
   std::vector<std::vector<FlatEntry>> fresh(final.size());
   size_t n = 0;
@@ -339,13 +363,27 @@ Expected<std::shared_ptr<const Table>> Table::WithChanges(const std::vector<Chan
       ColumnBuilder b(touched_paths[key]);
       for (const auto& [row, e] : entries) {
         switch (e->kind) {
-          case Kind::kNull: b.AddNull(row); break;
-          case Kind::kFalse: b.AddBool(row, false); break;
-          case Kind::kTrue: b.AddBool(row, true); break;
-          case Kind::kNumber: b.AddNumber(row, e->number); break;
-          case Kind::kString: b.AddString(row, e->string); break;
-          case Kind::kArray: b.AddArray(row, e->length); break;
-          case Kind::kObject: b.AddObject(row); break;
+          case Kind::kNull:
+            b.AddNull(row);
+            break;
+          case Kind::kFalse:
+            b.AddBool(row, false);
+            break;
+          case Kind::kTrue:
+            b.AddBool(row, true);
+            break;
+          case Kind::kNumber:
+            b.AddNumber(row, e->number);
+            break;
+          case Kind::kString:
+            b.AddString(row, e->string);
+            break;
+          case Kind::kArray:
+            b.AddArray(row, e->length);
+            break;
+          case Kind::kObject:
+            b.AddObject(row);
+            break;
         }
       }
       if (b.empty()) continue;
@@ -430,8 +468,8 @@ size_t Table::DocumentMemoryBytes() const {
   size_t n = 0;
   for (const auto& chunk : docs_) {
     for (size_t i = 0; i < chunk->json.size(); ++i) {
-      n += chunk->json[i].capacity() + chunk->device_id[i].capacity() + chunk->module_id[i].capacity() +
-           3 * sizeof(std::string);
+      n += chunk->json[i].capacity() + chunk->device_id[i].capacity() +
+           chunk->module_id[i].capacity() + 3 * sizeof(std::string);
     }
   }
   return n;

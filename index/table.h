@@ -23,7 +23,7 @@ namespace twinq::index {
 // exactly as ingested), in chunks shared between versions.
 inline constexpr uint32_t kDocChunkRows = 1024;
 struct DocChunk {
-  std::vector<std::string> json;       // empty string: no document (deleted row)
+  std::vector<std::string> json;  // empty string: no document (deleted row)
   std::vector<std::string> device_id;
   std::vector<std::string> module_id;  // empty for device twins
 };
@@ -57,7 +57,8 @@ class Table {
   // The stored document parsed back into a Value.
   Value Document(uint32_t row) const;
   // Row of a twin by id; nullopt when absent or deleted.
-  std::optional<uint32_t> FindRow(std::string_view device_id, std::string_view module_id = {}) const;
+  std::optional<uint32_t> FindRow(std::string_view device_id,
+                                  std::string_view module_id = {}) const;
   // Live rows ordered by (deviceId, moduleId).
   const std::vector<uint32_t>& order() const { return *order_; }
   // The rows of `rows` ordered by (deviceId, moduleId).

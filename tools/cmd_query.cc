@@ -1,8 +1,10 @@
-// twinq query / twinq targets over a twins file, on the reference engine.
+// twinq query / twinq targets over a twins file or a saved index, on the reference engine.
 #include <iostream>
+#include <memory>
 
 #include "engine/common/json_reader.h"
 #include "engine/ref/query.h"
+#include "index/fleet.h"
 #include "tools/commands.h"
 #include "tools/frontend.h"
 
@@ -12,6 +14,7 @@ namespace {
 
 struct CommonOptions {
   std::string twins;
+  std::string index;  // a file saved by 'twinq index build'
   std::string text;
   bool strict = false;
   size_t page_size = 0;
@@ -37,6 +40,8 @@ int ParseOptions(const char* cmd, const char* usage, bool paging, const Args& ar
       return 0;
     } else if (a == "--twins") {
       if (!value(&o->twins)) return 1;
+    } else if (a == "--index") {
+      if (!value(&o->index)) return 1;
     } else if (a == "--strict") {
       o->strict = true;
     } else if (paging && a == "--page-size") {
@@ -60,22 +65,35 @@ int ParseOptions(const char* cmd, const char* usage, bool paging, const Args& ar
       return 1;
     }
   }
-  if (o->twins.empty() || !have_text) {
+  if (!o->twins.empty() && !o->index.empty()) {
+    std::cerr << "twinq " << cmd << ": give either --twins or --index, not both\n";
+    return 1;
+  }
+  if ((o->twins.empty() && o->index.empty()) || !have_text) {
     std::cerr << usage;
     return 1;
   }
   return -1;
 }
 
+// The twins of --twins FILE, or the live documents of --index FILE in id order.
+Expected<TwinSet> LoadTwins(const CommonOptions& o) {
+  if (o.index.empty()) return ReadTwinsFile(o.twins);
+  Expected<std::unique_ptr<index::Fleet>> fleet = index::Fleet::Open(o.index);
+  if (!fleet.ok()) return fleet.error();
+  return index::ToTwinSet((*fleet)->snapshot());
+}
+
 }  // namespace
 
 int CmdQuery(const Args& args) {
   const char* usage =
-      "usage: twinq query --twins FILE [--page-size N] [--continuation TOKEN] [--strict] "
-      "'QUERY'\n"
-      "  Runs a query over the twins in FILE (NDJSON, a JSON array or objects) and prints the\n"
-      "  rows as one JSON array. With --page-size, prints one page and, when more rows follow,\n"
-      "  the continuation token on stderr as 'continuation: TOKEN'.\n"
+      "usage: twinq query (--twins FILE | --index INDEX) [--page-size N]\n"
+      "                   [--continuation TOKEN] [--strict] 'QUERY'\n"
+      "  Runs a query over the twins in FILE (NDJSON, a JSON array or objects) or in INDEX (saved\n"
+      "  by 'twinq index build') and prints the rows as one JSON array. With --page-size, prints\n"
+      "  one page and, when more rows follow, the continuation token on stderr as\n"
+      "  'continuation: TOKEN'.\n"
       "  Exit 0 on success, 1 for unreadable or malformed input, 2 for query errors.\n";
   CommonOptions o;
   if (int rc = ParseOptions("query", usage, true, args, &o); rc >= 0) return rc;
@@ -87,12 +105,12 @@ int CmdQuery(const Args& args) {
     std::cerr << Render(bound.diagnostics(), source);
     return 2;
   }
-  Expected<TwinSet> twins = ReadTwinsFile(o.twins);
+  Expected<TwinSet> twins = LoadTwins(o);
   if (!twins.ok()) {
     std::cerr << "twinq query: " << twins.error().message << "\n";
     return 1;
   }
-  ref::PageRequest page{o.page_size, o.continuation};
+  PageRequest page{o.page_size, o.continuation};
   auto result = ref::RunQuery(*bound, {twins->devices, twins->modules, {}}, page);
   if (!result.ok()) {
     std::cerr << "twinq query: " << result.error().message << "\n";
@@ -111,7 +129,7 @@ int CmdQuery(const Args& args) {
 
 int CmdTargets(const Args& args) {
   const char* usage =
-      "usage: twinq targets --twins FILE [--strict] 'CONDITION'\n"
+      "usage: twinq targets (--twins FILE | --index INDEX) [--strict] 'CONDITION'\n"
       "  Prints the ids a job condition targets, one per line, ordered by deviceId then\n"
       "  moduleId: deviceId for device twins, deviceId/moduleId for module targets\n"
       "  (FROM devices.modules WHERE ...). '*' targets every device.\n"
@@ -126,7 +144,7 @@ int CmdTargets(const Args& args) {
     std::cerr << Render(bound.diagnostics(), source);
     return 2;
   }
-  Expected<TwinSet> twins = ReadTwinsFile(o.twins);
+  Expected<TwinSet> twins = LoadTwins(o);
   if (!twins.ok()) {
     std::cerr << "twinq targets: " << twins.error().message << "\n";
     return 1;

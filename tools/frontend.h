@@ -8,7 +8,8 @@
 
 namespace twinq::tools {
 
-Result<check::BoundQuery> CompileQuery(const Source& source, const check::BindOptions& options = {});
+Result<check::BoundQuery> CompileQuery(const Source& source,
+                                       const check::BindOptions& options = {});
 Result<check::BoundCondition> CompileCondition(const Source& source,
                                                const check::BindOptions& options = {});
 

@@ -30,10 +30,21 @@ enum class ExprKind : uint8_t {
 
 enum class Op : uint8_t {
   kNone,
-  kNeg, kPos,                            // unary - +
-  kMul, kDiv, kMod, kAdd, kSub,          // arithmetic
-  kEq, kNe, kLt, kLe, kGt, kGe,          // comparison (<> is kNe)
-  kIn, kNin,                             // membership
+  kNeg,
+  kPos,  // unary - +
+  kMul,
+  kDiv,
+  kMod,
+  kAdd,
+  kSub,  // arithmetic
+  kEq,
+  kNe,
+  kLt,
+  kLe,
+  kGt,
+  kGe,  // comparison (<> is kNe)
+  kIn,
+  kNin,  // membership
 };
 
 // The printer's name of an operator: "neg", "mul", "eq", "in", ...
@@ -44,8 +55,8 @@ bool IsArithmetic(Op op);
 struct PathSegment {
   enum class Kind : uint8_t { kName, kIndex };
   Kind kind = Kind::kName;
-  std::string name;     // kName: the name as written (escapes removed)
-  uint64_t index = 0;   // kIndex
+  std::string name;      // kName: the name as written (escapes removed)
+  uint64_t index = 0;    // kIndex
   bool escaped = false;  // written as [[name]]
   SourceRange range;
 };
@@ -55,12 +66,12 @@ struct Expr {
   Op op = Op::kNone;
   NodeId id = 0;
   SourceRange range;
-  Value value;                       // kLiteral; the list of kIn
-  std::vector<PathSegment> path;     // kPath
-  std::string name;                  // kCall: the function name as written
-  SourceRange name_range;            // kCall
+  Value value;                    // kLiteral; the list of kIn
+  std::vector<PathSegment> path;  // kPath
+  std::string name;               // kCall: the function name as written
+  SourceRange name_range;         // kCall
   std::vector<Expr*> children;
-  bool parenthesized = false;        // written inside ( )
+  bool parenthesized = false;  // written inside ( )
 };
 
 enum class Collection : uint8_t { kDevices, kModules, kJobs };
@@ -69,7 +80,7 @@ const char* CollectionName(Collection c);  // "devices", "devices.modules", "dev
 struct Projection {
   NodeId id = 0;
   SourceRange range;
-  Expr* expr = nullptr;           // a path or a call (aggregate)
+  Expr* expr = nullptr;  // a path or a call (aggregate)
   std::optional<std::string> alias;
   SourceRange alias_range;
 };
@@ -82,17 +93,17 @@ struct Query {
   std::vector<Projection> projections;
   Collection collection = Collection::kDevices;
   SourceRange collection_range;
-  Expr* where = nullptr;          // may be null
+  Expr* where = nullptr;  // may be null
   std::vector<Expr*> group_by;
 };
 
 struct Condition {
   SourceRange range;
-  bool all = false;               // the condition `*`
-  bool has_from = false;          // written with FROM <collection> WHERE
+  bool all = false;       // the condition `*`
+  bool has_from = false;  // written with FROM <collection> WHERE
   Collection collection = Collection::kDevices;
   SourceRange collection_range;
-  Expr* expr = nullptr;           // null when all
+  Expr* expr = nullptr;  // null when all
 };
 
 class Ast {

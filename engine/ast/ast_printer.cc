@@ -6,22 +6,38 @@ namespace twinq::ast {
 
 const char* OpName(Op op) {
   switch (op) {
-    case Op::kNone: return "none";
-    case Op::kNeg: return "neg";
-    case Op::kPos: return "pos";
-    case Op::kMul: return "mul";
-    case Op::kDiv: return "div";
-    case Op::kMod: return "mod";
-    case Op::kAdd: return "add";
-    case Op::kSub: return "sub";
-    case Op::kEq: return "eq";
-    case Op::kNe: return "ne";
-    case Op::kLt: return "lt";
-    case Op::kLe: return "le";
-    case Op::kGt: return "gt";
-    case Op::kGe: return "ge";
-    case Op::kIn: return "in";
-    case Op::kNin: return "nin";
+    case Op::kNone:
+      return "none";
+    case Op::kNeg:
+      return "neg";
+    case Op::kPos:
+      return "pos";
+    case Op::kMul:
+      return "mul";
+    case Op::kDiv:
+      return "div";
+    case Op::kMod:
+      return "mod";
+    case Op::kAdd:
+      return "add";
+    case Op::kSub:
+      return "sub";
+    case Op::kEq:
+      return "eq";
+    case Op::kNe:
+      return "ne";
+    case Op::kLt:
+      return "lt";
+    case Op::kLe:
+      return "le";
+    case Op::kGt:
+      return "gt";
+    case Op::kGe:
+      return "ge";
+    case Op::kIn:
+      return "in";
+    case Op::kNin:
+      return "nin";
   }
   return "?";
 }
@@ -31,9 +47,12 @@ bool IsArithmetic(Op op) { return op >= Op::kMul && op <= Op::kSub; }
 
 const char* CollectionName(Collection c) {
   switch (c) {
-    case Collection::kDevices: return "devices";
-    case Collection::kModules: return "devices.modules";
-    case Collection::kJobs: return "devices.jobs";
+    case Collection::kDevices:
+      return "devices";
+    case Collection::kModules:
+      return "devices.modules";
+    case Collection::kJobs:
+      return "devices.jobs";
   }
   return "?";
 }

@@ -16,13 +16,20 @@ using ast::Op;
 
 StaticType TypeOfValue(const Value& v) {
   switch (v.kind()) {
-    case ValueKind::kUndefined: return StaticType::kUndefined;
-    case ValueKind::kNull: return StaticType::kNull;
-    case ValueKind::kBool: return StaticType::kBool;
-    case ValueKind::kNumber: return StaticType::kNumber;
-    case ValueKind::kString: return StaticType::kString;
-    case ValueKind::kArray: return StaticType::kArray;
-    case ValueKind::kObject: return StaticType::kObject;
+    case ValueKind::kUndefined:
+      return StaticType::kUndefined;
+    case ValueKind::kNull:
+      return StaticType::kNull;
+    case ValueKind::kBool:
+      return StaticType::kBool;
+    case ValueKind::kNumber:
+      return StaticType::kNumber;
+    case ValueKind::kString:
+      return StaticType::kString;
+    case ValueKind::kArray:
+      return StaticType::kArray;
+    case ValueKind::kObject:
+      return StaticType::kObject;
   }
   return StaticType::kAny;
 }
@@ -71,12 +78,13 @@ class Binder {
   std::vector<PathStep> BindPath(const std::vector<ast::PathSegment>& segs) {
     size_t skip = 0;
     auto is_name = [&](size_t i, std::string_view word) {
-      return i < segs.size() && segs[i].kind == ast::PathSegment::Kind::kName &&
-             !segs[i].escaped && EqualsIgnoreCase(segs[i].name, word);
+      return i < segs.size() && segs[i].kind == ast::PathSegment::Kind::kName && !segs[i].escaped &&
+             EqualsIgnoreCase(segs[i].name, word);
     };
     if (segs.size() >= 2 && is_name(0, "devices")) {
       skip = 1;
-      if (collection_ == Collection::kModules && segs.size() >= 3 && is_name(1, "modules")) skip = 2;
+      if (collection_ == Collection::kModules && segs.size() >= 3 && is_name(1, "modules"))
+        skip = 2;
       if (collection_ == Collection::kJobs && segs.size() >= 3 && is_name(1, "jobs")) skip = 2;
       // An index right after the prefix (devices[0]) is not a property path: keep it whole.
       if (segs[skip].kind == ast::PathSegment::Kind::kIndex) skip = 0;
@@ -116,9 +124,9 @@ class Binder {
     size_t n = e.children.size();
     if (n < f->min_args || n > f->max_args) {
       std::string want = f->min_args == f->max_args ? fmt::format("{}", f->min_args)
-                         : f->max_args == SIZE_MAX ? fmt::format("at least {}", f->min_args)
-                                                   : fmt::format("{} or {}", f->min_args,
-                                                                 f->max_args);
+                         : f->max_args == SIZE_MAX
+                             ? fmt::format("at least {}", f->min_args)
+                             : fmt::format("{} or {}", f->min_args, f->max_args);
       Error(DiagCode::kArity, e.range,
             fmt::format("{} takes {} argument{}, got {}: {}", f->name, want,
                         (f->min_args == 1 && f->max_args == 1) ? "" : "s", n, f->signature));
@@ -237,13 +245,15 @@ class Binder {
     if (!options_.fold) return b;
     // The absorbing constant decides alone: false for AND, true for OR.
     for (const auto& c : b->children) {
-      if (c->kind == BoundKind::kConst && (is_and ? sem::IsFalse(c->value) : sem::IsTrue(c->value))) {
+      if (c->kind == BoundKind::kConst &&
+          (is_and ? sem::IsFalse(c->value) : sem::IsTrue(c->value))) {
         return Const(e, Value::Bool(!is_and));
       }
     }
     if (AllConst(*b)) {
       Value acc = Value::Bool(is_and);
-      for (const auto& c : b->children) acc = is_and ? sem::And(acc, c->value) : sem::Or(acc, c->value);
+      for (const auto& c : b->children)
+        acc = is_and ? sem::And(acc, c->value) : sem::Or(acc, c->value);
       return Const(e, acc);
     }
     // The neutral constant (true for AND, false for OR) can go when every other operand is
@@ -270,20 +280,28 @@ class Binder {
 
 Collection FromAst(ast::Collection c) {
   switch (c) {
-    case ast::Collection::kDevices: return Collection::kDevices;
-    case ast::Collection::kModules: return Collection::kModules;
-    case ast::Collection::kJobs: return Collection::kJobs;
+    case ast::Collection::kDevices:
+      return Collection::kDevices;
+    case ast::Collection::kModules:
+      return Collection::kModules;
+    case ast::Collection::kJobs:
+      return Collection::kJobs;
   }
   return Collection::kDevices;
 }
 
 BoundProjection::Kind AggregateKind(FunctionId id) {
   switch (id) {
-    case FunctionId::kCount: return BoundProjection::Kind::kCount;
-    case FunctionId::kAvg: return BoundProjection::Kind::kAvg;
-    case FunctionId::kSum: return BoundProjection::Kind::kSum;
-    case FunctionId::kMin: return BoundProjection::Kind::kMin;
-    default: return BoundProjection::Kind::kMax;
+    case FunctionId::kCount:
+      return BoundProjection::Kind::kCount;
+    case FunctionId::kAvg:
+      return BoundProjection::Kind::kAvg;
+    case FunctionId::kSum:
+      return BoundProjection::Kind::kSum;
+    case FunctionId::kMin:
+      return BoundProjection::Kind::kMin;
+    default:
+      return BoundProjection::Kind::kMax;
   }
 }
 
@@ -333,8 +351,7 @@ Result<BoundQuery> BindQuery(const ast::Query& query, const BindOptions& options
       f = b.ResolveFunction(e);  // unknown name or arity: reported there
       if (f == nullptr) continue;
       if (q.collection == Collection::kJobs) {
-        b.Error(DiagCode::kJobsAggregate, e.range,
-                "FROM devices.jobs does not support aggregates");
+        b.Error(DiagCode::kJobsAggregate, e.range, "FROM devices.jobs does not support aggregates");
       }
       bp.kind = AggregateKind(f->id);
       if (f->id != FunctionId::kCount && e.children.size() == 1) {
@@ -378,10 +395,18 @@ Result<BoundQuery> BindQuery(const ast::Query& query, const BindOptions& options
               "aggregates");
     }
     for (size_t i = 0; i < q.projections.size(); ++i) {
-      const BoundProjection& p = q.projections[i];
+      const BoundProjection p = q.projections[i];
       if (p.kind != BoundProjection::Kind::kPath) continue;
       bool grouped = false;
-      for (const auto& g : q.group_by) grouped = grouped || PathKey(g) == PathKey(p.path);
+      for (const auto& g : q.group_by) {
+        if (PathKey(g) != PathKey(p.path)) continue;
+        // A grouped projection shows its group's value: it reads the GROUP BY path itself. The
+        // two may differ in letter case, which selects different keys in a twin holding keys
+        // that differ only by case (tags.Floor and tags.floor).
+        q.projections[i].path = g;
+        grouped = true;
+        break;
+      }
       if (!grouped) {
         b.Error(DiagCode::kGroupByProjection, p.range,
                 fmt::format("'{}' is neither grouped nor aggregated; add it to GROUP BY or "

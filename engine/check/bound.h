@@ -19,13 +19,14 @@ namespace twinq::check {
 // or an array index.
 struct PathStep {
   bool is_index = false;
-  std::string name;   // as written in the query
+  std::string name;  // as written in the query
   uint64_t index = 0;
   bool operator==(const PathStep&) const = default;
 };
 
 // The canonical text of a path: names lower-cased, joined by '.', indexes as [n]. Two paths with
-// the same key select the same value in every document.
+// the same key name the same property up to letter case (in a twin holding keys that differ
+// only by case, different spellings may still select different keys: decision 2).
 std::string PathKey(const std::vector<PathStep>& steps);
 // The path as the printer writes it (spelling of the query).
 std::string PathText(const std::vector<PathStep>& steps);
@@ -39,8 +40,8 @@ enum class BoundKind : uint8_t {
   kCompare,  // children[0] op children[1]
   kIn,       // children[0] IN value (op kIn or kNin); value is a de-duplicated array
   kNot,
-  kAnd,      // n-ary
-  kOr,       // n-ary
+  kAnd,  // n-ary
+  kOr,   // n-ary
 };
 
 struct BoundExpr {
@@ -64,7 +65,7 @@ const char* CollectionName(Collection c);
 struct BoundProjection {
   enum class Kind : uint8_t { kPath, kCount, kAvg, kSum, kMin, kMax };
   Kind kind = Kind::kPath;
-  std::vector<PathStep> path;   // kPath, and the argument of AVG/SUM/MIN/MAX
+  std::vector<PathStep> path;  // kPath, and the argument of AVG/SUM/MIN/MAX
   // The result key: the alias when given. Otherwise, for a path ending in a name, empty: the
   // executor uses the last segment as spelled in the document. For others, "$<n>" (1-based
   // position in the SELECT list).
@@ -79,15 +80,15 @@ struct BoundQuery {
   std::optional<uint64_t> top;
   bool select_all = false;
   std::vector<BoundProjection> projections;
-  std::unique_ptr<BoundExpr> where;               // null when absent
+  std::unique_ptr<BoundExpr> where;  // null when absent
   std::vector<std::vector<PathStep>> group_by;
-  bool aggregate = false;                         // has aggregates (one row, or one per group)
+  bool aggregate = false;  // has aggregates (one row, or one per group)
 };
 
 struct BoundCondition {
-  Collection collection = Collection::kDevices;   // kDevices or kModules
-  bool all = false;                               // `*`
-  std::unique_ptr<BoundExpr> expr;                // null when all
+  Collection collection = Collection::kDevices;  // kDevices or kModules
+  bool all = false;                              // `*`
+  std::unique_ptr<BoundExpr> expr;               // null when all
 };
 
 std::string Print(const BoundQuery& q);

@@ -6,9 +6,12 @@ namespace twinq::check {
 
 const char* CollectionName(Collection c) {
   switch (c) {
-    case Collection::kDevices: return "devices";
-    case Collection::kModules: return "devices.modules";
-    case Collection::kJobs: return "devices.jobs";
+    case Collection::kDevices:
+      return "devices";
+    case Collection::kModules:
+      return "devices.modules";
+    case Collection::kJobs:
+      return "devices.jobs";
   }
   return "?";
 }
@@ -120,12 +123,24 @@ std::string Print(const BoundQuery& q) {
       const BoundProjection& p = q.projections[i];
       if (i > 0) out += ", ";
       switch (p.kind) {
-        case BoundProjection::Kind::kPath: out += "$" + PathText(p.path); break;
-        case BoundProjection::Kind::kCount: out += "COUNT()"; break;
-        case BoundProjection::Kind::kAvg: out += "AVG($" + PathText(p.path) + ")"; break;
-        case BoundProjection::Kind::kSum: out += "SUM($" + PathText(p.path) + ")"; break;
-        case BoundProjection::Kind::kMin: out += "MIN($" + PathText(p.path) + ")"; break;
-        case BoundProjection::Kind::kMax: out += "MAX($" + PathText(p.path) + ")"; break;
+        case BoundProjection::Kind::kPath:
+          out += "$" + PathText(p.path);
+          break;
+        case BoundProjection::Kind::kCount:
+          out += "COUNT()";
+          break;
+        case BoundProjection::Kind::kAvg:
+          out += "AVG($" + PathText(p.path) + ")";
+          break;
+        case BoundProjection::Kind::kSum:
+          out += "SUM($" + PathText(p.path) + ")";
+          break;
+        case BoundProjection::Kind::kMin:
+          out += "MIN($" + PathText(p.path) + ")";
+          break;
+        case BoundProjection::Kind::kMax:
+          out += "MAX($" + PathText(p.path) + ")";
+          break;
       }
       out += p.key_from_document ? " as <document spelling>" : " as " + p.key;
     }

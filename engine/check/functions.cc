@@ -11,14 +11,22 @@ namespace twinq::check {
 
 const char* StaticTypeName(StaticType t) {
   switch (t) {
-    case StaticType::kAny: return "any";
-    case StaticType::kBool: return "bool";
-    case StaticType::kNumber: return "number";
-    case StaticType::kString: return "string";
-    case StaticType::kArray: return "array";
-    case StaticType::kObject: return "object";
-    case StaticType::kNull: return "null";
-    case StaticType::kUndefined: return "undefined";
+    case StaticType::kAny:
+      return "any";
+    case StaticType::kBool:
+      return "bool";
+    case StaticType::kNumber:
+      return "number";
+    case StaticType::kString:
+      return "string";
+    case StaticType::kArray:
+      return "array";
+    case StaticType::kObject:
+      return "object";
+    case StaticType::kNull:
+      return "null";
+    case StaticType::kUndefined:
+      return "undefined";
   }
   return "?";
 }
@@ -163,14 +171,22 @@ const FunctionInfo* FindFunction(std::string_view name) {
 
 Value CallFunction(FunctionId id, std::span<const Value> a) {
   switch (id) {
-    case F::kIsDefined: return Value::Bool(!a[0].is_undefined());
-    case F::kIsNull: return Value::Bool(a[0].is_null());
-    case F::kIsBool: return Value::Bool(a[0].is_bool());
-    case F::kIsNumber: return Value::Bool(a[0].is_number());
-    case F::kIsString: return Value::Bool(a[0].is_string());
-    case F::kIsObject: return Value::Bool(a[0].is_object());
-    case F::kIsArray: return Value::Bool(a[0].is_array());
-    case F::kIsPrimitive: return Value::Bool(a[0].is_primitive());
+    case F::kIsDefined:
+      return Value::Bool(!a[0].is_undefined());
+    case F::kIsNull:
+      return Value::Bool(a[0].is_null());
+    case F::kIsBool:
+      return Value::Bool(a[0].is_bool());
+    case F::kIsNumber:
+      return Value::Bool(a[0].is_number());
+    case F::kIsString:
+      return Value::Bool(a[0].is_string());
+    case F::kIsObject:
+      return Value::Bool(a[0].is_object());
+    case F::kIsArray:
+      return Value::Bool(a[0].is_array());
+    case F::kIsPrimitive:
+      return Value::Bool(a[0].is_primitive());
     case F::kStartsWith:
     case F::kEndsWith:
     case F::kContains: {

@@ -11,15 +11,52 @@
 
 namespace twinq::check {
 
-enum class StaticType : uint8_t { kAny, kBool, kNumber, kString, kArray, kObject, kNull, kUndefined };
+enum class StaticType : uint8_t {
+  kAny,
+  kBool,
+  kNumber,
+  kString,
+  kArray,
+  kObject,
+  kNull,
+  kUndefined
+};
 const char* StaticTypeName(StaticType t);
 
 enum class FunctionId : uint8_t {
-  kIsDefined, kIsNull, kIsBool, kIsNumber, kIsString, kIsObject, kIsArray, kIsPrimitive,
-  kStartsWith, kEndsWith, kContains, kLower, kUpper, kLength, kConcat, kSubstring, kIndexOf,
-  kAsNumber, kAbs, kCeiling, kFloor, kSign, kSqrt, kSquare, kPower, kExp,
-  kArrayContains, kArrayLength,
-  kCount, kAvg, kSum, kMin, kMax,  // aggregates
+  kIsDefined,
+  kIsNull,
+  kIsBool,
+  kIsNumber,
+  kIsString,
+  kIsObject,
+  kIsArray,
+  kIsPrimitive,
+  kStartsWith,
+  kEndsWith,
+  kContains,
+  kLower,
+  kUpper,
+  kLength,
+  kConcat,
+  kSubstring,
+  kIndexOf,
+  kAsNumber,
+  kAbs,
+  kCeiling,
+  kFloor,
+  kSign,
+  kSqrt,
+  kSquare,
+  kPower,
+  kExp,
+  kArrayContains,
+  kArrayLength,
+  kCount,
+  kAvg,
+  kSum,
+  kMin,
+  kMax,  // aggregates
 };
 
 struct FunctionInfo {
@@ -27,11 +64,11 @@ struct FunctionInfo {
   std::string_view name;       // canonical upper-case spelling
   std::string_view signature;  // for messages and docs: "STARTSWITH(string, prefix)"
   size_t min_args;
-  size_t max_args;             // SIZE_MAX: variadic
+  size_t max_args;  // SIZE_MAX: variadic
   StaticType result;
-  bool twin_dialect;           // accepted by the strict (IoT Hub twin query) dialect
+  bool twin_dialect;  // accepted by the strict (IoT Hub twin query) dialect
   bool aggregate;
-  std::string_view summary;    // one line for docs and .help
+  std::string_view summary;  // one line for docs and .help
 };
 
 // Case-insensitive lookup; nullptr when unknown.

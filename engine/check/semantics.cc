@@ -30,13 +30,20 @@ Value Compare(ast::Op op, const Value& a, const Value& b) {
   }
   int c = OrderSameKind(a, b);
   switch (op) {
-    case ast::Op::kEq: return Value::Bool(c == 0);
-    case ast::Op::kNe: return Value::Bool(c != 0);
-    case ast::Op::kLt: return Value::Bool(c < 0);
-    case ast::Op::kLe: return Value::Bool(c <= 0);
-    case ast::Op::kGt: return Value::Bool(c > 0);
-    case ast::Op::kGe: return Value::Bool(c >= 0);
-    default: return Value();
+    case ast::Op::kEq:
+      return Value::Bool(c == 0);
+    case ast::Op::kNe:
+      return Value::Bool(c != 0);
+    case ast::Op::kLt:
+      return Value::Bool(c < 0);
+    case ast::Op::kLe:
+      return Value::Bool(c <= 0);
+    case ast::Op::kGt:
+      return Value::Bool(c > 0);
+    case ast::Op::kGe:
+      return Value::Bool(c >= 0);
+    default:
+      return Value();
   }
 }
 
@@ -44,9 +51,15 @@ Value Arithmetic(ast::Op op, const Value& a, const Value& b) {
   if (!a.is_number() || !b.is_number()) return Value();
   double x = a.as_number(), y = b.as_number(), r = 0;
   switch (op) {
-    case ast::Op::kAdd: r = x + y; break;
-    case ast::Op::kSub: r = x - y; break;
-    case ast::Op::kMul: r = x * y; break;
+    case ast::Op::kAdd:
+      r = x + y;
+      break;
+    case ast::Op::kSub:
+      r = x - y;
+      break;
+    case ast::Op::kMul:
+      r = x * y;
+      break;
     case ast::Op::kDiv:
       if (y == 0) return Value();
       r = x / y;

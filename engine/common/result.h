@@ -15,7 +15,7 @@ namespace twinq {
 template <class T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : value_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(T value) : value_(std::move(value)) {}           // NOLINT: implicit by design
   Result(Diagnostics diags) : diags_(std::move(diags)) {  // NOLINT
     assert(!diags_.empty());
   }
@@ -58,7 +58,7 @@ struct Error {
 template <class T>
 class [[nodiscard]] Expected {
  public:
-  Expected(T value) : value_(std::move(value)) {}  // NOLINT
+  Expected(T value) : value_(std::move(value)) {}      // NOLINT
   Expected(Error error) : error_(std::move(error)) {}  // NOLINT
 
   bool ok() const { return value_.has_value(); }

@@ -4,7 +4,8 @@
 
 namespace twinq {
 
-Source::Source(std::string name, std::string text) : name_(std::move(name)), text_(std::move(text)) {
+Source::Source(std::string name, std::string text)
+    : name_(std::move(name)), text_(std::move(text)) {
   line_starts_.push_back(0);
   for (uint32_t i = 0; i < text_.size(); ++i) {
     if (text_[i] == '\n') line_starts_.push_back(i + 1);
@@ -33,7 +34,8 @@ LineCol Source::Locate(uint32_t offset) const {
 std::string_view Source::Line(uint32_t line) const {
   if (line == 0 || line > line_starts_.size()) return {};
   uint32_t start = line_starts_[line - 1];
-  uint32_t end = line < line_starts_.size() ? line_starts_[line] - 1 : static_cast<uint32_t>(text_.size());
+  uint32_t end =
+      line < line_starts_.size() ? line_starts_[line] - 1 : static_cast<uint32_t>(text_.size());
   std::string_view v = std::string_view(text_).substr(start, end - start);
   if (!v.empty() && v.back() == '\r') v.remove_suffix(1);
   return v;

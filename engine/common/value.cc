@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -72,7 +73,7 @@ bool operator==(const Value& a, const Value& b) {
 
 std::string FormatNumber(double d) {
   if (std::isnan(d) || std::isinf(d)) return "null";  // JSON has no NaN or infinity
-  if (d == 0) return "0";                               // also -0
+  if (d == 0) return "0";                             // also -0
   if (std::fabs(d) < 9007199254740992.0 && d == std::trunc(d)) {
     return fmt::format("{}", static_cast<int64_t>(d));
   }
@@ -165,6 +166,37 @@ void AppendJsonImpl(const Value& v, std::string* out, bool in_array) {
 }  // namespace
 
 void AppendJson(const Value& v, std::string* out) { AppendJsonImpl(v, out, false); }
+
+void AppendCanonicalJson(const Value& v, std::string* out) {
+  if (v.is_array()) {
+    out->push_back('[');
+    bool first = true;
+    for (const Value& e : v.as_array()) {
+      if (!first) out->push_back(',');
+      first = false;
+      AppendCanonicalJson(e, out);
+    }
+    out->push_back(']');
+  } else if (v.is_object()) {
+    std::vector<const Member*> members;
+    for (const Member& m : v.as_object()) members.push_back(&m);
+    std::sort(members.begin(), members.end(),
+              [](const Member* a, const Member* b) { return a->first < b->first; });
+    out->push_back('{');
+    bool first = true;
+    for (const Member* m : members) {
+      if (m->second.is_undefined()) continue;
+      if (!first) out->push_back(',');
+      first = false;
+      AppendJsonString(m->first, out);
+      out->push_back(':');
+      AppendCanonicalJson(m->second, out);
+    }
+    out->push_back('}');
+  } else {
+    AppendJson(v, out);
+  }
+}
 
 std::string ToJson(const Value& v) {
   std::string out;

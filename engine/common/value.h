@@ -82,6 +82,9 @@ class Value {
 // representation that reads back to the same double; integral values print without a fraction.
 std::string ToJson(const Value& v);
 void AppendJson(const Value& v, std::string* out);
+// Canonical JSON: like AppendJson, with object members sorted by key, so that values equal as
+// JSON values (regardless of member order) have the same text. Used for GROUP BY keys.
+void AppendCanonicalJson(const Value& v, std::string* out);
 // Appends `s` as a JSON string literal (quotes and escapes).
 void AppendJsonString(std::string_view s, std::string* out);
 // Shortest round-trip text of a number; integers in the exact range print as integers.

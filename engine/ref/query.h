@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "engine/check/bound.h"
+#include "engine/common/paging.h"
 #include "engine/common/result.h"
 #include "engine/common/value.h"
 
@@ -35,16 +36,6 @@ std::vector<size_t> SelectRows(const check::BoundCondition& condition, const Doc
 // twins, ordered by deviceId then moduleId.
 std::vector<std::string> TargetIds(const check::BoundCondition& condition, const Documents& docs);
 
-struct PageRequest {
-  size_t page_size = 0;      // 0: everything in one page
-  std::string continuation;  // empty: the first page
-};
-
-struct QueryResult {
-  std::vector<Value> rows;
-  std::string continuation;  // empty on the last page
-};
-
 // Runs a query. All result rows are computed (in stable order: deviceId, then moduleId; groups
 // in order of their first document), TOP applied, then the requested page cut out. A
 // continuation token is opaque; a token from another query or a malformed one is an Error.
@@ -53,11 +44,6 @@ Expected<QueryResult> RunQuery(const check::BoundQuery& query, const Documents& 
 
 // The complete result without paging.
 std::vector<Value> AllRows(const check::BoundQuery& query, const Documents& docs);
-
-// Opaque continuation tokens: an offset bound to a query fingerprint.
-std::string MakeContinuation(uint64_t fingerprint, size_t offset);
-Expected<size_t> ReadContinuation(std::string_view token, uint64_t fingerprint);
-uint64_t Fingerprint(std::string_view text);
 
 }  // namespace twinq::ref
 

@@ -167,9 +167,9 @@ class Runner {
       return false;
     }
     std::string trimmed = p.substr(0, 4);
-    bool bare = p != "*" && p.find_first_not_of(" \t") != std::string::npos &&
-                !(trimmed.size() == 4 && (trimmed == "FROM" || trimmed == "from" ||
-                                          trimmed == "From"));
+    bool bare =
+        p != "*" && p.find_first_not_of(" \t") != std::string::npos &&
+        !(trimmed.size() == 4 && (trimmed == "FROM" || trimmed == "from" || trimmed == "From"));
     if (!bare || !ok1) return true;
     std::vector<size_t> n = targets("NOT (" + p + ")", false, &ok2);
     std::vector<size_t> d = targets("(" + p + ") OR NOT (" + p + ")", false, &ok3);

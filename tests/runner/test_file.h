@@ -20,10 +20,10 @@ struct Record {
     kErrorCondition,  // error-condition CONDITION: expected diagnostics
   };
   Kind kind = Kind::kQuery;
-  size_t line = 0;                 // 1-based line of the directive
-  std::string arg;                 // text after the directive
-  size_t page_size = 0;            // kQueryPaged
-  std::vector<std::string> body;   // kFleet: documents; others: expected lines after ----
+  size_t line = 0;                // 1-based line of the directive
+  std::string arg;                // text after the directive
+  size_t page_size = 0;           // kQueryPaged
+  std::vector<std::string> body;  // kFleet: documents; others: expected lines after ----
 };
 
 struct TestFile {

@@ -1,0 +1,365 @@
+#include "engine/vm/compiler.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "engine/check/semantics.h"
+#include "engine/vm/access.h"
+
+namespace twinq::vm {
+
+namespace {
+
+using check::BoundExpr;
+using check::BoundKind;
+using check::FunctionId;
+
+uint32_t KindMaskForFunction(FunctionId id) {
+  using index::Kind;
+  switch (id) {
+    case FunctionId::kIsDefined:
+      return kAllKinds;
+    case FunctionId::kIsNull:
+      return KindBit(Kind::kNull);
+    case FunctionId::kIsBool:
+      return KindBit(Kind::kFalse) | KindBit(Kind::kTrue);
+    case FunctionId::kIsNumber:
+      return KindBit(Kind::kNumber);
+    case FunctionId::kIsString:
+      return KindBit(Kind::kString);
+    case FunctionId::kIsArray:
+      return KindBit(Kind::kArray);
+    case FunctionId::kIsObject:
+      return KindBit(Kind::kObject);
+    case FunctionId::kIsPrimitive:
+      return KindBit(Kind::kNull) | KindBit(Kind::kFalse) | KindBit(Kind::kTrue) |
+             KindBit(Kind::kNumber) | KindBit(Kind::kString);
+    default:
+      return 0;
+  }
+}
+
+ast::Op Flip(ast::Op op) {
+  switch (op) {
+    case ast::Op::kLt:
+      return ast::Op::kGt;
+    case ast::Op::kLe:
+      return ast::Op::kGe;
+    case ast::Op::kGt:
+      return ast::Op::kLt;
+    case ast::Op::kGe:
+      return ast::Op::kLe;
+    default:
+      return op;
+  }
+}
+
+class Compiler {
+ public:
+  Compiler(const index::Table& table, const CompileOptions& options, Program* program)
+      : table_(table), options_(options), p_(program) {}
+
+  uint32_t NewRegister() { return p_->registers++; }
+
+  uint32_t Constant(const Value& v) {
+    p_->constants.push_back(v);
+    return static_cast<uint32_t>(p_->constants.size() - 1);
+  }
+
+  uint32_t Path(const std::vector<check::PathStep>& steps) {
+    for (size_t i = 0; i < p_->paths.size(); ++i) {
+      if (p_->paths[i] == steps) return static_cast<uint32_t>(i);
+    }
+    p_->paths.push_back(steps);
+    return static_cast<uint32_t>(p_->paths.size() - 1);
+  }
+
+  Instruction& Emit(Op op, uint32_t d, uint32_t a = 0, uint32_t b = 0, uint32_t c = 0) {
+    Instruction in;
+    in.op = op;
+    in.d = d;
+    in.a = a;
+    in.b = b;
+    in.c = c;
+    p_->code.push_back(std::move(in));
+    return p_->code.back();
+  }
+
+  // True when `e` compiles to index operations only (no residual).
+  static bool Indexable(const BoundExpr& e) {
+    switch (e.kind) {
+      case BoundKind::kConst:
+        return true;
+      case BoundKind::kPath:
+        return true;  // as a condition: path = true
+      case BoundKind::kCompare:
+        return (e.children[0]->kind == BoundKind::kPath &&
+                e.children[1]->kind == BoundKind::kConst) ||
+               (e.children[1]->kind == BoundKind::kPath &&
+                e.children[0]->kind == BoundKind::kConst);
+      case BoundKind::kIn:
+        return e.children[0]->kind == BoundKind::kPath;
+      case BoundKind::kCall: {
+        if (e.function == nullptr || e.children.empty() || e.children[0]->kind != BoundKind::kPath)
+          return false;
+        if (KindMaskForFunction(e.function->id) != 0) return true;
+        FunctionId id = e.function->id;
+        return (id == FunctionId::kStartsWith || id == FunctionId::kEndsWith ||
+                id == FunctionId::kContains) &&
+               e.children[1]->kind == BoundKind::kConst;
+      }
+      case BoundKind::kNot:
+        return Indexable(*e.children[0]);
+      case BoundKind::kAnd:
+      case BoundKind::kOr:
+        return std::all_of(e.children.begin(), e.children.end(),
+                           [](const auto& c) { return Indexable(*c); });
+      default:
+        return false;
+    }
+  }
+
+  // Estimated true rows of an indexable term (for ordering); -1 when unknown.
+  double Estimate(const BoundExpr& e) {
+    if (e.kind == BoundKind::kCompare || e.kind == BoundKind::kIn) {
+      const BoundExpr* path =
+          e.children[0]->kind == BoundKind::kPath ? e.children[0].get() : e.children[1].get();
+      ResolvedPath p = Resolve(table_, path->path);
+      double present = 0, distinct = 1;
+      for (const Candidate& c : p.candidates) {
+        present += static_cast<double>(c.column->present().Cardinality());
+        distinct =
+            std::max<double>(distinct, static_cast<double>(c.column->dictionary().size() +
+                                                           c.column->distinct_numbers().size()));
+      }
+      double per_value = present / distinct;
+      if (e.kind == BoundKind::kIn)
+        return per_value * static_cast<double>(e.value.as_array().size());
+      if (e.op == ast::Op::kEq) return per_value;
+      if (e.op == ast::Op::kNe) return present - per_value;
+      return present / 3;
+    }
+    if (e.kind == BoundKind::kCall && e.function != nullptr && !e.children.empty() &&
+        e.children[0]->kind == BoundKind::kPath) {
+      ResolvedPath p = Resolve(table_, e.children[0]->path);
+      double present = 0;
+      for (const Candidate& c : p.candidates)
+        present += static_cast<double>(c.column->present().Cardinality());
+      if (e.function->id == FunctionId::kIsDefined) return present;
+      return present / 2;
+    }
+    if (e.kind == BoundKind::kConst)
+      return sem::IsTrue(e.value) ? static_cast<double>(table_.live_count()) : 0;
+    return static_cast<double>(table_.live_count()) / 2;
+  }
+
+  // Compiles `e`; `candidates` is the register whose true rows a residual must cover (or -1:
+  // every live row). Returns the register holding the result.
+  uint32_t Compile(const BoundExpr& e, int64_t candidates) {
+    switch (e.kind) {
+      case BoundKind::kConst: {
+        uint32_t d = NewRegister();
+        Emit(Op::kConst, d, Constant(e.value));
+        return d;
+      }
+      case BoundKind::kPath: {  // a path used as a condition: true where it holds true
+        uint32_t d = NewRegister();
+        Instruction& in = Emit(Op::kCompare, d, Path(e.path), Constant(Value::Bool(true)));
+        in.cmp = ast::Op::kEq;
+        in.note = "bool bitmaps";
+        return d;
+      }
+      case BoundKind::kCompare:
+        if (Indexable(e)) return CompileCompare(e);
+        break;
+      case BoundKind::kIn:
+        if (Indexable(e)) return CompileIn(e);
+        break;
+      case BoundKind::kCall:
+        if (Indexable(e)) return CompileCall(e);
+        break;
+      case BoundKind::kNot: {
+        uint32_t a = Compile(*e.children[0], candidates);
+        uint32_t d = NewRegister();
+        Emit(Op::kNot, d, a);
+        return d;
+      }
+      case BoundKind::kAnd:
+      case BoundKind::kOr:
+        return CompileLogic(e, candidates);
+      default:
+        break;
+    }
+    return CompileResidual(e, candidates);
+  }
+
+  uint32_t CompileResidual(const BoundExpr& e, int64_t candidates) {
+    uint32_t cand;
+    if (candidates < 0) {
+      cand = NewRegister();
+      Emit(Op::kAll, cand);
+    } else {
+      cand = static_cast<uint32_t>(candidates);
+    }
+    p_->residuals.push_back(&e);
+    uint32_t d = NewRegister();
+    Instruction& in = Emit(Op::kResidual, d, static_cast<uint32_t>(p_->residuals.size() - 1), cand);
+    in.note = "chunked evaluation over candidate rows";
+    return d;
+  }
+
+  bool IsIdPath(const std::vector<check::PathStep>& path) {
+    if (path.size() != 1 || path[0].is_index || !EqualsIgnoreCase(path[0].name, "deviceId"))
+      return false;
+    ResolvedPath p = Resolve(table_, path);
+    return p.candidates.size() == 1 && p.candidates[0].column->path()[0].name == "deviceId";
+  }
+
+  std::string AccessNote(const std::vector<check::PathStep>& path, const Value& c) {
+    ResolvedPath p = Resolve(table_, path);
+    if (p.candidates.empty()) return "no such path: undefined everywhere";
+    const index::Column& col = *p.candidates[0].column;
+    std::string what;
+    if (c.is_string()) {
+      what = col.has_string_postings() ? "dictionary + postings" : "dictionary + code scan";
+    } else if (c.is_number()) {
+      what = !col.number_postings().empty() ? "number postings" : "number scan";
+    } else if (c.is_bool() || c.is_null()) {
+      what = "kind bitmaps";
+    } else {
+      what = "never defined";
+    }
+    if (p.candidates.size() > 1) what += fmt::format(", {} case variants", p.candidates.size());
+    return what;
+  }
+
+  uint32_t CompileCompare(const BoundExpr& e) {
+    bool path_left = e.children[0]->kind == BoundKind::kPath;
+    const BoundExpr& path = path_left ? *e.children[0] : *e.children[1];
+    const Value& c = path_left ? e.children[1]->value : e.children[0]->value;
+    ast::Op op = path_left ? e.op : Flip(e.op);
+    uint32_t d = NewRegister();
+    if (IsIdPath(path.path) && (op == ast::Op::kEq)) {
+      Instruction& in = Emit(Op::kIdLookup, d, Path(path.path), Constant(c));
+      in.cmp = ast::Op::kEq;
+      in.note = "id lookup";
+      in.estimate = 1;
+      return d;
+    }
+    Instruction& in = Emit(Op::kCompare, d, Path(path.path), Constant(c));
+    in.cmp = op;
+    in.note = AccessNote(path.path, c);
+    in.estimate = Estimate(e);
+    return d;
+  }
+
+  uint32_t CompileIn(const BoundExpr& e) {
+    const BoundExpr& path = *e.children[0];
+    uint32_t d = NewRegister();
+    if (IsIdPath(path.path)) {
+      Instruction& in = Emit(Op::kIdLookup, d, Path(path.path), Constant(e.value));
+      in.cmp = ast::Op::kIn;
+      in.note = fmt::format("id lookup of {} ids", e.value.as_array().size());
+      in.estimate = static_cast<double>(e.value.as_array().size());
+    } else {
+      Instruction& in = Emit(Op::kIn, d, Path(path.path), Constant(e.value));
+      in.note = fmt::format("{} postings lookups", e.value.as_array().size());
+      in.estimate = Estimate(e);
+    }
+    if (e.op == ast::Op::kNin) {
+      uint32_t n = NewRegister();
+      Emit(Op::kNot, n, d);
+      return n;
+    }
+    return d;
+  }
+
+  uint32_t CompileCall(const BoundExpr& e) {
+    const BoundExpr& path = *e.children[0];
+    uint32_t d = NewRegister();
+    uint32_t mask = KindMaskForFunction(e.function->id);
+    if (mask != 0) {
+      Instruction& in = Emit(Op::kIsKind, d, Path(path.path), mask);
+      in.note = "kind bitmaps";
+      in.estimate = Estimate(e);
+      return d;
+    }
+    const Value& c = e.children[1]->value;
+    if (e.function->id == FunctionId::kStartsWith) {
+      Instruction& in = Emit(Op::kStartsWith, d, Path(path.path), Constant(c));
+      in.note = "dictionary code range";
+      in.estimate = Estimate(e);
+      return d;
+    }
+    Instruction& in = Emit(Op::kStringMatch, d, Path(path.path), Constant(c),
+                           e.function->id == FunctionId::kEndsWith ? 0 : 1);
+    in.note = "dictionary scan";
+    in.estimate = Estimate(e);
+    return d;
+  }
+
+  uint32_t CompileLogic(const BoundExpr& e, int64_t candidates) {
+    bool is_and = e.kind == BoundKind::kAnd;
+    std::vector<const BoundExpr*> order;
+    for (const auto& c : e.children) order.push_back(c.get());
+    if (options_.optimize) {
+      // Index terms first, the most selective first for AND (least for OR); residuals last,
+      // so they see the fewest candidate rows.
+      std::vector<std::pair<double, const BoundExpr*>> keyed;
+      for (const BoundExpr* c : order) {
+        double est = Indexable(*c) ? Estimate(*c) : 1e300;
+        if (!is_and && Indexable(*c)) est = -est;
+        keyed.emplace_back(est, c);
+      }
+      std::stable_sort(keyed.begin(), keyed.end(),
+                       [](const auto& a, const auto& b) { return a.first < b.first; });
+      for (size_t i = 0; i < keyed.size(); ++i) order[i] = keyed[i].second;
+    }
+    uint32_t acc = NewRegister();
+    uint32_t first = Compile(*order[0], candidates);
+    Emit(Op::kMove, acc, first);
+    std::vector<size_t> jumps;
+    for (size_t i = 1; i < order.size(); ++i) {
+      int64_t cand = candidates;
+      if (options_.optimize) {
+        uint32_t c = NewRegister();
+        Emit(Op::kCandidates, c, acc, is_and ? 0 : 1);
+        if (candidates >= 0) Emit(Op::kAnd, c, c, static_cast<uint32_t>(candidates));
+        jumps.push_back(p_->code.size());
+        Emit(Op::kJumpIfEmpty, 0, c, 0);
+        cand = c;
+      }
+      uint32_t r = Compile(*order[i], cand);
+      Emit(is_and ? Op::kAnd : Op::kOr, acc, acc, r);
+    }
+    for (size_t j : jumps) p_->code[j].b = static_cast<uint32_t>(p_->code.size());
+    if (!jumps.empty()) Emit(Op::kMove, acc, acc);  // the jump target
+    return acc;
+  }
+
+ private:
+  const index::Table& table_;
+  CompileOptions options_;
+  Program* p_;
+};
+
+}  // namespace
+
+Program CompileFilter(const check::BoundExpr* where, const index::Table& table,
+                      const CompileOptions& options) {
+  Program p;
+  p.modules = table.modules();
+  Compiler c(table, options, &p);
+  uint32_t result;
+  if (where == nullptr) {
+    result = c.NewRegister();
+    c.Emit(Op::kAll, result);
+  } else {
+    result = c.Compile(*where, -1);
+  }
+  c.Emit(Op::kResult, 0, result);
+  return p;
+}
+
+}  // namespace twinq::vm
