@@ -18,6 +18,7 @@ const Command kCommands[] = {
     {"parse", twinq::tools::CmdParse, "print the AST of a query or condition"},
     {"query", twinq::tools::CmdQuery, "run a query over a twins file, print JSON rows"},
     {"targets", twinq::tools::CmdTargets, "print the ids a job condition targets"},
+    {"gen", twinq::tools::CmdGen, "write a seeded fleet of realistic twins as NDJSON"},
 };
 
 void Usage(std::ostream& out) {
