@@ -14,6 +14,7 @@ int CmdParse(const Args& args);
 int CmdQuery(const Args& args);
 int CmdTargets(const Args& args);
 int CmdGen(const Args& args);
+int CmdIndex(const Args& args);
 
 }  // namespace twinq::tools
 

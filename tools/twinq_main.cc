@@ -19,6 +19,7 @@ const Command kCommands[] = {
     {"query", twinq::tools::CmdQuery, "run a query over a twins file, print JSON rows"},
     {"targets", twinq::tools::CmdTargets, "print the ids a job condition targets"},
     {"gen", twinq::tools::CmdGen, "write a seeded fleet of realistic twins as NDJSON"},
+    {"index", twinq::tools::CmdIndex, "build a columnar index file from twins, or describe one"},
 };
 
 void Usage(std::ostream& out) {
