@@ -224,7 +224,7 @@ bool GetArray(std::string_view* in, std::vector<T>* v) {
   uint64_t n;
   if (!GetU64(in, &n) || n > in->size() / sizeof(T)) return false;
   v->resize(n);
-  std::memcpy(v->data(), in->data(), n * sizeof(T));
+  if (n > 0) std::memcpy(v->data(), in->data(), n * sizeof(T));  // data() may be null when empty
   in->remove_prefix(n * sizeof(T));
   return true;
 }

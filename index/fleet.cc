@@ -60,7 +60,8 @@ class TableCodec {
       return fail("bad table order");
     }
     auto order = std::make_shared<std::vector<uint32_t>>(order_size);
-    std::memcpy(order->data(), in->data(), order_size * 4);
+    if (order_size > 0)
+      std::memcpy(order->data(), in->data(), order_size * 4);  // data() may be null
     in->remove_prefix(order_size * 4);
     for (uint32_t row : *order) {
       if (!t->live_.Contains(row)) return fail("order names a deleted row");
