@@ -13,6 +13,7 @@ using Args = std::vector<std::string>;
 int CmdParse(const Args& args);
 int CmdQuery(const Args& args);
 int CmdTargets(const Args& args);
+int CmdExplain(const Args& args);
 int CmdGen(const Args& args);
 int CmdIndex(const Args& args);
 

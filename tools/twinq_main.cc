@@ -18,6 +18,7 @@ const Command kCommands[] = {
     {"parse", twinq::tools::CmdParse, "print the AST of a query or condition"},
     {"query", twinq::tools::CmdQuery, "run a query over a twins file, print JSON rows"},
     {"targets", twinq::tools::CmdTargets, "print the ids a job condition targets"},
+    {"explain", twinq::tools::CmdExplain, "print the VM program (or --plan) of a condition"},
     {"gen", twinq::tools::CmdGen, "write a seeded fleet of realistic twins as NDJSON"},
     {"index", twinq::tools::CmdIndex, "build a columnar index file from twins, or describe one"},
 };
