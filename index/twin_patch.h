@@ -59,8 +59,8 @@
 //        entries of their own); a key set to a new object (where there was none, or a leaf) gets
 //        an entry mirroring the whole object, S at every level and for every leaf;
 //      * a deleted key's entry is removed; its parent levels get S (they changed).
-//    "$lastUpdated" and "$lastUpdatedVersion" lead every entry that holds children; existing
-//    entries are updated in place. A missing or non-object $metadata reads as {}.
+//    Entries are updated in place; an entry lacking "$lastUpdated" / "$lastUpdatedVersion" gets
+//    them inserted at its front. A missing or non-object $metadata (or entry) reads as {}.
 //  - members that do not exist yet ("etag", "version", "tags", "properties", "desired",
 //    "$metadata", "$version") are appended in that order. Every other field of the twin
 //    (properties.reported included) is untouched.

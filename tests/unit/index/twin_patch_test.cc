@@ -911,7 +911,7 @@ TEST(TwinPatchRandomTest, MergeMatchesTheModel) {
 
 TEST(TwinPatchRandomTest, WideObjectsMatchTheModel) {
   Random random(31337, 40);
-  for (int iteration = 0; iteration < 300; ++iteration) {
+  for (int iteration = 0; iteration < 100; ++iteration) {
     SCOPED_TRACE(iteration);
     Value twin = Twin(ToJson(random.Content(0)), ToJson(random.Content(0)));
     Value tags_patch = random.Patch(0);
