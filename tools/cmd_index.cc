@@ -1,6 +1,7 @@
 // twinq index build / twinq index info: the columnar index as a file.
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <initializer_list>
 #include <iostream>
 #include <memory>
@@ -123,7 +124,7 @@ int Info(const Args& args) {
     return 1;
   }
   auto start = std::chrono::steady_clock::now();
-  Expected<std::unique_ptr<index::Fleet>> fleet = index::Fleet::Open(path);
+  Expected<std::unique_ptr<index::Fleet>> fleet = OpenIndexFile(path);
   if (!fleet.ok()) {
     std::cerr << "twinq index info: " << fleet.error().message << "\n";
     return 1;
@@ -147,6 +148,15 @@ int Info(const Args& args) {
 }
 
 }  // namespace
+
+Expected<std::unique_ptr<index::Fleet>> OpenIndexFile(const std::string& path) {
+  std::error_code ec;
+  auto status = std::filesystem::status(path, ec);
+  if (!ec && std::filesystem::is_directory(status)) {
+    return Error{path + ": cannot read: Is a directory"};
+  }
+  return index::Fleet::Open(path);
+}
 
 int CmdIndex(const Args& args) {
   if (args.empty()) {

@@ -109,7 +109,7 @@ int ParseOptions(const char* cmd, const char* usage, bool paging, const Args& ar
 
 // The fleet of --twins or --index.
 Expected<std::unique_ptr<index::Fleet>> LoadFleet(const CommonOptions& o) {
-  if (!o.index.empty()) return index::Fleet::Open(o.index);
+  if (!o.index.empty()) return OpenIndexFile(o.index);
   auto fleet = std::make_unique<index::Fleet>();
   Expected<size_t> n = fleet->LoadTwinsFile(o.twins);
   if (!n.ok()) return n.error();

@@ -3,8 +3,12 @@
 #ifndef TWINQ_TOOLS_COMMANDS_H_
 #define TWINQ_TOOLS_COMMANDS_H_
 
+#include <memory>
 #include <string>
 #include <vector>
+
+#include "engine/common/result.h"
+#include "index/fleet.h"
 
 namespace twinq::tools {
 
@@ -16,6 +20,10 @@ int CmdTargets(const Args& args);
 int CmdExplain(const Args& args);
 int CmdGen(const Args& args);
 int CmdIndex(const Args& args);
+
+// Fleet::Open behind a check that PATH is not a directory (Fleet::Open would try to allocate the
+// directory's seek size and abort). For every --index option.
+Expected<std::unique_ptr<index::Fleet>> OpenIndexFile(const std::string& path);
 
 }  // namespace twinq::tools
 

@@ -184,6 +184,9 @@ check_refused ndjson "$WORK/fleet.ndjson" "not a twinq index file"
 
 check_refused missing "$WORK/missing.twinq" "cannot read"
 
+mkdir "$WORK/dir.twinq"
+check_refused directory "$WORK/dir.twinq" "Is a directory"
+
 # The good file still works after all that.
 run final "$TWINQ" targets --index "$WORK/fleet.twinq" "*"
 expect_rc final 0
