@@ -166,10 +166,19 @@ void Fleet::Reset(const TwinSet& twins) {
 }
 
 Expected<size_t> Fleet::LoadTwinsFile(const std::string& path) {
-  Expected<TwinSet> twins = ReadTwinsFile(path);
-  if (!twins.ok()) return twins.error();
-  Reset(*twins);
-  return twins->devices.size() + twins->modules.size();
+  // Streamed: each twin goes into its table as it is parsed, and is then dropped.
+  TableStream devices(false), modules(true);
+  Expected<size_t> n = VisitTwinsFile(
+      path, [&](Value twin, bool module) { (module ? modules : devices).Add(twin); });
+  if (!n.ok()) return n.error();
+  std::lock_guard<std::mutex> lock(writer_);
+  auto s = std::make_shared<FleetState>();
+  s->devices = devices.Finish();
+  s->modules = modules.Finish();
+  auto cur = state_.load();
+  s->version = cur ? cur->version + 1 : 1;
+  state_.store(std::move(s));
+  return *n;
 }
 
 Expected<uint64_t> Fleet::Apply(const std::vector<Mutation>& batch, const std::string& now) {

@@ -198,38 +198,59 @@ void Flatten(const Value& doc, std::vector<FlatEntry>* out) {
   FlattenInto(doc, &path, out);
 }
 
-std::shared_ptr<const Table> Table::Build(const std::vector<Value>& docs, bool modules) {
-  auto t = std::shared_ptr<Table>(new Table());
-  t->modules_ = modules;
-  t->row_count_ = static_cast<uint32_t>(docs.size());
+struct TableStream::State {
+  std::shared_ptr<Table> table;
   TableBuilder builder;
   std::shared_ptr<DocChunk> chunk;
-  for (uint32_t row = 0; row < docs.size(); ++row) {
-    if (row % kDocChunkRows == 0) {
-      if (chunk) t->docs_.push_back(std::move(chunk));
-      chunk = std::make_shared<DocChunk>();
-      chunk->json.reserve(kDocChunkRows);
-    }
-    chunk->json.push_back(ToJson(docs[row]));
-    chunk->device_id.push_back(IdOf(docs[row], "deviceId"));
-    chunk->module_id.push_back(modules ? IdOf(docs[row], "moduleId") : std::string());
-    builder.AddDocument(docs[row], row);
+};
+
+TableStream::TableStream(bool modules) : state_(std::make_unique<State>()) {
+  state_->table = std::shared_ptr<Table>(new Table());
+  state_->table->modules_ = modules;
+}
+
+TableStream::~TableStream() = default;
+
+void TableStream::Add(const Value& doc) {
+  Table& t = *state_->table;
+  uint32_t row = t.row_count_++;
+  if (row % kDocChunkRows == 0) {
+    if (state_->chunk) t.docs_.push_back(std::move(state_->chunk));
+    state_->chunk = std::make_shared<DocChunk>();
+    state_->chunk->json.reserve(kDocChunkRows);
   }
-  if (chunk) t->docs_.push_back(std::move(chunk));
+  DocChunk& chunk = *state_->chunk;
+  chunk.json.push_back(ToJson(doc));
+  chunk.device_id.push_back(IdOf(doc, "deviceId"));
+  chunk.module_id.push_back(t.modules_ ? IdOf(doc, "moduleId") : std::string());
+  state_->builder.AddDocument(doc, row);
+}
+
+std::shared_ptr<const Table> TableStream::Finish() {
+  std::shared_ptr<Table> t = std::move(state_->table);
+  if (state_->chunk) t->docs_.push_back(std::move(state_->chunk));
   t->live_ = Bitmap::Range(0, t->row_count_);
   t->live_.Optimize();
   auto order = std::make_shared<std::vector<uint32_t>>(t->row_count_);
   for (uint32_t i = 0; i < t->row_count_; ++i) (*order)[i] = i;
-  // Documents arrive sorted by id; sort anyway when they are not (a cheap check).
   auto less = [&](uint32_t a, uint32_t b) {
     return CompareIds(t->device_id(a), t->module_id(a), t->device_id(b), t->module_id(b)) < 0;
   };
-  if (!std::is_sorted(order->begin(), order->end(), less))
+  if (!std::is_sorted(order->begin(), order->end(), less)) {
     std::sort(order->begin(), order->end(), less);
+  }
   t->order_ = std::move(order);
-  t->columns_ = std::move(builder).Finish();
+  t->columns_ = std::move(state_->builder).Finish();
   t->BuildCatalog();
+  state_ = std::make_unique<State>();
+  state_->table = std::shared_ptr<Table>(new Table());
   return t;
+}
+
+std::shared_ptr<const Table> Table::Build(const std::vector<Value>& docs, bool modules) {
+  TableStream stream(modules);
+  for (const Value& doc : docs) stream.Add(doc);
+  return stream.Finish();
 }
 
 void Table::BuildCatalog() {

@@ -38,6 +38,23 @@ struct Change {
   Value doc;  // kUpsert
 };
 
+class Table;
+
+// Builds a table from documents given one at a time (in any order; rows are numbered in arrival
+// order and order() sorts them by id), so a large fleet never needs all its documents as Values
+// at once. The documents must be valid twins with unique ids (as ReadTwins / VisitTwins give).
+class TableStream {
+ public:
+  explicit TableStream(bool modules);
+  ~TableStream();
+  void Add(const Value& doc);
+  std::shared_ptr<const Table> Finish();
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
+};
+
 class Table {
  public:
   // Builds a table from documents already validated and sorted by (deviceId, moduleId) (as
@@ -82,6 +99,7 @@ class Table {
 
  private:
   friend class TableCodec;
+  friend class TableStream;
   Table() = default;
   void BuildCatalog();
 

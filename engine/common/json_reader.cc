@@ -741,19 +741,26 @@ Error SyntaxError(std::string_view text, std::string_view name, size_t begin, si
 
 class TwinCollector {
  public:
-  TwinCollector(std::string_view text, std::string_view name) : text_(text), name_(name) {}
+  // `sink` (optional) receives every valid twin in input order; without one, the collector
+  // keeps the twins for Finish().
+  TwinCollector(std::string_view text, std::string_view name, const TwinSink* sink)
+      : text_(text), name_(name), sink_(sink) {}
 
-  // Checks the twin's ids and keeps it; false (with *error) when the ids are invalid.
+  // Checks the twin's ids and keeps it (or passes it to the sink); false (with *error) when
+  // the ids are invalid.
   bool Add(Value twin, size_t offset, Error* error);
-  // Sorts and checks for duplicates.
+  // Checks for duplicate ids (the first repetition in input order is reported).
+  std::optional<Error> CheckDuplicates();
+  // Sorts and checks for duplicates; the kept twins by id.
   Expected<TwinSet> Finish();
+  size_t count() const { return devices_.size() + modules_.size(); }
 
  private:
   struct Entry {
-    Value twin;
-    std::string_view device_id;  // points into `twin`, which is immutable and shared
-    std::string_view module_id;
+    std::string device_id;
+    std::string module_id;
     size_t offset;
+    size_t ordinal;  // position in values_ (when the collector keeps the twins)
   };
 
   Error At(size_t offset, std::string_view problem) const {
@@ -766,6 +773,8 @@ class TwinCollector {
 
   std::string_view text_;
   std::string_view name_;
+  const TwinSink* sink_;
+  std::vector<Value> values_;
   std::vector<Entry> devices_;
   std::vector<Entry> modules_;
 };
@@ -795,10 +804,15 @@ bool TwinCollector::Add(Value twin, size_t offset, Error* error) {
     *error = At(offset, "\"moduleId\" is empty");
     return false;
   }
-  Entry entry{Value(), device_id->as_string(), {}, offset};
-  if (module_id != nullptr) entry.module_id = module_id->as_string();
-  entry.twin = std::move(twin);  // moves the shared object; the views stay valid
-  (module_id != nullptr ? modules_ : devices_).push_back(std::move(entry));
+  Entry entry{device_id->as_string(), module_id != nullptr ? module_id->as_string() : "", offset,
+              values_.size()};
+  bool module = module_id != nullptr;
+  (module ? modules_ : devices_).push_back(std::move(entry));
+  if (sink_ != nullptr) {
+    (*sink_)(std::move(twin), module);
+  } else {
+    values_.push_back(std::move(twin));
+  }
   return true;
 }
 
@@ -819,7 +833,7 @@ TwinCollector::FirstDuplicate(const std::vector<Entry>& entries) {
   return best;
 }
 
-Expected<TwinSet> TwinCollector::Finish() {
+std::optional<Error> TwinCollector::CheckDuplicates() {
   auto by_key = [](const Entry& a, const Entry& b) {
     if (a.device_id != b.device_id) return a.device_id < b.device_id;
     if (a.module_id != b.module_id) return a.module_id < b.module_id;
@@ -842,21 +856,28 @@ Expected<TwinSet> TwinCollector::Finish() {
                     Quoted(module_dup->first->module_id), Quoted(module_dup->first->device_id),
                     LocationOf(text_, module_dup->first->offset).line));
   }
+  return std::nullopt;
+}
+
+Expected<TwinSet> TwinCollector::Finish() {
+  if (std::optional<Error> dup = CheckDuplicates()) return *dup;
   TwinSet set;
   set.devices.reserve(devices_.size());
-  for (Entry& e : devices_) set.devices.push_back(std::move(e.twin));
+  for (Entry& e : devices_) set.devices.push_back(std::move(values_[e.ordinal]));
   set.modules.reserve(modules_.size());
-  for (Entry& e : modules_) set.modules.push_back(std::move(e.twin));
+  for (Entry& e : modules_) set.modules.push_back(std::move(values_[e.ordinal]));
   devices_.clear();
   modules_.clear();
+  values_.clear();
   return set;
 }
 
 // `text` must be followed by at least simdjson::SIMDJSON_PADDING readable bytes.
-Expected<TwinSet> ReadTwinsPadded(std::string_view text, std::string_view name) {
+// Parses every twin into `collector`; the first syntax, shape or id error.
+std::optional<Error> CollectTwinsPadded(std::string_view text, std::string_view name,
+                                        TwinCollector& collector) {
   dom::parser parser;
   Converter converter;
-  TwinCollector collector(text, name);
   DocSpan doc;
   size_t pos = 0;
   while (NextDocument(text, &pos, &doc)) {
@@ -895,7 +916,7 @@ Expected<TwinSet> ReadTwinsPadded(std::string_view text, std::string_view name) 
       return error;
     }
   }
-  return collector.Finish();
+  return std::nullopt;
 }
 
 }  // namespace
@@ -903,10 +924,25 @@ Expected<TwinSet> ReadTwinsPadded(std::string_view text, std::string_view name) 
 Expected<TwinSet> ReadTwins(std::string_view text, std::string_view name) {
   text = StripBom(text);
   simdjson::padded_string padded(text);
-  return ReadTwinsPadded(std::string_view(padded.data(), padded.size()), name);
+  std::string_view view(padded.data(), padded.size());
+  TwinCollector collector(view, name, nullptr);
+  if (std::optional<Error> e = CollectTwinsPadded(view, name, collector)) return *e;
+  return collector.Finish();
 }
 
-Expected<TwinSet> ReadTwinsFile(const std::string& path) {
+Expected<size_t> VisitTwins(std::string_view text, std::string_view name, const TwinSink& sink) {
+  text = StripBom(text);
+  simdjson::padded_string padded(text);
+  std::string_view view(padded.data(), padded.size());
+  TwinCollector collector(view, name, &sink);
+  if (std::optional<Error> e = CollectTwinsPadded(view, name, collector)) return *e;
+  if (std::optional<Error> dup = collector.CheckDuplicates()) return *dup;
+  return collector.count();
+}
+
+namespace {
+
+Expected<std::string> ReadWholeFile(const std::string& path) {
   auto fail = [&](int err) {
     return Error{fmt::format("{}: cannot read: {}", path, std::strerror(err))};
   };
@@ -925,7 +961,21 @@ Expected<TwinSet> ReadTwinsFile(const std::string& path) {
   }
   std::fclose(file);
   if (read_error != 0) return fail(read_error);
-  return ReadTwins(contents, path);
+  return contents;
+}
+
+}  // namespace
+
+Expected<TwinSet> ReadTwinsFile(const std::string& path) {
+  Expected<std::string> contents = ReadWholeFile(path);
+  if (!contents.ok()) return contents.error();
+  return ReadTwins(*contents, path);
+}
+
+Expected<size_t> VisitTwinsFile(const std::string& path, const TwinSink& sink) {
+  Expected<std::string> contents = ReadWholeFile(path);
+  if (!contents.ok()) return contents.error();
+  return VisitTwins(*contents, path, sink);
 }
 
 Expected<Value> ParseJson(std::string_view text, std::string_view name) {

@@ -15,6 +15,7 @@
 #define TWINQ_ENGINE_COMMON_JSON_READER_H_
 
 #include <cstddef>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -50,6 +51,14 @@ Expected<TwinSet> ReadTwins(std::string_view text, std::string_view name);
 // ReadTwins over the contents of a file; `path` is the name in messages. An unreadable file gives
 // `PATH: cannot read: <strerror>`.
 Expected<TwinSet> ReadTwinsFile(const std::string& path);
+
+// Streams the twins of `text` to `sink` in input order (device and module twins alike; `module`
+// tells which), with the validation and error messages of ReadTwins, without keeping them: the
+// way to ingest a large fleet. Duplicate ids are detected after the last twin, so on an Error
+// the caller must discard whatever it built from the twins it saw. Returns the twin count.
+using TwinSink = std::function<void(Value twin, bool module)>;
+Expected<size_t> VisitTwins(std::string_view text, std::string_view name, const TwinSink& sink);
+Expected<size_t> VisitTwinsFile(const std::string& path, const TwinSink& sink);
 
 // Parses exactly one JSON value of any type (surrounding whitespace allowed); used for patches
 // and tests. Errors are `NAME:LINE:COL: reason`, as for ReadTwins.
