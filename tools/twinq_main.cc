@@ -21,6 +21,7 @@ const Command kCommands[] = {
     {"explain", twinq::tools::CmdExplain, "print the VM program (or --plan) of a condition"},
     {"gen", twinq::tools::CmdGen, "write a seeded fleet of realistic twins as NDJSON"},
     {"index", twinq::tools::CmdIndex, "build a columnar index file from twins, or describe one"},
+    {"repl", twinq::tools::CmdRepl, "interactive shell (the default, on a built-in demo fleet)"},
 };
 
 void Usage(std::ostream& out) {
@@ -34,10 +35,7 @@ void Usage(std::ostream& out) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 2) {
-    Usage(std::cerr);
-    return 1;
-  }
+  if (argc < 2) return twinq::tools::CmdRepl({});  // the REPL on the built-in demo fleet
   std::string name = argv[1];
   if (name == "-h" || name == "--help" || name == "help") {
     Usage(std::cout);

@@ -1,0 +1,1 @@
+s/[0-9,]+ bytes$/N bytes/
