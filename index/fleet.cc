@@ -165,11 +165,12 @@ void Fleet::Reset(const TwinSet& twins) {
   state_.store(std::move(s));
 }
 
-Expected<size_t> Fleet::LoadTwinsFile(const std::string& path) {
+template <class Visit>
+Expected<size_t> Fleet::LoadStreamed(Visit&& visit) {
   // Streamed: each twin goes into its table as it is parsed, and is then dropped.
   TableStream devices(false), modules(true);
-  Expected<size_t> n = VisitTwinsFile(
-      path, [&](Value twin, bool module) { (module ? modules : devices).Add(twin); });
+  Expected<size_t> n =
+      visit([&](Value twin, bool module) { (module ? modules : devices).Add(twin); });
   if (!n.ok()) return n.error();
   std::lock_guard<std::mutex> lock(writer_);
   auto s = std::make_shared<FleetState>();
@@ -179,6 +180,14 @@ Expected<size_t> Fleet::LoadTwinsFile(const std::string& path) {
   s->version = cur ? cur->version + 1 : 1;
   state_.store(std::move(s));
   return *n;
+}
+
+Expected<size_t> Fleet::LoadTwinsFile(const std::string& path) {
+  return LoadStreamed([&](const TwinSink& sink) { return VisitTwinsFile(path, sink); });
+}
+
+Expected<size_t> Fleet::LoadTwinsText(std::string_view text, std::string_view name) {
+  return LoadStreamed([&](const TwinSink& sink) { return VisitTwins(text, name, sink); });
 }
 
 Expected<uint64_t> Fleet::Apply(const std::vector<Mutation>& batch, const std::string& now) {

@@ -57,6 +57,8 @@ class Fleet {
   // Replaces the contents with the twins of a file (NDJSON, JSON array, objects) and returns
   // the number of twins loaded.
   Expected<size_t> LoadTwinsFile(const std::string& path);
+  // The same for twins in memory (`name` names them in error messages).
+  Expected<size_t> LoadTwinsText(std::string_view text, std::string_view name);
   void Reset(const TwinSet& twins);
 
   Snapshot snapshot() const { return Snapshot(state_.load()); }
@@ -81,6 +83,10 @@ class Fleet {
                                                       const std::string& name);
 
  private:
+  // Publishes the tables of a streamed load (see LoadTwinsFile).
+  template <class Visit>
+  Expected<size_t> LoadStreamed(Visit&& visit);
+
   std::atomic<std::shared_ptr<const FleetState>> state_;
   std::mutex writer_;
 };

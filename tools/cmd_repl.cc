@@ -286,13 +286,12 @@ int CmdRepl(const Args& args) {
         text += line;
         text += '\n';
       });
-      Expected<TwinSet> set = ReadTwins(text, "<demo fleet>");
-      std::string().swap(text);
-      if (!set.ok()) {
-        std::cerr << "twinq repl: " << set.error().message << "\n";
+      fleet = std::make_unique<index::Fleet>();
+      Expected<size_t> n = fleet->LoadTwinsText(text, "<demo fleet>");
+      if (!n.ok()) {
+        std::cerr << "twinq repl: " << n.error().message << "\n";
         return 1;
       }
-      fleet = std::make_unique<index::Fleet>(*set);
     }
     name = "demo fleet";
     how = "built";
