@@ -42,9 +42,10 @@ ResolvedPath Resolve(const index::Table& table, const std::vector<check::PathSte
     c.column = table.column(id);
     out.candidates.push_back(std::move(c));
   }
-  if (out.candidates.size() == 1) return out;
-  // Several case variants: a candidate serves the rows where, at every level, no preceding
-  // sibling spelling is present (exact spelling of the query first, then byte order).
+  // A candidate serves the rows where, at every level, no preceding sibling spelling is present
+  // (exact spelling of the query first, then byte order). This holds for a single candidate too:
+  // a sibling blocks even when it has no column for the rest of the path (`tags.list[0]` when
+  // "list": true stands beside "List": [...]: the exact `list` is chosen, and has no [0]).
   for (Candidate& c : out.candidates) {
     const ColumnPath& mine = c.column->path();
     Bitmap blocked;
@@ -67,6 +68,7 @@ ResolvedPath Resolve(const index::Table& table, const std::vector<check::PathSte
         if (precedes(other[level].name, mine[level].name)) blocked |= table.column(sid)->present();
       }
     }
+    if (blocked.Empty()) continue;  // never blocked: every row where the column is present
     c.whole = false;
     c.rows = c.column->present() - blocked;
   }
