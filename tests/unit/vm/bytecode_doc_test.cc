@@ -35,7 +35,8 @@ constexpr std::string_view kFleet =
 )";
 const char* const kExamples[] = {
     "tags.building = '43' AND (tags.floor > 2 OR IS_NULL(tags.floor)) AND LENGTH(tags.name) > 3",
-    "deviceId IN ['b43-1', 'b44-1'] OR STARTSWITH(tags.name, 'la') OR NOT (tags.building NIN ['44'])",
+    "deviceId IN ['b43-1', 'b44-1'] OR STARTSWITH(tags.name, 'la') OR NOT (tags.building NIN "
+    "['44'])",
 };
 
 std::string ReadFile(const std::string& path) {
@@ -120,8 +121,8 @@ std::string Render() {
   md += "| # | opcode | operands | flags | synopsis |\n|---|---|---|---|---|\n";
   for (size_t i = 0; i < OpCount(); ++i) {
     const OpInfo& info = InfoAt(i);
-    md += "| " + std::to_string(i) + " | `" + info.name + "` | " + CodeCell(info.operands) +
-          " | " + FlagNames(info.flags) + " | " + CodeCell(info.synopsis) + " |\n";
+    md += "| " + std::to_string(i) + " | `" + info.name + "` | " + CodeCell(info.operands) + " | " +
+          FlagNames(info.flags) + " | " + CodeCell(info.synopsis) + " |\n";
   }
   md +=
       "\nFlags: **writes D**, the instruction writes register D; **index**, answered from the\n"
