@@ -138,8 +138,8 @@ int Info(const Args& args) {
   char open[48];
   std::snprintf(open, sizeof open, "opened in %.3f s", open_s);
   std::cout << path << ": " << Counts(s) << ", "
-            << (size >= 0 ? HumanBytes(static_cast<uint64_t>(size)) + " (" +
-                                std::to_string(size) + " bytes)"
+            << (size >= 0 ? HumanBytes(static_cast<uint64_t>(size)) + " (" + std::to_string(size) +
+                                " bytes)"
                           : std::string("size unknown"))
             << ", version " << s.version() << ", " << open << "\n";
   PrintTable("devices", s.devices());
