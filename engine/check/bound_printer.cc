@@ -124,7 +124,8 @@ std::string Print(const BoundQuery& q) {
       if (i > 0) out += ", ";
       switch (p.kind) {
         case BoundProjection::Kind::kPath:
-          out += "$" + PathText(p.path);
+          out += '$';
+          out += PathText(p.path);
           break;
         case BoundProjection::Kind::kCount:
           out += "COUNT()";
@@ -150,7 +151,8 @@ std::string Print(const BoundQuery& q) {
     out += "; group by ";
     for (size_t i = 0; i < q.group_by.size(); ++i) {
       if (i > 0) out += ", ";
-      out += "$" + PathText(q.group_by[i]);
+      out += '$';
+      out += PathText(q.group_by[i]);
     }
   }
   return out;
