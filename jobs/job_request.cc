@@ -301,6 +301,9 @@ Expected<JobRequest> ParseJobRequest(const Value& body, const ValidationOptions&
                  "maxExecutionTimeInSeconds (and cloudToDeviceMethod.responseTimeoutInSeconds)");
     }
     std::string_view near = ClosestMatch(key, kTopFields);
+    for (std::string_view f : kTopFields) {
+      if (EqualsIgnoreCase(f, key)) near = f;  // field names are case-sensitive
+    }
     return Bad("GenericBadRequest",
                fmt::format("unknown field '{}'{}", key,
                            near.empty() ? "" : fmt::format(" (did you mean '{}'?)", near)));
