@@ -21,6 +21,7 @@ int CmdExplain(const Args& args);
 int CmdGen(const Args& args);
 int CmdIndex(const Args& args);
 int CmdRepl(const Args& args);
+int CmdJob(const Args& args);
 
 // Fleet::Open behind a check that PATH is not a directory (Fleet::Open would try to allocate the
 // directory's seek size and abort). For every --index option.

@@ -14,8 +14,10 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <mutex>
 #include <set>
+#include <sstream>
 #include <thread>
 #include <utility>
 
@@ -25,6 +27,8 @@
 #include "engine/ref/query.h"
 #include "engine/vm/interpreter.h"
 #include "engine/vm/query.h"
+#include "jobs/job_manager.h"
+#include "jobs/simulated_devices.h"
 #include "tools/frontend.h"
 
 namespace twinq::tools {
@@ -131,6 +135,7 @@ const CommandInfo kCommands[] = {
     {".engine", "vm|ref|both", "the evaluating engine; both cross-checks vm against ref"},
     {".limit", "N", "print at most N rows (0: no limit)"},
     {".complete", "TEXT", "the TAB completions of TEXT's last word"},
+    {".job", "SUBCOMMAND ...", "jobs on this fleet: schedule JSON, list, get, cancel, devices"},
     {".quit", "", "leave (also .exit, Ctrl-D)"},
 };
 
@@ -349,6 +354,7 @@ Repl::Repl(std::ostream& out, std::ostream& err, ReplOptions options)
 Repl::~Repl() = default;
 
 void Repl::SetFleet(std::unique_ptr<index::Fleet> fleet, std::string name) {
+  jobs_.reset();  // it refers to the fleet being replaced
   fleet_ = std::move(fleet);
   fleet_name_ = std::move(name);
   ref_docs_.reset();
@@ -806,6 +812,8 @@ bool Repl::RunCommand(const std::string& line) {
         limit_ = n;
       }
     }
+  } else if (name == ".job") {
+    CmdJob(arg);
   } else if (name == ".complete") {
     // The argument is the text before the cursor; keep its trailing blanks.
     std::string_view rest = line;
@@ -1001,6 +1009,9 @@ Completion Repl::Complete(std::string_view line) const {
     if (cmd == ".mode") options = kModes, n = std::size(kModes);
     if (cmd == ".engine") options = kEngines, n = std::size(kEngines);
     if (cmd == ".timer") options = kOnOff, n = std::size(kOnOff);
+    static const char* const kJobSubs[] = {"schedule", "list",  "get", "cancel",
+                                           "devices",  "clock", "sim", "help"};
+    if (cmd == ".job") options = kJobSubs, n = std::size(kJobSubs);
     if (options != nullptr) {
       if (first_arg) {
         for (size_t i = 0; i < n; ++i) add(options[i]);
@@ -1054,6 +1065,146 @@ Completion Repl::Complete(std::string_view line) const {
   if (common >= word.size()) result.replacement = found.front().substr(0, common);
   result.candidates = std::move(found);
   return result;
+}
+
+}  // namespace twinq::tools
+
+namespace twinq::tools {
+
+jobs::JobManager& Repl::Jobs() {
+  if (!jobs_) {
+    jobs::Clock& clock = job_clock_ ? static_cast<jobs::Clock&>(*job_clock_) : jobs::DefaultClock();
+    if (!job_devices_) job_devices_ = std::make_unique<jobs::SimulatedDevices>(clock);
+    jobs_ = std::make_unique<jobs::JobManager>(*fleet_, clock, job_devices_.get());
+  }
+  return *jobs_;
+}
+
+void Repl::CmdJob(const std::string& arg) {
+  static const char* kJobHelp =
+      ".job schedule JSON        schedule a job (a JobRequest body; startTime defaults to now,\n"
+      "                          maxExecutionTimeInSeconds to 3600); a due job runs at once\n"
+      ".job list [type=T] [status=S] [pageSize=N] [continuation=TOKEN]\n"
+      ".job get ID | .job cancel ID\n"
+      ".job devices [CONDITION | SELECT * FROM devices.jobs ...]   device job records\n"
+      ".job clock TIME|system    a fake clock at TIME (virtual time), or the system clock\n"
+      ".job sim [latency=MS[-MS]] [offline=SHARE] [silent=SHARE] [error=SHARE] [seed=N]\n"
+      "                          how the simulated devices answer direct methods\n"
+      "Changing the clock or the simulation, or loading a fleet, forgets the jobs.\n";
+  size_t space = arg.find_first_of(" \t");
+  std::string sub = arg.substr(0, space);
+  std::string rest(space == std::string::npos ? "" : Trim(std::string_view(arg).substr(space)));
+  auto print = [&](const Value& v) { out_ << ToJson(v) << "\n"; };
+  // key=value words.
+  auto options = [&](std::map<std::string, std::string>* out) {
+    std::istringstream words(rest);
+    std::string w;
+    while (words >> w) {
+      size_t eq = w.find('=');
+      if (eq == std::string::npos) {
+        Error(fmt::format(".job {}: expected key=value, not '{}'", sub, w));
+        return false;
+      }
+      (*out)[w.substr(0, eq)] = w.substr(eq + 1);
+    }
+    return true;
+  };
+  if (sub.empty() || sub == "help") {
+    out_ << kJobHelp;
+  } else if (sub == "schedule") {
+    Expected<Value> body = ParseJson(rest, "<job request>");
+    if (!body.ok()) return Error(body.error().message);
+    if (!body->is_object()) return Error(".job schedule: expected a JSON object");
+    Object o = body->as_object();
+    jobs::JobManager& jm = Jobs();
+    jobs::Clock& clock = job_clock_ ? static_cast<jobs::Clock&>(*job_clock_) : jobs::DefaultClock();
+    if (body->Find("startTime") == nullptr) {
+      o.emplace_back("startTime", Value::String(jobs::FormatTime(clock.Now())));
+    }
+    if (body->Find("maxExecutionTimeInSeconds") == nullptr) {
+      o.emplace_back("maxExecutionTimeInSeconds", Value::Number(3600));
+    }
+    Expected<Value> r = jm.Schedule(Value::MakeObject(std::move(o)));
+    if (!r.ok()) return Error(r.error().message);
+    std::string id = r->Find("jobId")->as_string();
+    jm.Poll();
+    jm.Wait(id);
+    print(*jm.Get(id));
+  } else if (sub == "list") {
+    std::map<std::string, std::string> kv;
+    if (!options(&kv)) return;
+    PageRequest page;
+    if (kv.count("pageSize")) {
+      auto [end, ec] = std::from_chars(
+          kv["pageSize"].data(), kv["pageSize"].data() + kv["pageSize"].size(), page.page_size);
+      if (ec != std::errc() || *end != '\0') return Error(".job list: pageSize needs a number");
+    }
+    page.continuation = kv["continuation"];
+    jobs::JobManager& jm = Jobs();
+    jm.Poll();  // jobs whose start has come
+    Expected<QueryResult> r = jm.List({kv["type"], kv["status"]}, page);
+    if (!r.ok()) return Error(r.error().message);
+    for (const Value& v : r->rows) print(v);
+    if (!r->continuation.empty()) out_ << "continuation=" << r->continuation << "\n";
+  } else if (sub == "get" || sub == "cancel") {
+    if (rest.empty()) return Error(fmt::format("usage: .job {} ID", sub));
+    jobs::JobManager& jm = Jobs();
+    Expected<Value> r = sub == "get" ? jm.Get(rest) : jm.Cancel(rest);
+    if (!r.ok()) return Error(r.error().message);
+    print(*r);
+  } else if (sub == "devices") {
+    std::string q = rest.empty() ? "SELECT * FROM devices.jobs" : rest;
+    if (!EqualsIgnoreCase(q.substr(0, 6), "select")) q = "SELECT * FROM devices.jobs WHERE " + q;
+    Expected<QueryResult> r = Jobs().QueryDeviceJobs(q);
+    if (!r.ok()) return Error(r.error().message);
+    size_t shown = 0;
+    for (const Value& v : r->rows) {
+      if (limit_ != 0 && shown == limit_) break;
+      print(v);
+      ++shown;
+    }
+    if (shown < r->rows.size()) PrintMore(r->rows.size() - shown);
+  } else if (sub == "clock") {
+    if (rest.empty()) return Error("usage: .job clock TIME|system");
+    jobs_.reset();
+    job_devices_.reset();
+    if (rest == "system") {
+      job_clock_.reset();
+      return;
+    }
+    int64_t t = 0;
+    std::string why;
+    if (!jobs::ParseTime(rest, &t, &why)) return Error(".job clock: " + why);
+    job_clock_ = std::make_unique<jobs::FakeClock>(t);
+  } else if (sub == "sim") {
+    std::map<std::string, std::string> kv;
+    if (!options(&kv)) return;
+    jobs::SimulationSettings s;
+    for (const auto& [k, v] : kv) {
+      char* end = nullptr;
+      if (k == "latency") {
+        size_t dash = v.find('-', 1);
+        s.latency_min_ms = std::strtoll(v.c_str(), &end, 10);
+        s.latency_max_ms = dash == std::string::npos ? s.latency_min_ms
+                                                     : std::strtoll(v.c_str() + dash + 1, &end, 10);
+      } else if (k == "offline" || k == "silent" || k == "error") {
+        double d = std::strtod(v.c_str(), &end);
+        (k == "offline" ? s.offline_share : k == "silent" ? s.silent_share : s.error_share) = d;
+      } else if (k == "seed") {
+        s.seed = std::strtoull(v.c_str(), &end, 10);
+      } else {
+        return Error(fmt::format(".job sim: unknown setting '{}'", k));
+      }
+      if (end == nullptr || *end != '\0' || v.empty()) {
+        return Error(fmt::format(".job sim: bad value '{}' for {}", v, k));
+      }
+    }
+    jobs_.reset();
+    jobs::Clock& clock = job_clock_ ? static_cast<jobs::Clock&>(*job_clock_) : jobs::DefaultClock();
+    job_devices_ = std::make_unique<jobs::SimulatedDevices>(clock, s);
+  } else {
+    Error(fmt::format(".job: unknown subcommand '{}'; .job help lists them", sub));
+  }
 }
 
 }  // namespace twinq::tools

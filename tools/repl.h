@@ -28,6 +28,13 @@
 #include "engine/common/json_reader.h"
 #include "index/fleet.h"
 
+namespace twinq::jobs {
+class Clock;
+class FakeClock;
+class JobManager;
+class SimulatedDevices;
+}  // namespace twinq::jobs
+
 namespace twinq::tools {
 
 // A source of input lines.
@@ -115,6 +122,9 @@ class Repl {
   void CmdSave(const std::string& file);
   void CmdPaths(const std::string& prefix);
   void CmdStage(const std::string& stage, const std::string& text);
+  // .job schedule|list|get|cancel|devices|clock|sim ... (docs/jobs.md).
+  void CmdJob(const std::string& arg);
+  jobs::JobManager& Jobs();
   bool Wait(const std::shared_ptr<Job>& job);
   // These return false when Ctrl-C stopped them.
   bool PrintIds(const std::vector<std::string>& ids, uint64_t total, bool modules);
@@ -141,6 +151,11 @@ class Repl {
   size_t limit_ = 20;
   bool timer_ = false;
   bool failed_ = false;
+  // Jobs on the loaded fleet (created on first use; dropped with the fleet). Declared last so
+  // that the manager, which refers to the fleet, the clock and the devices, goes first.
+  std::unique_ptr<jobs::FakeClock> job_clock_;  // .job clock TIME; null: the system clock
+  std::unique_ptr<jobs::SimulatedDevices> job_devices_;
+  std::unique_ptr<jobs::JobManager> jobs_;
 };
 
 // Helpers shared with cmd_repl.cc.

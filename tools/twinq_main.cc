@@ -22,6 +22,7 @@ const Command kCommands[] = {
     {"gen", twinq::tools::CmdGen, "write a seeded fleet of realistic twins as NDJSON"},
     {"index", twinq::tools::CmdIndex, "build a columnar index file from twins, or describe one"},
     {"repl", twinq::tools::CmdRepl, "interactive shell (the default, on a built-in demo fleet)"},
+    {"job", twinq::tools::CmdJob, "schedule twin updates and direct methods (IoT Hub jobs)"},
 };
 
 void Usage(std::ostream& out) {
