@@ -4,6 +4,9 @@
 
 #include <algorithm>
 #include <numeric>
+#include <unordered_map>
+
+#include "index/column_codec.h"
 
 namespace twinq::index {
 
@@ -122,6 +125,7 @@ size_t Dictionary::MemoryBytes() const {
 }
 
 Kind Column::KindAt(uint32_t row, bool* present) const {
+  Ensure();
   *present = present_.Contains(row);
   if (!*present) return Kind::kNull;
   for (size_t k = 0; k < kKindCount; ++k) {
@@ -154,6 +158,7 @@ Value Column::ValueAt(uint32_t row) const {
 }
 
 const DenseView& Column::dense() const {
+  Ensure();
   std::call_once(dense_once_, [this] {
     auto d = std::make_unique<DenseView>();
     size_t n = present_.Empty() ? 0 : present_.ToVector().back() + 1;
@@ -173,6 +178,7 @@ const DenseView& Column::dense() const {
 }
 
 size_t Column::MemoryBytes() const {
+  Ensure();
   size_t n = sizeof(Column) + present_.SizeInBytes();
   for (const Bitmap& b : by_kind_) n += b.SizeInBytes();
   n += numbers_.capacity() * sizeof(double) + codes_.capacity() * sizeof(uint32_t) +
@@ -183,9 +189,89 @@ size_t Column::MemoryBytes() const {
   return n;
 }
 
+size_t MaxPendingRows(uint32_t table_rows) { return std::max<size_t>(1024, table_rows / 32); }
+
+std::shared_ptr<const Column> Column::Deferred(
+    std::shared_ptr<const Column> base, std::vector<uint32_t> changed,
+    std::vector<std::pair<uint32_t, FlatEntry>> entries) {
+  auto c = std::make_shared<Column>();
+  c->path_ = base->path_;
+  c->deferred_ = true;
+  c->pending_rows_ = changed.size() + base->pending_rows();
+  auto delta = std::make_shared<ColumnDelta>();
+  delta->base = std::move(base);
+  delta->changed = std::move(changed);
+  delta->entries = std::move(entries);
+  for (auto& [row, e] : delta->entries) ColumnPath().swap(e.path);  // not needed by the merge
+  c->pending_ = std::move(delta);
+  return c;
+}
+
+size_t Column::pending_rows() const {
+  return deferred_ && !merged_.load(std::memory_order_acquire) ? pending_rows_ : 0;
+}
+
+void Column::Merge() const {
+  std::lock_guard<std::mutex> lock(merge_mu_);
+  if (merged_.load(std::memory_order_acquire)) return;
+  // The chain of unmerged versions, newest first, down to a merged (or plain) column. Locks are
+  // taken newest to oldest, the only order any thread takes them in.
+  std::vector<std::shared_ptr<const ColumnDelta>> chain{pending_};
+  std::shared_ptr<const Column> bottom = pending_->base;
+  while (bottom->deferred_) {
+    std::unique_lock<std::mutex> l(bottom->merge_mu_);
+    if (bottom->merged_.load(std::memory_order_acquire)) break;
+    chain.push_back(bottom->pending_);
+    std::shared_ptr<const Column> next = bottom->pending_->base;
+    l.unlock();
+    bottom = std::move(next);
+  }
+  // The newest change of each row wins.
+  std::vector<uint32_t> changed;
+  std::vector<std::pair<uint32_t, const FlatEntry*>> entries;
+  if (chain.size() == 1) {
+    changed = chain[0]->changed;
+    entries.reserve(chain[0]->entries.size());
+    for (const auto& [row, e] : chain[0]->entries) entries.emplace_back(row, &e);
+  } else {
+    std::unordered_map<uint32_t, bool> seen;
+    for (const auto& d : chain) {
+      size_t e = 0;
+      for (uint32_t row : d->changed) {
+        while (e < d->entries.size() && d->entries[e].first < row) ++e;
+        if (!seen.emplace(row, true).second) continue;
+        changed.push_back(row);
+        if (e < d->entries.size() && d->entries[e].first == row) {
+          entries.emplace_back(row, &d->entries[e].second);
+        }
+      }
+    }
+    std::sort(changed.begin(), changed.end());
+    std::sort(entries.begin(), entries.end(),
+              [](const auto& a, const auto& b) { return a.first < b.first; });
+  }
+  std::shared_ptr<const Column> merged = ColumnCodec::Merge(*bottom, changed, entries);
+  const_cast<Column*>(this)->AdoptData(std::move(*const_cast<Column*>(merged.get())));
+  pending_.reset();
+  merged_.store(true, std::memory_order_release);
+}
+
+void Column::AdoptData(Column&& o) {
+  present_ = std::move(o.present_);
+  by_kind_ = std::move(o.by_kind_);
+  numbers_ = std::move(o.numbers_);
+  codes_ = std::move(o.codes_);
+  dict_ = std::move(o.dict_);
+  array_lengths_ = std::move(o.array_lengths_);
+  string_postings_ = std::move(o.string_postings_);
+  distinct_numbers_ = std::move(o.distinct_numbers_);
+  number_postings_ = std::move(o.number_postings_);
+  stats_ = o.stats_;
+}
+
 void ColumnBuilder::AddString(uint32_t row, std::string_view s) {
   Add(row, Kind::kString);
-  auto it = intern_.find(std::string(s));
+  auto it = intern_.find(s);
   if (it == intern_.end()) {
     it = intern_.emplace(std::string(s), static_cast<uint32_t>(distinct_.size())).first;
     distinct_.emplace_back(s);

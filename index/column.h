@@ -6,6 +6,7 @@
 #define TWINQ_INDEX_COLUMN_H_
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -81,26 +82,97 @@ struct DenseView {
   std::array<std::vector<uint32_t>, kKindCount> rows;  // the rows of each kind, ascending
 };
 
+// One node of a flattened document.
+struct FlatEntry {
+  ColumnPath path;
+  Kind kind = Kind::kNull;
+  double number = 0;
+  std::string string;
+  uint32_t length = 0;  // arrays: element count
+};
+// Flattens a document into entries for every node below the root, depth first in document
+// order: objects and arrays are entries too (their members follow).
+void Flatten(const Value& doc, std::vector<FlatEntry>* out);
+
+class Column;
+
+// The changes of a deferred column version (Column::Deferred): the rows replaced in `base`.
+struct ColumnDelta {
+  std::shared_ptr<const Column> base;
+  std::vector<uint32_t> changed;                        // sorted
+  std::vector<std::pair<uint32_t, FlatEntry>> entries;  // sorted by row; a subset of changed
+};
+
 class Column {
  public:
+  Column() = default;
+  // A version of `base` whose rows `changed` lose their entries and take those of `entries`
+  // (paths are ignored). The merge (linear in the column) is deferred to the first read of any
+  // accessor but path(), so a writer that changes a few rows of a large column pays only for
+  // the change; consecutive deferred versions form a chain that one merge resolves. Reads are
+  // thread-safe: the first reader merges under a lock, later readers see the result.
+  static std::shared_ptr<const Column> Deferred(
+      std::shared_ptr<const Column> base, std::vector<uint32_t> changed,
+      std::vector<std::pair<uint32_t, FlatEntry>> entries);
+  // Rows changed since the last merged version of this column (0 when merged).
+  size_t pending_rows() const;
+  // Runs a deferred merge now (no-op when there is none).
+  void Materialize() const { Ensure(); }
+
   const ColumnPath& path() const { return path_; }
   // Rows with any value at this path.
-  const Bitmap& present() const { return present_; }
-  const Bitmap& rows(Kind k) const { return by_kind_[static_cast<size_t>(k)]; }
+  const Bitmap& present() const {
+    Ensure();
+    return present_;
+  }
+  const Bitmap& rows(Kind k) const {
+    Ensure();
+    return by_kind_[static_cast<size_t>(k)];
+  }
   // Numbers of the rows in rows(kNumber), in row order; codes of the rows in rows(kString).
-  const std::vector<double>& numbers() const { return numbers_; }
-  const std::vector<uint32_t>& codes() const { return codes_; }
-  const Dictionary& dictionary() const { return dict_; }
+  const std::vector<double>& numbers() const {
+    Ensure();
+    return numbers_;
+  }
+  const std::vector<uint32_t>& codes() const {
+    Ensure();
+    return codes_;
+  }
+  const Dictionary& dictionary() const {
+    Ensure();
+    return dict_;
+  }
   // Element counts of the rows in rows(kArray), in row order.
-  const std::vector<uint32_t>& array_lengths() const { return array_lengths_; }
+  const std::vector<uint32_t>& array_lengths() const {
+    Ensure();
+    return array_lengths_;
+  }
   // Postings per string code (empty when the column has too many distinct strings).
-  bool has_string_postings() const { return !string_postings_.empty() || dict_.size() == 0; }
-  const Bitmap& string_posting(uint32_t code) const { return string_postings_[code]; }
-  const std::vector<Bitmap>& string_postings_list() const { return string_postings_; }
+  bool has_string_postings() const {
+    Ensure();
+    return !string_postings_.empty() || dict_.size() == 0;
+  }
+  const Bitmap& string_posting(uint32_t code) const {
+    Ensure();
+    return string_postings_[code];
+  }
+  const std::vector<Bitmap>& string_postings_list() const {
+    Ensure();
+    return string_postings_;
+  }
   // Distinct numbers (sorted) and their postings (empty when too many distinct numbers).
-  const std::vector<double>& distinct_numbers() const { return distinct_numbers_; }
-  const std::vector<Bitmap>& number_postings() const { return number_postings_; }
-  const ColumnStats& stats() const { return stats_; }
+  const std::vector<double>& distinct_numbers() const {
+    Ensure();
+    return distinct_numbers_;
+  }
+  const std::vector<Bitmap>& number_postings() const {
+    Ensure();
+    return number_postings_;
+  }
+  const ColumnStats& stats() const {
+    Ensure();
+    return stats_;
+  }
 
   // The value of one row, rebuilt from the column (objects and arrays come back as empty
   // containers: their members live in child columns). Undefined when absent.
@@ -113,6 +185,13 @@ class Column {
  private:
   friend class ColumnBuilder;
   friend class ColumnCodec;
+  void Ensure() const {
+    if (deferred_ && !merged_.load(std::memory_order_acquire)) Merge();
+  }
+  void Merge() const;
+  // Takes the data of a freshly built column (not its path or deferral state).
+  void AdoptData(Column&& other);
+
   ColumnPath path_;
   Bitmap present_;
   std::array<Bitmap, kKindCount> by_kind_;
@@ -126,7 +205,17 @@ class Column {
   ColumnStats stats_;
   mutable std::once_flag dense_once_;
   mutable std::unique_ptr<DenseView> dense_;
+  // Deferred versions: fixed at construction, then pending_ is cleared once merged.
+  bool deferred_ = false;
+  size_t pending_rows_ = 0;
+  mutable std::atomic<bool> merged_{false};
+  mutable std::mutex merge_mu_;
+  mutable std::shared_ptr<const ColumnDelta> pending_;
 };
+
+// A writer merges a deferred column at once when its chain holds more changed rows than this
+// (per column, so pending memory stays bounded; readers then never pay for long chains).
+size_t MaxPendingRows(uint32_t table_rows);
 
 // Collects (row, value) entries in increasing row order, then builds an immutable Column.
 class ColumnBuilder {
@@ -165,20 +254,12 @@ class ColumnBuilder {
   // Strings are interned while building: temporary codes in first-seen order.
   std::vector<uint32_t> temp_codes_;
   std::vector<std::string> distinct_;
-  std::unordered_map<std::string, uint32_t> intern_;
+  struct Hash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
+  };
+  std::unordered_map<std::string, uint32_t, Hash, std::equal_to<>> intern_;
 };
-
-// One node of a flattened document.
-struct FlatEntry {
-  ColumnPath path;
-  Kind kind = Kind::kNull;
-  double number = 0;
-  std::string string;
-  uint32_t length = 0;  // arrays: element count
-};
-// Flattens a document into entries for every node below the root, depth first in document
-// order: objects and arrays are entries too (their members follow).
-void Flatten(const Value& doc, std::vector<FlatEntry>* out);
 
 // Postings are built when a column has at most this many distinct values, or few relative to
 // its rows (see ColumnBuilder::Build).

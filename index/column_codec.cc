@@ -82,6 +82,7 @@ void MergeValues(const Bitmap& old_rows, const std::vector<T>& old_values,
 std::shared_ptr<const Column> ColumnCodec::Merge(
     const Column& old, const std::vector<uint32_t>& changed,
     const std::vector<std::pair<uint32_t, const FlatEntry*>>& entries) {
+  old.Ensure();
   auto c = std::make_shared<Column>();
   c->path_ = old.path_;
   Bitmap changed_bm = Bitmap::Of(changed);
@@ -232,6 +233,7 @@ bool GetArray(std::string_view* in, std::vector<T>* v) {
 }  // namespace
 
 void ColumnCodec::Write(const Column& c, std::string* out) {
+  c.Ensure();
   PutU32(out, static_cast<uint32_t>(c.path_.size()));
   for (const Step& s : c.path_) {
     out->push_back(s.is_index ? 1 : 0);

@@ -1,7 +1,12 @@
 #include "index/fleet.h"
 
+#include <fcntl.h>
 #include <fmt/format.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -9,6 +14,7 @@
 #include <fstream>
 #include <map>
 #include <sstream>
+#include <unordered_map>
 #include <utility>
 
 #include "index/column_codec.h"
@@ -28,7 +34,7 @@ class TableCodec {
     PutU64(out, t.order_->size());
     out->append(reinterpret_cast<const char*>(t.order_->data()), t.order_->size() * 4);
     for (uint32_t row = 0; row < t.row_count_; ++row) {
-      const DocChunk& c = *t.docs_[row / kDocChunkRows];
+      const DocChunk& c = t.chunk_of(row);
       size_t slot = row % kDocChunkRows;
       bool has = slot < c.json.size();
       PutBytes(out, has ? std::string_view(c.json[slot]) : std::string_view());
@@ -70,22 +76,18 @@ class TableCodec {
     if (!t->live_.Empty() && t->live_.ToVector().back() >= t->row_count_) {
       return fail("live row out of range");
     }
-    std::shared_ptr<DocChunk> chunk;
     for (uint32_t row = 0; row < t->row_count_; ++row) {
-      if (row % kDocChunkRows == 0) {
-        if (chunk) t->docs_.push_back(std::move(chunk));
-        chunk = std::make_shared<DocChunk>();
-      }
       std::string_view json, device, module;
       if (!GetBytes(in, &json) || !GetBytes(in, &device) || !GetBytes(in, &module)) {
         return fail("truncated documents");
       }
       if (json.empty() == t->live_.Contains(row)) return fail("document and liveness disagree");
-      chunk->json.emplace_back(json);
-      chunk->device_id.emplace_back(device);
-      chunk->module_id.emplace_back(module);
+      size_t slot;
+      DocChunk& chunk = t->WritableChunk(row, &slot);
+      chunk.json[slot] = json;
+      chunk.device_id[slot] = device;
+      chunk.module_id[slot] = module;
     }
-    if (chunk) t->docs_.push_back(std::move(chunk));
     // FindRow binary-searches order(): it must hold each live row once, strictly by id.
     for (size_t i = 1; i < t->order_->size(); ++i) {
       uint32_t a = (*t->order_)[i - 1], b = (*t->order_)[i];
@@ -193,38 +195,50 @@ Expected<size_t> Fleet::LoadTwinsText(std::string_view text, std::string_view na
 Expected<uint64_t> Fleet::Apply(const std::vector<Mutation>& batch, const std::string& now) {
   std::lock_guard<std::mutex> lock(writer_);
   std::shared_ptr<const FleetState> cur = state_.load();
-  // The twins this batch has touched so far (undefined: deleted), so that later mutations see
-  // earlier ones.
-  std::map<std::string, Value> touched;
+  // The twins this batch has touched so far (the index of their latest change), so that later
+  // mutations see earlier ones; and the stored documents it has parsed (WithChanges reuses them
+  // as the rows' old documents instead of parsing them again).
+  std::unordered_map<std::string, std::pair<bool, size_t>> touched;  // key -> (module, change)
+  std::unordered_map<std::string, Value> originals;
   std::vector<Change> device_changes, module_changes;
-  auto current = [&](const std::string& device, const std::string& module, Value* out) {
-    auto it = touched.find(KeyOf(device, module));
-    if (it != touched.end()) {
-      *out = it->second;
-      return !out->is_undefined();
+  auto changes_of = [&](bool module) -> std::vector<Change>& {
+    return module ? module_changes : device_changes;
+  };
+  // The current document of a twin (valid until the next change is recorded), or nullptr.
+  auto current = [&](const std::string& device, const std::string& module) -> const Value* {
+    std::string key = KeyOf(device, module);
+    if (auto it = touched.find(key); it != touched.end()) {
+      const Change& c = changes_of(it->second.first)[it->second.second];
+      return c.kind == Change::Kind::kDelete ? nullptr : &c.doc;
     }
+    if (auto it = originals.find(key); it != originals.end()) return &it->second;
     const Table& t = module.empty() ? *cur->devices : *cur->modules;
     std::optional<uint32_t> row = t.FindRow(device, module);
-    if (!row) return false;
-    *out = t.Document(*row);
-    return true;
+    if (!row) return nullptr;
+    return &originals.emplace(std::move(key), t.Document(*row)).first->second;
+  };
+  auto record = [&](Change c) {
+    std::string key = KeyOf(c.device_id, c.module_id);
+    if (auto it = originals.find(key); it != originals.end()) c.before = &it->second;
+    bool module = !c.module_id.empty();
+    std::vector<Change>& v = changes_of(module);
+    touched[std::move(key)] = {module, v.size()};
+    v.push_back(std::move(c));
   };
   auto upsert = [&](const std::string& device, const std::string& module, Value doc) {
     Change c;
     c.kind = Change::Kind::kUpsert;
     c.device_id = device;
     c.module_id = module;
-    c.doc = doc;
-    touched[KeyOf(device, module)] = std::move(doc);
-    (module.empty() ? device_changes : module_changes).push_back(std::move(c));
+    c.doc = std::move(doc);
+    record(std::move(c));
   };
   auto remove = [&](const std::string& device, const std::string& module) {
     Change c;
     c.kind = Change::Kind::kDelete;
     c.device_id = device;
     c.module_id = module;
-    touched[KeyOf(device, module)] = Value();
-    (module.empty() ? device_changes : module_changes).push_back(std::move(c));
+    record(std::move(c));
   };
   PatchOptions options;
   options.now = now;
@@ -248,37 +262,44 @@ Expected<uint64_t> Fleet::Apply(const std::vector<Mutation>& batch, const std::s
         break;
       }
       case Mutation::Kind::kDelete: {
-        Value doc;
-        if (!current(m.device_id, m.module_id, &doc)) {
+        if (current(m.device_id, m.module_id) == nullptr) {
           return fail(fmt::format("no twin {}", Who(m.device_id, m.module_id)));
         }
         remove(m.device_id, m.module_id);
         if (m.module_id.empty()) {  // deleting a device deletes its modules
           const Table& mt = *cur->modules;
-          for (uint32_t row : mt.order()) {
-            if (mt.device_id(row) != m.device_id) continue;
-            std::string mid(mt.module_id(row));
-            Value ignored;
-            if (current(m.device_id, mid, &ignored)) remove(m.device_id, mid);
+          const std::vector<uint32_t>& order = mt.order();
+          auto it = std::lower_bound(order.begin(), order.end(), m.device_id,
+                                     [&](uint32_t row, const std::string& d) {
+                                       return mt.device_id(row) < std::string_view(d);
+                                     });
+          std::vector<std::string> modules;
+          for (; it != order.end() && mt.device_id(*it) == m.device_id; ++it) {
+            modules.emplace_back(mt.module_id(*it));
           }
-          for (auto& [key, doc2] : touched) {
-            if (key.rfind(m.device_id + '\0', 0) == 0 && key.size() > m.device_id.size() + 1 &&
-                !doc2.is_undefined()) {
-              remove(m.device_id, key.substr(m.device_id.size() + 1));
+          std::string prefix = m.device_id + '\0';
+          for (const auto& [key, where] : touched) {  // modules added by this batch
+            if (where.first && key.size() > prefix.size() && key.rfind(prefix, 0) == 0) {
+              modules.push_back(key.substr(prefix.size()));
             }
+          }
+          std::sort(modules.begin(), modules.end());
+          modules.erase(std::unique(modules.begin(), modules.end()), modules.end());
+          for (const std::string& mid : modules) {
+            if (current(m.device_id, mid) != nullptr) remove(m.device_id, mid);
           }
         }
         break;
       }
       case Mutation::Kind::kPatch:
       case Mutation::Kind::kReplace: {
-        Value doc;
-        if (!current(m.device_id, m.module_id, &doc)) {
+        const Value* doc = current(m.device_id, m.module_id);
+        if (doc == nullptr) {
           return fail(fmt::format("no twin {}", Who(m.device_id, m.module_id)));
         }
         Expected<PatchResult> r = m.kind == Mutation::Kind::kPatch
-                                      ? ApplyTwinPatch(doc, m.patch, m.if_match, options)
-                                      : ReplaceTwin(doc, m.patch, m.if_match, options);
+                                      ? ApplyTwinPatch(*doc, m.patch, m.if_match, options)
+                                      : ReplaceTwin(*doc, m.patch, m.if_match, options);
         if (!r.ok())
           return fail(fmt::format("twin {}: {}", Who(m.device_id, m.module_id), r.error().message));
         if (r->changed) upsert(m.device_id, m.module_id, std::move(r->twin));
@@ -395,16 +416,34 @@ Expected<size_t> Fleet::Save(const std::string& path) const {
 }
 
 Expected<std::unique_ptr<Fleet>> Fleet::Open(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Error{fmt::format("{}: cannot read: {}", path, std::strerror(errno))};
-  in.seekg(0, std::ios::end);
-  std::streamoff size = in.tellg();
-  if (size < 0) return Error{fmt::format("{}: cannot read", path)};
-  in.seekg(0);
-  std::string bytes(static_cast<size_t>(size), '\0');
-  in.read(bytes.data(), size);
-  if (!in) return Error{fmt::format("{}: read failed", path)};
-  return Deserialize(bytes, path);
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Error{fmt::format("{}: cannot read: {}", path, std::strerror(errno))};
+  struct stat st;
+  if (::fstat(fd, &st) != 0) {
+    int e = errno;
+    ::close(fd);
+    return Error{fmt::format("{}: cannot read: {}", path, std::strerror(e))};
+  }
+  if (!S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return Error{fmt::format("{}: not an index file: {}", path,
+                             S_ISDIR(st.st_mode) ? "it is a directory" : "not a regular file")};
+  }
+  size_t size = static_cast<size_t>(st.st_size);
+  if (size == 0) {
+    ::close(fd);
+    return Deserialize(std::string_view(), path);
+  }
+  // Mapped, not read into a fresh buffer: the file's pages come straight from the page cache
+  // (populated up front, read sequentially), with no zero-filled copy to fault in first.
+  void* p = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+  int e = errno;
+  ::close(fd);
+  if (p == MAP_FAILED) return Error{fmt::format("{}: cannot map: {}", path, std::strerror(e))};
+  ::madvise(p, size, MADV_SEQUENTIAL);
+  auto fleet = Deserialize(std::string_view(static_cast<const char*>(p), size), path);
+  ::munmap(p, size);
+  return fleet;
 }
 
 TwinSet ToTwinSet(const Snapshot& snapshot) {

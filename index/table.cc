@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <map>
 #include <unordered_set>
@@ -15,9 +16,14 @@ namespace twinq::index {
 namespace {
 
 // The column tree used while ingesting: one node per distinct path.
+struct StringHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
+};
 struct Node {
   uint32_t builder = 0;
-  std::unordered_map<std::string, uint32_t> names;
+  // Looked up by string_view: no key string is built for names already known.
+  std::unordered_map<std::string, uint32_t, StringHash, std::equal_to<>> names;
   std::vector<uint32_t> indexes;  // child node per array position (0 = none yet)
 };
 
@@ -35,33 +41,34 @@ class TableBuilder {
   }
 
  private:
-  uint32_t Child(uint32_t node, Step step) {
-    uint32_t* slot;
-    if (step.is_index) {
-      auto& v = nodes_[node].indexes;
-      if (v.size() <= step.index) v.resize(step.index + 1, 0);
-      slot = &v[step.index];
+  // The child node of `node` for a member name or an array index (created on first sight).
+  uint32_t Child(uint32_t node, bool is_index, std::string_view name, uint32_t index) {
+    if (is_index) {
+      const auto& v = nodes_[node].indexes;
+      if (index < v.size() && v[index] != 0) return v[index];
     } else {
-      auto [it, inserted] = nodes_[node].names.emplace(step.name, 0);
-      slot = &it->second;
+      const auto& names = nodes_[node].names;
+      if (auto it = names.find(name); it != names.end()) return it->second;
     }
-    if (*slot == 0) {
-      // A new column (rare): copy the parent's path before builders_ may reallocate.
-      ColumnPath path = node == 0 ? ColumnPath() : builders_[nodes_[node].builder].path();
-      path.push_back(std::move(step));
-      uint32_t id = static_cast<uint32_t>(nodes_.size());
-      nodes_.emplace_back();
-      nodes_.back().builder = static_cast<uint32_t>(builders_.size());
-      builders_.emplace_back(std::move(path));
-      // `slot` may dangle after the emplace_back above: look it up again.
-      if (step.is_index) {
-        nodes_[node].indexes[builders_.back().path().back().index] = id;
-      } else {
-        nodes_[node].names[builders_.back().path().back().name] = id;
-      }
-      return id;
+    // A new column (rare).
+    ColumnPath path = node == 0 ? ColumnPath() : builders_[nodes_[node].builder].path();
+    Step step;
+    step.is_index = is_index;
+    step.name = std::string(name);
+    step.index = index;
+    path.push_back(std::move(step));
+    uint32_t id = static_cast<uint32_t>(nodes_.size());
+    nodes_.emplace_back();
+    nodes_.back().builder = static_cast<uint32_t>(builders_.size());
+    builders_.emplace_back(std::move(path));
+    if (is_index) {
+      auto& v = nodes_[node].indexes;
+      if (v.size() <= index) v.resize(index + 1, 0);
+      v[index] = id;
+    } else {
+      nodes_[node].names.emplace(std::string(name), id);
     }
-    return *slot;
+    return id;
   }
 
   void Walk(const Value& v, uint32_t node, uint32_t row) {
@@ -93,19 +100,10 @@ class TableBuilder {
       }
     };
     if (v.is_object()) {
-      for (const Member& m : v.as_object()) {
-        Step s;
-        s.name = m.first;
-        visit(Child(node, std::move(s)), m.second);
-      }
+      for (const Member& m : v.as_object()) visit(Child(node, false, m.first, 0), m.second);
     } else if (v.is_array()) {
       const Array& a = v.as_array();
-      for (uint32_t i = 0; i < a.size(); ++i) {
-        Step s;
-        s.is_index = true;
-        s.index = i;
-        visit(Child(node, std::move(s)), a[i]);
-      }
+      for (uint32_t i = 0; i < a.size(); ++i) visit(Child(node, true, {}, i), a[i]);
     }
   }
 
@@ -171,18 +169,192 @@ void FlattenInto(const Value& v, ColumnPath* path, std::vector<FlatEntry>* out) 
   }
 }
 
-bool SameEntry(const FlatEntry& a, const FlatEntry& b) {
-  if (a.kind != b.kind) return false;
-  switch (a.kind) {
-    case Kind::kNumber:
-      return a.number == b.number && std::signbit(a.number) == std::signbit(b.number);
-    case Kind::kString:
-      return a.string == b.string;
-    case Kind::kArray:
-      return a.length == b.length;
-    default:
-      return true;
+
+void AppendKeyStep(std::string* key, bool is_index, std::string_view name, uint32_t index) {
+  char buf[24];
+  if (is_index) {
+    key->push_back('\x1e');
+    auto r = std::to_chars(buf, buf + sizeof buf, index);
+    key->append(buf, r.ptr);
+  } else {
+    key->push_back('\x1f');
+    auto r = std::to_chars(buf, buf + sizeof buf, name.size());
+    key->append(buf, r.ptr);
+    key->push_back(':');
+    key->append(name);
   }
+}
+
+// The entry of one value (its kind and payload; members are entries of their own).
+FlatEntry EntryOf(const Value& value) {
+  FlatEntry e;
+  switch (value.kind()) {
+    case ValueKind::kUndefined:
+    case ValueKind::kNull:
+      e.kind = Kind::kNull;
+      break;
+    case ValueKind::kBool:
+      e.kind = value.as_bool() ? Kind::kTrue : Kind::kFalse;
+      break;
+    case ValueKind::kNumber:
+      e.kind = Kind::kNumber;
+      e.number = value.as_number();
+      break;
+    case ValueKind::kString:
+      e.kind = Kind::kString;
+      e.string = value.as_string();
+      break;
+    case ValueKind::kArray:
+      e.kind = Kind::kArray;
+      e.length = static_cast<uint32_t>(value.as_array().size());
+      break;
+    case ValueKind::kObject:
+      e.kind = Kind::kObject;
+      break;
+  }
+  return e;
+}
+
+// The rows of one column that a batch changes, and their new entries (rows ascending).
+struct Touch {
+  std::vector<uint32_t> rows;
+  std::vector<std::pair<uint32_t, FlatEntry>> entries;
+};
+
+// Walks the old and the new document of one row side by side and records, per exact catalog key,
+// the entries that differ (new or changed: the new entry; gone: the row alone). Subtrees that
+// are equal cost a comparison, not a flattening; keys are built only for what changed.
+class RowDiff {
+ public:
+  RowDiff(uint32_t row, std::unordered_map<std::string, Touch>* touched)
+      : row_(row), touched_(touched) {}
+
+  void Documents(const Value* before, const Value* after) {
+    if (before != nullptr || after != nullptr) Children(before, after);
+  }
+
+ private:
+  static bool Absent(const Value* v) { return v == nullptr || v->is_undefined(); }
+
+  // Whether two present values give the same entry (SameEntry without building entries).
+  static bool SameNode(const Value& b, const Value& a) {
+    if (b.kind() != a.kind()) return false;
+    switch (a.kind()) {
+      case ValueKind::kBool:
+        return a.as_bool() == b.as_bool();
+      case ValueKind::kNumber:
+        return a.as_number() == b.as_number() &&
+               std::signbit(a.as_number()) == std::signbit(b.as_number());
+      case ValueKind::kString:
+        return a.as_string() == b.as_string();
+      case ValueKind::kArray:
+        return a.as_array().size() == b.as_array().size();
+      default:
+        return true;  // null, object (members are entries of their own)
+    }
+  }
+
+  // The values at key_ in the old and the new document (nullptr or undefined: absent).
+  void Node(const Value* b, const Value* a) {
+    if (Absent(b)) b = nullptr;
+    if (Absent(a)) a = nullptr;
+    if (b == nullptr && a == nullptr) return;
+    if (a == nullptr) {
+      touched()->rows.push_back(row_);
+    } else if (b == nullptr || !SameNode(*b, *a)) {
+      Touch* t = touched();
+      t->rows.push_back(row_);
+      t->entries.emplace_back(row_, EntryOf(*a));
+    }
+    bool same_shape = b != nullptr && a != nullptr &&
+                      ((b->is_object() && a->is_object()) || (b->is_array() && a->is_array()));
+    if (same_shape) {
+      Children(b, a);
+    } else {
+      if (b != nullptr) Children(b, nullptr);
+      if (a != nullptr) Children(nullptr, a);
+    }
+  }
+
+  // The members or elements of two values of the same shape (either may be nullptr).
+  void Children(const Value* b, const Value* a) {
+    const Value* shape = a != nullptr ? a : b;
+    size_t at = key_.size();
+    if (shape->is_object()) {
+      static const Object kNone;
+      const Object& bo = b != nullptr && b->is_object() ? b->as_object() : kNone;
+      const Object& ao = a != nullptr && a->is_object() ? a->as_object() : kNone;
+      matched_.resize(matched_.size() + bo.size(), false);  // this level's flags at the end
+      size_t base = matched_.size() - bo.size();
+      size_t hint = 0;
+      for (const Member& m : ao) {
+        const Value* old = nullptr;
+        for (size_t k = 0; k < bo.size(); ++k) {  // members mostly keep their order
+          size_t j = (hint + k) % bo.size();
+          if (bo[j].first == m.first) {
+            old = &bo[j].second;
+            matched_[base + j] = true;
+            hint = j + 1;
+            break;
+          }
+        }
+        AppendKeyStep(&key_, false, m.first, 0);
+        Node(old, &m.second);
+        key_.resize(at);
+      }
+      for (size_t j = 0; j < bo.size(); ++j) {
+        if (matched_[base + j]) continue;
+        AppendKeyStep(&key_, false, bo[j].first, 0);
+        Node(&bo[j].second, nullptr);
+        key_.resize(at);
+      }
+      matched_.resize(base);
+    } else if (shape->is_array()) {
+      static const Array kNone;
+      const Array& ba = b != nullptr && b->is_array() ? b->as_array() : kNone;
+      const Array& aa = a != nullptr && a->is_array() ? a->as_array() : kNone;
+      size_t n = std::max(ba.size(), aa.size());
+      for (size_t i = 0; i < n; ++i) {
+        AppendKeyStep(&key_, true, {}, static_cast<uint32_t>(i));
+        Node(i < ba.size() ? &ba[i] : nullptr, i < aa.size() ? &aa[i] : nullptr);
+        key_.resize(at);
+      }
+    }
+  }
+
+  Touch* touched() { return &(*touched_)[key_]; }
+
+  uint32_t row_;
+  std::unordered_map<std::string, Touch>* touched_;
+  std::string key_;
+  std::vector<bool> matched_;
+};
+
+// The path of an exact catalog key (the inverse of ExactKey).
+ColumnPath PathOfKey(std::string_view key) {
+  ColumnPath path;
+  size_t i = 0;
+  auto number = [&](size_t* n) {
+    size_t v = 0;
+    while (i < key.size() && key[i] >= '0' && key[i] <= '9') v = v * 10 + (key[i++] - '0');
+    *n = v;
+  };
+  while (i < key.size()) {
+    Step s;
+    char tag = key[i++];
+    size_t n = 0;
+    number(&n);
+    if (tag == '\x1e') {
+      s.is_index = true;
+      s.index = static_cast<uint32_t>(n);
+    } else {
+      ++i;  // ':'
+      s.name = std::string(key.substr(i, n));
+      i += n;
+    }
+    path.push_back(std::move(s));
+  }
+  return path;
 }
 
 int CompareIds(std::string_view d1, std::string_view m1, std::string_view d2, std::string_view m2) {
@@ -201,8 +373,36 @@ void Flatten(const Value& doc, std::vector<FlatEntry>* out) {
 struct TableStream::State {
   std::shared_ptr<Table> table;
   TableBuilder builder;
-  std::shared_ptr<DocChunk> chunk;
 };
+
+DocChunk& Table::WritableChunk(uint32_t row, size_t* slot) {
+  // A group or chunk only this table references (use_count 1) is written in place; one shared
+  // with another version is copied first. Nobody else can start sharing it meanwhile: that
+  // would need a reference, and this table is not published yet.
+  size_t gi = row / kDocGroupRows;
+  while (docs_.size() <= gi) docs_.push_back(std::make_shared<DocGroup>());
+  if (docs_[gi].use_count() != 1) docs_[gi] = std::make_shared<DocGroup>(*docs_[gi]);
+  auto* group = const_cast<DocGroup*>(docs_[gi].get());
+  size_t ci = (row / kDocChunkRows) % kDocGroupChunks;
+  while (group->chunks.size() <= ci) {
+    auto c = std::make_shared<DocChunk>();
+    c->json.reserve(kDocChunkRows);
+    c->device_id.reserve(kDocChunkRows);
+    c->module_id.reserve(kDocChunkRows);
+    group->chunks.push_back(std::move(c));
+  }
+  if (group->chunks[ci].use_count() != 1) {
+    group->chunks[ci] = std::make_shared<DocChunk>(*group->chunks[ci]);
+  }
+  auto* chunk = const_cast<DocChunk*>(group->chunks[ci].get());
+  *slot = row % kDocChunkRows;
+  if (chunk->json.size() <= *slot) {
+    chunk->json.resize(*slot + 1);
+    chunk->device_id.resize(*slot + 1);
+    chunk->module_id.resize(*slot + 1);
+  }
+  return *chunk;
+}
 
 TableStream::TableStream(bool modules) : state_(std::make_unique<State>()) {
   state_->table = std::shared_ptr<Table>(new Table());
@@ -214,21 +414,16 @@ TableStream::~TableStream() = default;
 void TableStream::Add(const Value& doc) {
   Table& t = *state_->table;
   uint32_t row = t.row_count_++;
-  if (row % kDocChunkRows == 0) {
-    if (state_->chunk) t.docs_.push_back(std::move(state_->chunk));
-    state_->chunk = std::make_shared<DocChunk>();
-    state_->chunk->json.reserve(kDocChunkRows);
-  }
-  DocChunk& chunk = *state_->chunk;
-  chunk.json.push_back(ToJson(doc));
-  chunk.device_id.push_back(IdOf(doc, "deviceId"));
-  chunk.module_id.push_back(t.modules_ ? IdOf(doc, "moduleId") : std::string());
+  size_t slot;
+  DocChunk& chunk = t.WritableChunk(row, &slot);
+  chunk.json[slot] = ToJson(doc);
+  chunk.device_id[slot] = IdOf(doc, "deviceId");
+  chunk.module_id[slot] = t.modules_ ? IdOf(doc, "moduleId") : std::string();
   state_->builder.AddDocument(doc, row);
 }
 
 std::shared_ptr<const Table> TableStream::Finish() {
   std::shared_ptr<Table> t = std::move(state_->table);
-  if (state_->chunk) t->docs_.push_back(std::move(state_->chunk));
   t->live_ = Bitmap::Range(0, t->row_count_);
   t->live_.Optimize();
   auto order = std::make_shared<std::vector<uint32_t>>(t->row_count_);
@@ -270,15 +465,15 @@ void Table::BuildCatalog() {
 }
 
 std::string_view Table::device_id(uint32_t row) const {
-  return docs_[row / kDocChunkRows]->device_id[row % kDocChunkRows];
+  return chunk_of(row).device_id[row % kDocChunkRows];
 }
 
 std::string_view Table::module_id(uint32_t row) const {
-  return docs_[row / kDocChunkRows]->module_id[row % kDocChunkRows];
+  return chunk_of(row).module_id[row % kDocChunkRows];
 }
 
 const std::string& Table::doc_json(uint32_t row) const {
-  return docs_[row / kDocChunkRows]->json[row % kDocChunkRows];
+  return chunk_of(row).json[row % kDocChunkRows];
 }
 
 Value Table::Document(uint32_t row) const {
@@ -342,48 +537,29 @@ Expected<std::shared_ptr<const Table>> Table::WithChanges(
     }
     final[*row] = &c;
   }
-  // 2. The entries that differ between the old and the new document of each changed row.
-  std::vector<uint32_t> changed_rows;
-  std::unordered_map<std::string, std::vector<uint32_t>> touched_rows;  // exact key -> rows
-  std::unordered_map<std::string, std::vector<std::pair<uint32_t, const FlatEntry*>>>
-      touched_entries;
-  std::unordered_map<std::string, ColumnPath> touched_paths;
-  std::vector<std::vector<FlatEntry>> fresh(final.size());
-  size_t n = 0;
+  // 2. The entries that differ between the old and the new document of each changed row, per
+  // column (rows ascending, as `final` is ordered by row).
+  std::unordered_map<std::string, Touch> touched;
   for (const auto& [row, change] : final) {
-    changed_rows.push_back(row);
-    std::vector<FlatEntry> before;
-    if (row < row_count_ && live_.Contains(row)) Flatten(Document(row), &before);
-    std::vector<FlatEntry>& after = fresh[n++];
-    if (change->kind == Change::Kind::kUpsert) Flatten(change->doc, &after);
-    std::unordered_map<std::string, const FlatEntry*> old_by_key;
-    for (const FlatEntry& e : before) old_by_key.emplace(ExactKey(e.path), &e);
-    for (const FlatEntry& e : after) {
-      std::string key = ExactKey(e.path);
-      auto it = old_by_key.find(key);
-      if (it != old_by_key.end()) {
-        bool same = SameEntry(*it->second, e);
-        old_by_key.erase(it);
-        if (same) continue;
-      }
-      touched_rows[key].push_back(row);
-      touched_entries[key].emplace_back(row, &e);
-      touched_paths.emplace(key, e.path);
+    Value parsed;
+    const Value* before = nullptr;
+    if (row < row_count_ && live_.Contains(row)) {
+      if (change->before == nullptr) parsed = Document(row);
+      before = change->before != nullptr ? change->before : &parsed;
     }
-    for (const auto& [key, e] : old_by_key) {  // entries that disappear
-      touched_rows[key].push_back(row);
-      touched_paths.emplace(key, e->path);
-    }
+    const Value* after = change->kind == Change::Kind::kUpsert ? &change->doc : nullptr;
+    RowDiff(row, &touched).Documents(before, after);
   }
-  // 3. New versions of the touched columns; new columns for new paths.
+  // 3. New versions of the touched columns (deferred merges; see Column::Deferred); new columns
+  // for new paths.
   bool new_columns = false;
-  for (auto& [key, rows] : touched_rows) {
-    auto& entries = touched_entries[key];
-    auto it = exact_->find(key);
+  size_t max_pending = MaxPendingRows(t->row_count_);
+  for (auto& [k, touch] : touched) {
+    auto it = exact_->find(k);
     if (it == exact_->end()) {
-      ColumnBuilder b(touched_paths[key]);
-      for (const auto& [row, e] : entries) {
-        switch (e->kind) {
+      ColumnBuilder b(PathOfKey(k));
+      for (const auto& [row, e] : touch.entries) {
+        switch (e.kind) {
           case Kind::kNull:
             b.AddNull(row);
             break;
@@ -394,13 +570,13 @@ Expected<std::shared_ptr<const Table>> Table::WithChanges(
             b.AddBool(row, true);
             break;
           case Kind::kNumber:
-            b.AddNumber(row, e->number);
+            b.AddNumber(row, e.number);
             break;
           case Kind::kString:
-            b.AddString(row, e->string);
+            b.AddString(row, e.string);
             break;
           case Kind::kArray:
-            b.AddArray(row, e->length);
+            b.AddArray(row, e.length);
             break;
           case Kind::kObject:
             b.AddObject(row);
@@ -411,31 +587,18 @@ Expected<std::shared_ptr<const Table>> Table::WithChanges(
       t->columns_.push_back(std::move(b).Build());
       new_columns = true;
     } else {
-      t->columns_[it->second] = ColumnCodec::Merge(*columns_[it->second], rows, entries);
+      std::shared_ptr<const Column> c =
+          Column::Deferred(columns_[it->second], std::move(touch.rows), std::move(touch.entries));
+      if (c->pending_rows() > max_pending) c->Materialize();
+      t->columns_[it->second] = std::move(c);
     }
   }
   if (new_columns) t->BuildCatalog();
-  // 4. Documents (copy-on-write per chunk), liveness and id order.
-  std::unordered_set<size_t> copied;
+  // 4. Documents (copy-on-write per group and chunk), liveness and id order.
   bool order_changed = false;
-  n = 0;
   for (const auto& [row, change] : final) {
-    size_t ci = row / kDocChunkRows;
-    while (t->docs_.size() <= ci) {
-      t->docs_.push_back(std::make_shared<DocChunk>());
-      copied.insert(t->docs_.size() - 1);
-    }
-    if (!copied.count(ci)) {
-      t->docs_[ci] = std::make_shared<DocChunk>(*t->docs_[ci]);
-      copied.insert(ci);
-    }
-    auto* chunk = const_cast<DocChunk*>(t->docs_[ci].get());
-    size_t slot = row % kDocChunkRows;
-    if (chunk->json.size() <= slot) {
-      chunk->json.resize(slot + 1);
-      chunk->device_id.resize(slot + 1);
-      chunk->module_id.resize(slot + 1);
-    }
+    size_t slot;
+    DocChunk* chunk = &t->WritableChunk(row, &slot);
     bool was_live = row < row_count_ && live_.Contains(row);
     if (change->kind == Change::Kind::kUpsert) {
       chunk->json[slot] = ToJson(change->doc);
@@ -452,7 +615,6 @@ Expected<std::shared_ptr<const Table>> Table::WithChanges(
         order_changed = true;
       }
     }
-    ++n;
   }
   if (order_changed) {
     std::vector<uint32_t> kept;
@@ -487,10 +649,14 @@ size_t Table::IndexMemoryBytes() const {
 
 size_t Table::DocumentMemoryBytes() const {
   size_t n = 0;
-  for (const auto& chunk : docs_) {
-    for (size_t i = 0; i < chunk->json.size(); ++i) {
-      n += chunk->json[i].capacity() + chunk->device_id[i].capacity() +
-           chunk->module_id[i].capacity() + 3 * sizeof(std::string);
+  for (const auto& group : docs_) {
+    n += sizeof(DocGroup) + group->chunks.capacity() * sizeof(group->chunks[0]);
+    for (const auto& chunk : group->chunks) {
+      n += sizeof(DocChunk);
+      for (size_t i = 0; i < chunk->json.size(); ++i) {
+        n += chunk->json[i].capacity() + chunk->device_id[i].capacity() +
+             chunk->module_id[i].capacity() + 3 * sizeof(std::string);
+      }
     }
   }
   return n;

@@ -6,6 +6,7 @@
 #define TWINQ_INDEX_TABLE_H_
 
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -20,12 +21,18 @@
 namespace twinq::index {
 
 // Documents are stored as compact JSON (ToJson of the ingested value: keys, order and values
-// exactly as ingested), in chunks shared between versions.
-inline constexpr uint32_t kDocChunkRows = 1024;
+// exactly as ingested) in small chunks, grouped; versions share the groups and chunks they did
+// not change, so a change to one row copies one group of pointers and one chunk of 16 rows.
+inline constexpr uint32_t kDocChunkRows = 16;
+inline constexpr uint32_t kDocGroupChunks = 256;
+inline constexpr uint32_t kDocGroupRows = kDocChunkRows * kDocGroupChunks;
 struct DocChunk {
   std::vector<std::string> json;  // empty string: no document (deleted row)
   std::vector<std::string> device_id;
   std::vector<std::string> module_id;  // empty for device twins
+};
+struct DocGroup {
+  std::vector<std::shared_ptr<const DocChunk>> chunks;
 };
 
 // A change to a table: an upsert of a whole document (the key is taken from its deviceId and
@@ -36,9 +43,32 @@ struct Change {
   std::string device_id;
   std::string module_id;
   Value doc;  // kUpsert
+  // Optional: the document the row holds in the table the change is applied to, when the caller
+  // has it parsed already (it is then not parsed again). Must be exactly that document.
+  const Value* before = nullptr;
 };
 
 class Table;
+
+// Id structures of a table version that the VM builds on first use (index/table_ids.cc): a hash
+// deviceId -> rows and the rank of every row in order(). A new version (WithChanges copies its
+// parent) starts with what its parent had built: the hash stays usable for every later version,
+// because rows keep their number and their ids (lookups verify each hit and scan the rows added
+// since the hash was built); the ranks only while order() is the same vector.
+struct IdHash;
+struct IdRanks;
+class IdCache {
+ public:
+  IdCache() = default;
+  IdCache(const IdCache& o);
+  IdCache& operator=(const IdCache& o);
+
+ private:
+  friend class Table;
+  mutable std::mutex mu_;
+  mutable std::shared_ptr<const IdHash> hash_;
+  mutable std::shared_ptr<const IdRanks> ranks_;
+};
 
 // Builds a table from documents given one at a time (in any order; rows are numbered in arrival
 // order and order() sorts them by id), so a large fleet never needs all its documents as Values
@@ -82,6 +112,13 @@ class Table {
   std::vector<uint32_t> InIdOrder(const Bitmap& rows) const;
 
   const std::vector<std::shared_ptr<const Column>>& columns() const { return columns_; }
+  // Through the id cache (index/table_ids.cc), without string comparisons of the id order:
+  // appends the live rows whose deviceId is `device_id` (one row in a device table; the device's
+  // modules in a module table), in no particular order;
+  void RowsOfDevice(std::string_view device_id, std::vector<uint32_t>* out) const;
+  // the same as InIdOrder(rows), by rank (rows outside order() fall back to InIdOrder).
+  std::vector<uint32_t> InIdOrderByRank(const Bitmap& rows) const;
+
   const Column* column(uint32_t id) const { return columns_[id].get(); }
   // Column by exact path, or nullptr.
   const Column* FindExact(const ColumnPath& path) const;
@@ -102,16 +139,25 @@ class Table {
   friend class TableStream;
   Table() = default;
   void BuildCatalog();
+  const DocChunk& chunk_of(uint32_t row) const {
+    return *docs_[row / kDocGroupRows]->chunks[(row / kDocChunkRows) % kDocGroupChunks];
+  }
+  // The chunk holding `row` for writing, and the row's slot in it: groups and chunks shared with
+  // other versions are copied first; missing ones are created (the table must not be shared).
+  DocChunk& WritableChunk(uint32_t row, size_t* slot);
 
   bool modules_ = false;
   uint32_t row_count_ = 0;
   Bitmap live_;
-  std::vector<std::shared_ptr<const DocChunk>> docs_;
+  std::vector<std::shared_ptr<const DocGroup>> docs_;
   std::shared_ptr<const std::vector<uint32_t>> order_;
   std::vector<std::shared_ptr<const Column>> columns_;
   // Exact key -> column id; folded key -> column ids (sorted by exact spelling).
   std::shared_ptr<const std::unordered_map<std::string, uint32_t>> exact_;
   std::shared_ptr<const std::unordered_map<std::string, std::vector<uint32_t>>> folded_;
+  IdCache id_cache_;  // see IdCache; table_ids.cc
+  std::shared_ptr<const IdHash> IdHashForLookup() const;
+  std::shared_ptr<const IdRanks> IdRanksForOrder() const;
 };
 
 }  // namespace twinq::index

@@ -82,7 +82,25 @@ std::string FormatNumber(double d) {
 
 void AppendJsonString(std::string_view s, std::string* out) {
   out->push_back('"');
-  for (unsigned char c : s) {
+  // Runs of characters that need no escape are appended whole.
+  size_t run = 0;
+  for (size_t i = 0; i < s.size(); ++i) {
+    // Eight bytes at a time while none needs an escape (a control character, '"' or '\\').
+    while (i + 8 <= s.size()) {
+      uint64_t w;
+      std::memcpy(&w, s.data() + i, 8);
+      constexpr uint64_t kOnes = 0x0101010101010101ULL, kHigh = 0x8080808080808080ULL;
+      uint64_t quote = w ^ (kOnes * '"'), backslash = w ^ (kOnes * '\\');
+      uint64_t special = ((w - kOnes * 0x20) & ~w) | ((quote - kOnes) & ~quote) |
+                         ((backslash - kOnes) & ~backslash);
+      if ((special & kHigh) != 0) break;
+      i += 8;
+    }
+    if (i >= s.size()) break;
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    out->append(s.data() + run, i - run);
+    run = i + 1;
     switch (c) {
       case '"':
         out->append("\\\"");
@@ -106,13 +124,10 @@ void AppendJsonString(std::string_view s, std::string* out) {
         out->append("\\f");
         break;
       default:
-        if (c < 0x20) {
-          out->append(fmt::format("\\u{:04x}", c));
-        } else {
-          out->push_back(static_cast<char>(c));
-        }
+        out->append(fmt::format("\\u{:04x}", c));
     }
   }
+  out->append(s.data() + run, s.size() - run);
   out->push_back('"');
 }
 

@@ -1,6 +1,7 @@
 // The JSON value model: kinds, lookup (DESIGN.md decision 2), JSON output, number formatting.
 #include "engine/common/value.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -163,6 +164,57 @@ TEST(ValueTest, FormatNumber) {
 TEST(ValueTest, FormatNumberRoundTrips) {
   for (double d : {0.1, 1.0 / 3, 2.0 / 3, 1e-300, 123456.789, 9007199254740993.0, 1e300}) {
     EXPECT_EQ(std::stod(FormatNumber(d)), d) << FormatNumber(d);
+  }
+}
+
+// The escaper skips eight clean bytes at a time: every special byte must be caught at every
+// position of a word, next to UTF-8 and DEL, against a byte-at-a-time model.
+TEST(ValueTest, JsonStringEscapesAtEveryPosition) {
+  auto model = [](std::string_view s) {
+    std::string out = "\"";
+    for (unsigned char c : s) {
+      if (c == '"') {
+        out += "\\\"";
+      } else if (c == '\\') {
+        out += "\\\\";
+      } else if (c == '\n') {
+        out += "\\n";
+      } else if (c == '\r') {
+        out += "\\r";
+      } else if (c == '\t') {
+        out += "\\t";
+      } else if (c == '\b') {
+        out += "\\b";
+      } else if (c == '\f') {
+        out += "\\f";
+      } else if (c < 0x20) {
+        out += fmt::format("\\u{:04x}", c);
+      } else {
+        out.push_back(static_cast<char>(c));
+      }
+    }
+    return out + "\"";
+  };
+  const std::string specials = std::string("\"\\\n\r\t\b\f\x01\x1f", 9) + std::string(1, '\0');
+  const std::string fillers[] = {"a", "\x7f", "\xc3\xa9", " ", "!", "]", "\x21\x20"};
+  for (size_t len = 0; len <= 20; ++len) {
+    for (const std::string& f : fillers) {
+      std::string base;
+      while (base.size() < len) base += f;
+      base.resize(len);
+      std::string out;
+      AppendJsonString(base, &out);
+      EXPECT_EQ(out, model(base));
+      for (size_t pos = 0; pos < len; ++pos) {
+        for (char sp : specials) {
+          std::string t = base;
+          t[pos] = sp;
+          out.clear();
+          AppendJsonString(t, &out);
+          ASSERT_EQ(out, model(t)) << "len " << len << " pos " << pos << " byte " << int(sp);
+        }
+      }
+    }
   }
 }
 

@@ -969,6 +969,52 @@ TEST(IndexOracleTest, RandomUpdatesOnALargerFleet) {
   RunRandomUpdates(5, 6, spec);
 }
 
+// Small batches leave their column changes pending (Column::Deferred) until a reader needs them;
+// versions nobody read form chains that one merge resolves. Here no snapshot is read until the
+// end: snapshots kept along the way, read newest first or oldest first, must each show exactly
+// their own state, and no column may hold more pending rows than MaxPendingRows allows.
+void RunUnreadChains(uint64_t seed, size_t devices, size_t batches, bool newest_first) {
+  SCOPED_TRACE(fmt::format("seed {}", seed));
+  FleetSpec spec;
+  spec.devices = devices;
+  spec.seed = seed;
+  spec.module_share = 0.2;
+  RandomTwins r(seed);
+  TwinSet initial = Split(GenerateFleetValues(spec));
+  Shadow shadow = ShadowOf(initial);
+  Fleet fleet(initial);
+  std::vector<std::pair<Snapshot, Shadow>> kept;
+  for (size_t b = 0; b < batches; ++b) {
+    std::string now = FormatTimestamp(17'000'000'000'000'000 + static_cast<int64_t>(b) * 10'000);
+    std::vector<Mutation> batch = RandomBatch(r, &shadow, 1 + r.Below(3), now);
+    Expected<uint64_t> v = fleet.Apply(batch, now);
+    ASSERT_TRUE(v.ok()) << v.error().message;
+    Snapshot s = fleet.snapshot();
+    for (const Table* t : {&s.devices(), &s.modules()}) {
+      for (const auto& c : t->columns()) {
+        ASSERT_LE(c->pending_rows(), MaxPendingRows(t->row_count()));
+      }
+    }
+    if (b % (batches / 8) == 0 || b + 1 == batches) kept.emplace_back(s, shadow);
+  }
+  if (newest_first) std::reverse(kept.begin(), kept.end());
+  for (const auto& [snapshot, expected] : kept) {
+    SCOPED_TRACE(fmt::format("version {}", snapshot.version()));
+    ASSERT_TRUE(CheckSnapshot(snapshot, ShadowTwins(expected)));
+  }
+}
+
+TEST(IndexOracleTest, UnreadVersionsChainTheirMerges) {
+  RunUnreadChains(21, 60, 200, /*newest_first=*/true);
+  RunUnreadChains(22, 60, 200, /*newest_first=*/false);
+}
+
+TEST(IndexOracleTest, LongChainsAreMergedByTheWriter) {
+  // More changed rows than MaxPendingRows' floor (1,024) in one column (etag changes with every
+  // patch), so writers must merge along the way.
+  RunUnreadChains(23, 300, 1600, /*newest_first=*/true);
+}
+
 TEST(IndexOracleTest, UpsertDeleteReupsertInOneBatch) {
   Fleet fleet(Twins(R"({"deviceId":"a","tags":{"x":1}}
 {"deviceId":"a","moduleId":"m","tags":{"x":2}})"));

@@ -1,5 +1,6 @@
 #include "index/table.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include "engine/common/json_reader.h"
@@ -51,7 +52,8 @@ TEST(TableTest, FoldedCatalogKeepsCaseVariants) {
 }
 
 TEST(FleetTest, PatchUpsertDeleteAndSnapshots) {
-  Fleet fleet(Twins(R"({"deviceId":"a","tags":{"x":1},"properties":{"desired":{"$version":1},"reported":{}},"version":1,"etag":"AAAAAAAAAAE="}
+  Fleet fleet(Twins(
+      R"({"deviceId":"a","tags":{"x":1},"properties":{"desired":{"$version":1},"reported":{}},"version":1,"etag":"AAAAAAAAAAE="}
 {"deviceId":"b","tags":{"x":2}}
 {"deviceId":"b","moduleId":"m","tags":{}})"));
   Snapshot before = fleet.snapshot();
@@ -88,6 +90,73 @@ TEST(FleetTest, PatchUpsertDeleteAndSnapshots) {
   auto truncated = Fleet::Deserialize(std::string_view(bytes).substr(0, bytes.size() - 3), "mem");
   ASSERT_FALSE(truncated.ok());
   EXPECT_NE(truncated.error().message.find("truncated"), std::string::npos);
+}
+
+TEST(FleetTest, ChangesAddColumnsWithOddNamesExactly) {
+  // New paths met by a change get their column path back from the catalog key: names holding
+  // the key's own separators, digits, colons and brackets must survive.
+  Fleet fleet(Twins(R"({"deviceId":"a","tags":{}})"));
+  Expected<Value> doc = ParseJson(
+      R"({"deviceId":"a","tags":{"a\u001f3:b":{"x\u001e1":[7,{"12:y":"z"}]},"":true,"日本":1}})",
+      "doc");
+  ASSERT_TRUE(doc.ok());
+  ASSERT_TRUE(fleet.Upsert(*doc).ok());
+  const Table& t = fleet.snapshot().devices();
+  ColumnPath p = P({"tags",
+                    "a\x1f"
+                    "3:b",
+                    "x\x1e"
+                    "1"});
+  p.push_back(Step{true, "", 1});
+  p.push_back(Step{false, "12:y", 0});
+  const Column* c = t.FindExact(p);
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(c->path(), p);
+  EXPECT_EQ(ToJson(c->ValueAt(0)), "\"z\"");
+  ASSERT_NE(t.FindExact(P({"tags", ""})), nullptr);
+  EXPECT_EQ(ToJson(t.FindExact(P({"tags", "日本"}))->ValueAt(0)), "1");
+  // The same table, built from scratch, has the same columns.
+  auto rebuilt = Table::Build({t.Document(0)}, false);
+  EXPECT_EQ(rebuilt->columns().size(), t.columns().size());
+  for (const auto& col : rebuilt->columns()) {
+    const Column* same = t.FindExact(col->path());
+    ASSERT_NE(same, nullptr) << PathDisplay(col->path());
+    EXPECT_EQ(ToJson(same->ValueAt(0)), ToJson(col->ValueAt(0))) << PathDisplay(col->path());
+  }
+}
+
+TEST(FleetTest, DeferredColumnsMergeOnFirstRead) {
+  Fleet fleet(Twins(R"({"deviceId":"a","tags":{"x":1}}
+{"deviceId":"b","tags":{"x":2}})"));
+  Snapshot s0 = fleet.snapshot();
+  for (int i = 0; i < 5; ++i) {
+    Expected<Value> patch = ParseJson(fmt::format(R"({{"tags":{{"x":{}}}}})", 10 + i), "p");
+    ASSERT_TRUE(fleet.Patch(i % 2 ? "b" : "a", "", *patch, "*", "2026-01-01T00:00:00Z").ok());
+  }
+  const Table& t = fleet.snapshot().devices();
+  const Column* x = t.FindExact(P({"tags", "x"}));
+  ASSERT_NE(x, nullptr);
+  EXPECT_EQ(x->pending_rows(), 5u);  // one changed row per version, none read yet
+  EXPECT_EQ(x->numbers(), std::vector<double>({14, 13}));
+  EXPECT_EQ(x->pending_rows(), 0u);
+  // Distinct values only grow (1 and 2 stay, with empty postings); 10..12 were never merged.
+  EXPECT_EQ(x->distinct_numbers(), std::vector<double>({1, 2, 13, 14}));
+  EXPECT_TRUE(x->number_postings()[0].Empty());
+  EXPECT_EQ(x->number_postings()[3].ToVector(), std::vector<uint32_t>({0}));
+  // The first version never changed.
+  EXPECT_EQ(s0.devices().FindExact(P({"tags", "x"}))->numbers(), std::vector<double>({1, 2}));
+}
+
+TEST(FleetTest, OpenRefusesDirectoriesAndMissingFiles) {
+  Expected<std::unique_ptr<Fleet>> dir = Fleet::Open(TWINQ_SOURCE_DIR);
+  ASSERT_FALSE(dir.ok());
+  EXPECT_NE(dir.error().message.find("is a directory"), std::string::npos) << dir.error().message;
+  Expected<std::unique_ptr<Fleet>> missing = Fleet::Open("/nonexistent/fleet.twinq");
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.error().message.find("cannot read"), std::string::npos);
+  Expected<std::unique_ptr<Fleet>> dev = Fleet::Open("/dev/null");
+  ASSERT_FALSE(dev.ok());
+  EXPECT_NE(dev.error().message.find("not a regular file"), std::string::npos);
 }
 
 }  // namespace
