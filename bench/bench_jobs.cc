@@ -1,0 +1,266 @@
+// Job benchmarks (a plain harness, not Google Benchmark: one large fleet takes minutes to build).
+//
+//   bench_jobs [--devices N] [--seed S] [--reps R] [--batch B] [--method-devices M]
+//              [--latency-ms L] [--concurrency C1,C2,...] [--skip-twin]
+//
+// The fleet is generated in process (index::GenerateFleet, default FleetSpec: module share 0.2)
+// as NDJSON text that Fleet::LoadTwinsText indexes (streamed); nothing is read from disk.
+// Phases, each checked before its numbers are printed (exit 1 on a wrong answer):
+//  1. target resolution: JobTimings::resolve_ms of a twin-update job over every device
+//     (condition "*": snapshot + vm::TargetIds + one device record per target), and of a
+//     selective condition; medians of --reps jobs that are cancelled right after resolution
+//     (their records are checked against vm::TargetIds of the same condition);
+//  2. a method job over the first --method-devices devices (deviceId < 'dev-…') calling
+//     SimulatedDevices on the system clock with a fixed --latency-ms, for each --concurrency
+//     (worker threads of the job). Small concurrencies run on a prefix of min(M, max(2000,
+//     1000 * C)) devices so that each run takes seconds; throughput = devices / wall time of
+//     the job; every device must have answered;
+//  3. the whole twin-update job over every device ("*", patch {"tags":{"benchJob":"v1"}}):
+//     wall time from Schedule to the end of the runner, with its resolve and execute parts;
+//     afterwards the VM finds every device by the new tag and 200 sampled documents hold it and
+//     a version one higher.
+// Times are wall-clock (steady_clock); the job's threads are not this thread, so CPU time is
+// not reported. Results go to bench/BENCHLOG.md ("Jobs").
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "engine/vm/query.h"
+#include "index/fleet.h"
+#include "index/fleet_gen.h"
+#include "jobs/job_manager.h"
+#include "jobs/simulated_devices.h"
+#include "tools/frontend.h"
+
+namespace {
+
+using namespace twinq;
+using Clock = std::chrono::steady_clock;
+
+double Seconds(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+double Median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  size_t n = v.size();
+  return n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+[[noreturn]] void Die(const std::string& what) {
+  std::fprintf(stderr, "bench_jobs: %s\n", what.c_str());
+  std::exit(1);
+}
+
+std::vector<std::string> Targets(const index::Fleet& fleet, const std::string& cond) {
+  Source source("<bench>", cond);
+  auto bound = tools::CompileCondition(source);
+  if (!bound.ok()) Die("cannot compile " + cond);
+  return vm::TargetIds(*bound, fleet.snapshot());
+}
+
+std::string TwinRequest(const std::string& id, const std::string& cond, const std::string& tags,
+                        const std::string& start) {
+  return fmt::format(
+      R"({{"jobId":"{}","type":"scheduleUpdateTwin","updateTwin":{{"etag":"*","tags":{}}},)"
+      R"("queryCondition":"{}","startTime":"{}","maxExecutionTimeInSeconds":86400}})",
+      id, tags, cond, start);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  uint64_t devices = 1000000, seed = 7, method_devices = 100000;
+  int reps = 3;
+  size_t batch = 10000;
+  int64_t latency_ms = 5;
+  std::vector<size_t> concurrency = {1, 16, 64, 256, 512};
+  bool skip_twin = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    auto next = [&]() -> std::string {
+      if (i + 1 >= argc) Die(a + " needs a value");
+      return argv[++i];
+    };
+    if (a == "--devices") {
+      devices = std::strtoull(next().c_str(), nullptr, 10);
+    } else if (a == "--seed") {
+      seed = std::strtoull(next().c_str(), nullptr, 10);
+    } else if (a == "--reps") {
+      reps = std::max(1, std::atoi(next().c_str()));
+    } else if (a == "--batch") {
+      batch = std::max<size_t>(1, std::strtoull(next().c_str(), nullptr, 10));
+    } else if (a == "--method-devices") {
+      method_devices = std::strtoull(next().c_str(), nullptr, 10);
+    } else if (a == "--latency-ms") {
+      latency_ms = std::atoll(next().c_str());
+    } else if (a == "--concurrency") {
+      concurrency.clear();
+      std::string list = next();
+      for (size_t p = 0; p < list.size();) {
+        size_t q = list.find(',', p);
+        if (q == std::string::npos) q = list.size();
+        concurrency.push_back(
+            std::max<size_t>(1, std::strtoull(list.substr(p, q - p).c_str(), nullptr, 10)));
+        p = q + 1;
+      }
+    } else if (a == "--skip-twin") {
+      skip_twin = true;
+    } else {
+      Die("unknown option " + a);
+    }
+  }
+
+  // ---- the fleet ----
+  index::FleetSpec spec;
+  spec.devices = devices;
+  spec.seed = seed;
+  auto t0 = Clock::now();
+  std::string text;
+  index::GenerateFleet(spec, [&](std::string_view line) {
+    text.append(line);
+    text.push_back('\n');
+  });
+  double gen_s = Seconds(t0);
+  index::Fleet fleet;
+  t0 = Clock::now();
+  Expected<size_t> loaded = fleet.LoadTwinsText(text, "<generated>");
+  if (!loaded.ok()) Die(loaded.error().message);
+  double load_s = Seconds(t0);
+  std::string().swap(text);
+  uint64_t n_devices = fleet.snapshot().devices().live_count();
+  std::printf(
+      "fleet: %llu devices + %llu modules (%zu twins), generated in %.1f s, indexed in "
+      "%.1f s\n",
+      static_cast<unsigned long long>(n_devices),
+      static_cast<unsigned long long>(fleet.snapshot().modules().live_count()), *loaded, gen_s,
+      load_s);
+  std::fflush(stdout);
+
+  jobs::SystemClock clock;
+  std::string now = jobs::FormatTime(clock.Now());
+
+  // ---- 1. target resolution ----
+  struct Cond {
+    const char* name;
+    std::string text;
+  };
+  std::vector<Cond> conds = {{"every device (*)", "*"},
+                             {"selective", "tags.building = '43' AND tags.floor >= 2"},
+                             {"half", "tags.environment = 'prod'"}};
+  for (const Cond& c : conds) {
+    std::vector<std::string> expected = Targets(fleet, c.text);
+    std::vector<double> resolve;
+    for (int r = 0; r < reps; ++r) {
+      jobs::JobManagerOptions o;
+      o.twin_batch_size = batch;
+      jobs::JobManager jm(fleet, clock, nullptr, o);
+      // A job whose deadline has passed when it starts resolves its targets and then stops at
+      // once: resolution alone, without touching the fleet.
+      std::string id = fmt::format("resolve-{}", r);
+      std::string req = fmt::format(
+          R"({{"jobId":"{}","type":"scheduleUpdateTwin","updateTwin":{{"etag":"*","tags":{{"x":1}}}},)"
+          R"("queryCondition":"{}","startTime":"{}","maxExecutionTimeInSeconds":1}})",
+          id, c.text, jobs::FormatTime(clock.Now() - 10 * jobs::kTicksPerSecond));
+      if (!jm.ScheduleText(req).ok()) Die("schedule failed");
+      jm.Poll();
+      jm.Wait(id);
+      resolve.push_back(jm.Timings(id)->resolve_ms);
+      std::vector<Value> recs = jm.DeviceJobRecords();
+      if (recs.size() != expected.size()) Die("resolution: record count differs from the VM");
+      for (size_t i = 0; i < recs.size(); i += std::max<size_t>(1, recs.size() / 500)) {
+        if (recs[i].Find("deviceId")->as_string() != expected[i]) Die("resolution: wrong record");
+      }
+    }
+    std::printf("resolve %-18s %9zu targets: median %8.2f ms (reps:", c.name, expected.size(),
+                Median(resolve));
+    for (double d : resolve) std::printf(" %.2f", d);
+    std::printf(")\n");
+    std::fflush(stdout);
+  }
+
+  // ---- 2. method jobs: throughput vs concurrency ----
+  uint64_t m_total = std::min<uint64_t>(method_devices, n_devices);
+  for (size_t c : concurrency) {
+    uint64_t n = std::min<uint64_t>(m_total, std::max<uint64_t>(2000, 1000 * c));
+    std::string bound = index::FleetDeviceId(spec, n);  // devices [0, n)
+    std::string cond = fmt::format("deviceId < '{}'", bound);
+    jobs::SimulationSettings s;
+    s.latency_min_ms = s.latency_max_ms = latency_ms;
+    jobs::SimulatedDevices sim(clock, s);
+    jobs::JobManagerOptions o;
+    o.device_concurrency = c;
+    jobs::JobManager jm(fleet, clock, &sim, o);
+    std::string req = fmt::format(
+        R"({{"jobId":"m","type":"scheduleDeviceMethod","cloudToDeviceMethod":{{"methodName":"ping"}},)"
+        R"("queryCondition":"{}","startTime":"{}","maxExecutionTimeInSeconds":86400}})",
+        cond, jobs::FormatTime(clock.Now()));
+    auto t = Clock::now();
+    if (!jm.ScheduleText(req).ok()) Die("schedule failed");
+    jm.Poll();
+    jm.Wait("m");
+    double wall = Seconds(t);
+    Expected<jobs::DeviceJobStatistics> st = jm.Statistics("m");
+    if (st->device_count != static_cast<int64_t>(n) ||
+        st->succeeded_count != static_cast<int64_t>(n) || sim.calls() != n) {
+      Die(fmt::format("method job: {} of {} devices succeeded", st->succeeded_count, n));
+    }
+    double ideal =
+        static_cast<double>(c) * 1000.0 / static_cast<double>(std::max<int64_t>(1, latency_ms));
+    std::printf(
+        "method job: %7llu devices, latency %lld ms, concurrency %4zu: %8.3f s, %9.0f "
+        "devices/s (ideal %.0f/s, %.0f%%); resolve %.1f ms\n",
+        static_cast<unsigned long long>(n), static_cast<long long>(latency_ms), c, wall, n / wall,
+        ideal, 100.0 * (n / wall) / ideal, jm.Timings("m")->resolve_ms);
+    std::fflush(stdout);
+  }
+
+  // ---- 3. the whole twin-update job ----
+  if (!skip_twin) {
+    jobs::JobManagerOptions o;
+    o.twin_batch_size = batch;
+    jobs::JobManager jm(fleet, clock, nullptr, o);
+    const index::Table& before = fleet.snapshot().devices();
+    std::vector<std::pair<std::string, double>> sample;
+    for (uint64_t i = 0; i < 200; ++i) {
+      std::string id = index::FleetDeviceId(spec, (i * 7919) % n_devices);
+      Value doc = before.Document(*before.FindRow(id));
+      sample.emplace_back(id, doc.Find("version")->as_number());
+    }
+    auto t = Clock::now();
+    if (!jm.ScheduleText(TwinRequest("t", "*", R"({"benchJob":"v1"})", now)).ok()) {
+      Die("schedule failed");
+    }
+    jm.Poll();
+    jm.Wait("t");
+    double wall = Seconds(t);
+    Expected<jobs::DeviceJobStatistics> st = jm.Statistics("t");
+    if (st->succeeded_count != static_cast<int64_t>(n_devices)) {
+      Die(fmt::format("twin job: {} of {} succeeded", st->succeeded_count, n_devices));
+    }
+    if (Targets(fleet, "tags.benchJob = 'v1'").size() != n_devices) Die("twin job: VM count");
+    const index::Table& after = fleet.snapshot().devices();
+    for (const auto& [id, version] : sample) {
+      Value doc = after.Document(*after.FindRow(id));
+      const Value* tag = doc.Find("tags")->Find("benchJob");
+      if (tag == nullptr || !tag->is_string() || tag->as_string() != "v1" ||
+          doc.Find("version")->as_number() != version + 1) {
+        Die("twin job: sampled document " + id + " not patched");
+      }
+    }
+    jobs::JobTimings tm = *jm.Timings("t");
+    std::printf(
+        "twin-update job: %llu devices, batches of %zu: %.3f s whole job (resolve %.1f "
+        "ms, execute %.3f s) = %.0f patches/s\n",
+        static_cast<unsigned long long>(n_devices), batch, wall, tm.resolve_ms,
+        tm.execute_ms / 1000, n_devices / wall);
+  }
+  return 0;
+}
