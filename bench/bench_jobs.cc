@@ -19,8 +19,10 @@
 //     wall time from Schedule to the end of the runner, with its resolve and execute parts;
 //     afterwards the VM finds every device by the new tag and 200 sampled documents hold it and
 //     a version one higher.
-// Times are wall-clock (steady_clock); the job's threads are not this thread, so CPU time is
-// not reported. Results go to bench/BENCHLOG.md ("Jobs").
+// Times are wall-clock (steady_clock) and, for resolution and the twin job, the CPU time of the
+// job's runner thread (JobTimings; CLOCK_THREAD_CPUTIME_ID), which is what to judge on a shared
+// machine. Method jobs are timed by wall clock only: their point is waiting on devices. Results go
+// to bench/BENCHLOG.md ("Jobs").
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -157,7 +159,7 @@ int main(int argc, char** argv) {
                              {"half", "tags.environment = 'prod'"}};
   for (const Cond& c : conds) {
     std::vector<std::string> expected = Targets(fleet, c.text);
-    std::vector<double> resolve;
+    std::vector<double> resolve, resolve_cpu;
     for (int r = 0; r < reps; ++r) {
       jobs::JobManagerOptions o;
       o.twin_batch_size = batch;
@@ -173,15 +175,16 @@ int main(int argc, char** argv) {
       jm.Poll();
       jm.Wait(id);
       resolve.push_back(jm.Timings(id)->resolve_ms);
+      resolve_cpu.push_back(jm.Timings(id)->resolve_cpu_ms);
       std::vector<Value> recs = jm.DeviceJobRecords();
       if (recs.size() != expected.size()) Die("resolution: record count differs from the VM");
       for (size_t i = 0; i < recs.size(); i += std::max<size_t>(1, recs.size() / 500)) {
         if (recs[i].Find("deviceId")->as_string() != expected[i]) Die("resolution: wrong record");
       }
     }
-    std::printf("resolve %-18s %9zu targets: median %8.2f ms (reps:", c.name, expected.size(),
-                Median(resolve));
-    for (double d : resolve) std::printf(" %.2f", d);
+    std::printf("resolve %-18s %9zu targets: median %8.2f ms CPU, %8.2f ms wall (reps, CPU:",
+                c.name, expected.size(), Median(resolve_cpu), Median(resolve));
+    for (double d : resolve_cpu) std::printf(" %.2f", d);
     std::printf(")\n");
     std::fflush(stdout);
   }
@@ -257,10 +260,11 @@ int main(int argc, char** argv) {
     }
     jobs::JobTimings tm = *jm.Timings("t");
     std::printf(
-        "twin-update job: %llu devices, batches of %zu: %.3f s whole job (resolve %.1f "
-        "ms, execute %.3f s) = %.0f patches/s\n",
-        static_cast<unsigned long long>(n_devices), batch, wall, tm.resolve_ms,
-        tm.execute_ms / 1000, n_devices / wall);
+        "twin-update job: %llu devices, batches of %zu: %.3f s whole job wall = %.0f "
+        "patches/s (resolve %.1f ms wall / %.1f ms CPU; execute %.3f s wall / %.3f s CPU "
+        "of the runner thread, which calls Fleet::Apply)\n",
+        static_cast<unsigned long long>(n_devices), batch, wall, n_devices / wall, tm.resolve_ms,
+        tm.resolve_cpu_ms, tm.execute_ms / 1000, tm.execute_cpu_ms / 1000);
   }
   return 0;
 }

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <climits>
+#include <ctime>
 #include <deque>
 
 #include "engine/ref/query.h"
@@ -25,6 +26,13 @@ Error Fail(std::string_view code, const std::string& what) {
 
 double MsSince(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// CPU time of the calling thread, in ms.
+double ThreadCpuMs() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) * 1e3 + static_cast<double>(ts.tv_nsec) / 1e6;
 }
 
 bool ParseJobStatus(std::string_view s, JobStatus* out) {
@@ -374,8 +382,10 @@ std::vector<Value> JobManager::DeviceJobRecords() const {
     Value v;
   };
   std::vector<Keyed> keyed;
+  std::vector<std::shared_ptr<JobState>> held;  // keeps the ids alive (Import may drop jobs)
   {
     std::lock_guard<std::mutex> lock(mu_);
+    held = order_;
     size_t n = 0;
     for (const auto& j : order_) n += j->records.size();
     keyed.reserve(n);
@@ -384,8 +394,8 @@ std::vector<Value> JobManager::DeviceJobRecords() const {
         keyed.push_back({&r.device_id, &r.module_id, j->seq, RecordLocked(*j, r)});
       }
     }
-    // Ids are immutable once a record exists and records are never removed while the manager
-    // lives, so the pointers stay valid after the lock is released.
+    // Ids are immutable once a record exists and a job's records are never resized after they
+    // are created, so the pointers stay valid after the lock is released while `held` lives.
   }
   std::stable_sort(keyed.begin(), keyed.end(), [](const Keyed& a, const Keyed& b) {
     if (*a.device != *b.device) return *a.device < *b.device;
@@ -516,6 +526,7 @@ void JobManager::SetDeviceStatusLocked(JobState& job, DeviceRecord& rec, DeviceJ
 
 void JobManager::Run(std::shared_ptr<JobState> job) {
   auto t0 = std::chrono::steady_clock::now();
+  double c0 = ThreadCpuMs();
   index::Snapshot snapshot = fleet_.snapshot();
   const check::BoundCondition& cond = *job->request.condition;
   std::vector<std::string> ids = vm::TargetIds(cond, snapshot);
@@ -539,12 +550,14 @@ void JobManager::Run(std::shared_ptr<JobState> job) {
     job->records = std::move(records);
     job->counts[0] = static_cast<int64_t>(job->records.size());
     job->timings.resolve_ms = MsSince(t0);
+    job->timings.resolve_cpu_ms = ThreadCpuMs() - c0;
     no_invoker = job->request.type == JobType::kDeviceMethod && invoker_ == nullptr;
     if (no_invoker) {
       job->status_message = "no method invoker is connected: devices cannot be called";
     }
   }
   auto t1 = std::chrono::steady_clock::now();
+  double c1 = ThreadCpuMs();
   if (!no_invoker) {
     if (job->request.type == JobType::kUpdateTwin) {
       RunTwinJob(*job);
@@ -554,6 +567,7 @@ void JobManager::Run(std::shared_ptr<JobState> job) {
   }
   std::lock_guard<std::mutex> lock(mu_);
   job->timings.execute_ms = MsSince(t1);
+  job->timings.execute_cpu_ms = ThreadCpuMs() - c1;
   if (no_invoker) {
     int64_t t = clock_.Now();
     for (DeviceRecord& r : job->records) {

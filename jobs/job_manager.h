@@ -79,6 +79,10 @@ struct JobFilter {
 struct JobTimings {
   double resolve_ms = 0;  // targets: snapshot + VM + device records
   double execute_ms = 0;  // dispatch until the last device finished
+  // CPU time of the job's runner thread for the same phases (for a twin job the runner does all
+  // the work; a method job's calls run on its worker threads, not counted here).
+  double resolve_cpu_ms = 0;
+  double execute_cpu_ms = 0;
 };
 
 class JobManager {
