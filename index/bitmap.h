@@ -41,6 +41,20 @@ class Bitmap {
     return b;
   }
 
+  // The union of many bitmaps in one pass (CRoaring's or_many): far cheaper than OR-ing them
+  // into an accumulator one at a time, which re-merges the accumulator for every input.
+  static Bitmap Union(const std::vector<const Bitmap*>& bitmaps) {
+    Bitmap b;
+    if (bitmaps.empty()) return b;
+    if (bitmaps.size() == 1) return *bitmaps[0];
+    std::vector<const ::Roaring*> in;
+    in.reserve(bitmaps.size());
+    for (const Bitmap* x : bitmaps) in.push_back(&x->r_);
+    b.r_ = ::Roaring::fastunion(in.size(), in.data());
+    b.r_.setCopyOnWrite(false);
+    return b;
+  }
+
   void Add(uint32_t row) { r_.add(row); }
   void Remove(uint32_t row) { r_.remove(row); }
   bool Contains(uint32_t row) const { return r_.contains(row); }

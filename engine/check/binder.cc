@@ -3,6 +3,9 @@
 #include <fmt/format.h>
 
 #include <set>
+#include <string_view>
+#include <unordered_set>
+#include <utility>
 
 #include "engine/check/semantics.h"
 
@@ -196,11 +199,36 @@ class Binder {
         b->op = e.op;
         b->type = StaticType::kBool;
         b->children.push_back(Bind(*e.children[0]));
+        // Duplicates removed (first occurrence kept, by sem::SameJson): primitives through hash
+        // sets, so that long lists take linear time; arrays and objects (rare) by comparison.
         Array unique;
+        std::unordered_set<std::string_view> strings;
+        std::unordered_set<double> numbers;
+        bool seen_null = false, seen_false = false, seen_true = false;
+        std::vector<size_t> containers;  // indexes into `unique`
         for (const Value& v : e.value.as_array()) {
-          bool seen = false;
-          for (const Value& u : unique) seen = seen || sem::SameJson(u, v);
-          if (!seen) unique.push_back(v);
+          bool fresh = false;
+          switch (v.kind()) {
+            case ValueKind::kString:
+              fresh = strings.insert(std::string_view(v.as_string())).second;
+              break;
+            case ValueKind::kNumber:  // 0 and -0 are the same (SameJson compares with ==)
+              fresh = numbers.insert(v.as_number() == 0 ? 0.0 : v.as_number()).second;
+              break;
+            case ValueKind::kNull:
+              fresh = !std::exchange(seen_null, true);
+              break;
+            case ValueKind::kBool:
+              fresh = !std::exchange(v.as_bool() ? seen_true : seen_false, true);
+              break;
+            default: {
+              fresh = true;
+              for (size_t u : containers) fresh = fresh && !sem::SameJson(unique[u], v);
+              if (fresh) containers.push_back(unique.size());
+              break;
+            }
+          }
+          if (fresh) unique.push_back(v);
         }
         b->value = Value::MakeArray(std::move(unique));
         if (options_.fold && AllConst(*b)) {

@@ -204,8 +204,10 @@ class Compiler {
     }
     p_->residuals.push_back(&e);
     uint32_t d = NewRegister();
-    Instruction& in = Emit(Op::kResidual, d, static_cast<uint32_t>(p_->residuals.size() - 1), cand);
-    in.note = "chunked evaluation over candidate rows";
+    Instruction& in = Emit(Op::kResidual, d, static_cast<uint32_t>(p_->residuals.size() - 1), cand,
+                           options_.optimize ? 1 : 0);
+    in.note = options_.optimize ? "once per distinct value of its path, or chunked over the rows"
+                                : "chunked evaluation over candidate rows";
     return d;
   }
 
@@ -287,8 +289,9 @@ class Compiler {
     }
     const Value& c = e.children[1]->value;
     if (e.function->id == FunctionId::kStartsWith) {
-      Instruction& in = Emit(Op::kStartsWith, d, Path(path.path), Constant(c));
-      in.note = "dictionary code range";
+      bool ids = options_.optimize && IsIdPath(path.path);
+      Instruction& in = Emit(Op::kStartsWith, d, Path(path.path), Constant(c), ids ? 1 : 0);
+      in.note = ids ? "id order range" : "dictionary code range";
       in.estimate = Estimate(e);
       return d;
     }
@@ -299,25 +302,132 @@ class Compiler {
     return d;
   }
 
+  // `e` as `path op number` with the path on the left, for op one of < <= > >=.
+  static bool NumberBound(const BoundExpr& e, const BoundExpr** path, ast::Op* op,
+                          const Value** c) {
+    if (e.kind != BoundKind::kCompare || e.children.size() != 2) return false;
+    bool left = e.children[0]->kind == BoundKind::kPath;
+    const BoundExpr& p = left ? *e.children[0] : *e.children[1];
+    const BoundExpr& k = left ? *e.children[1] : *e.children[0];
+    if (p.kind != BoundKind::kPath || k.kind != BoundKind::kConst || !k.value.is_number())
+      return false;
+    ast::Op o = left ? e.op : Flip(e.op);
+    if (o != ast::Op::kLt && o != ast::Op::kLe && o != ast::Op::kGt && o != ast::Op::kGe)
+      return false;
+    *path = &p;
+    *op = o;
+    *c = &k.value;
+    return true;
+  }
+
+  // A term of an AND/OR: one operand, or (AND only) a lower and an upper bound of one path.
+  struct Term {
+    const BoundExpr* e = nullptr;
+    const BoundExpr* upper = nullptr;  // set: e is the lower bound, a NumberRange
+  };
+
+  // Pairs `p > a` / `p >= a` with `p < b` / `p <= b` of the same path (same spelling) in the
+  // operands of an AND: both comparisons are defined on the same rows (the path's numbers), so
+  // their AND is one interval.
+  static std::vector<Term> MergeRanges(const std::vector<const BoundExpr*>& operands) {
+    std::vector<Term> out;
+    std::vector<bool> used(operands.size(), false);
+    for (size_t i = 0; i < operands.size(); ++i) {
+      if (used[i]) continue;
+      used[i] = true;
+      Term t{operands[i], nullptr};
+      const BoundExpr* pi = nullptr;
+      ast::Op oi = ast::Op::kNone;
+      const Value* ci = nullptr;
+      if (NumberBound(*operands[i], &pi, &oi, &ci)) {
+        bool lower = oi == ast::Op::kGt || oi == ast::Op::kGe;
+        for (size_t j = i + 1; j < operands.size(); ++j) {
+          const BoundExpr* pj = nullptr;
+          ast::Op oj = ast::Op::kNone;
+          const Value* cj = nullptr;
+          if (used[j] || !NumberBound(*operands[j], &pj, &oj, &cj) || pj->path != pi->path)
+            continue;
+          bool lower_j = oj == ast::Op::kGt || oj == ast::Op::kGe;
+          if (lower_j == lower) continue;
+          used[j] = true;
+          t = lower ? Term{operands[i], operands[j]} : Term{operands[j], operands[i]};
+          break;
+        }
+      }
+      out.push_back(t);
+    }
+    return out;
+  }
+
+  // Estimated rows of lo <(=) path <(=) hi from the columns' number counts and extremes.
+  double EstimateRange(const BoundExpr& lower, const BoundExpr& upper) {
+    const BoundExpr* p = nullptr;
+    ast::Op op = ast::Op::kNone;
+    const Value *lo = nullptr, *hi = nullptr;
+    NumberBound(lower, &p, &op, &lo);
+    NumberBound(upper, &p, &op, &hi);
+    ResolvedPath rp = Resolve(table_, p->path);
+    double rows = 0;
+    for (const Candidate& c : rp.candidates) {
+      const index::ColumnStats& st = c.column->stats();
+      double n = static_cast<double>(st.kind_counts[static_cast<size_t>(index::Kind::kNumber)]);
+      double a = std::max(lo->as_number(), st.min_number);
+      double b = std::min(hi->as_number(), st.max_number);
+      if (n == 0 || b < a) continue;
+      double width = st.max_number - st.min_number;
+      rows += width > 0 ? n * std::min(1.0, (b - a) / width) : n;
+    }
+    return rows;
+  }
+
+  uint32_t CompileRange(const Term& t) {
+    const BoundExpr *p = nullptr, *p2 = nullptr;
+    ast::Op lo_op = ast::Op::kNone, hi_op = ast::Op::kNone;
+    const Value *lo = nullptr, *hi = nullptr;
+    NumberBound(*t.e, &p, &lo_op, &lo);
+    NumberBound(*t.upper, &p2, &hi_op, &hi);
+    uint32_t d = NewRegister();
+    Instruction& in = Emit(Op::kNumberRange, d, Path(p->path), Constant(*lo), Constant(*hi));
+    in.cmp = lo_op;
+    in.cmp2 = hi_op;
+    in.note = "number interval (postings or one scan)";
+    in.estimate = EstimateRange(*t.e, *t.upper);
+    return d;
+  }
+
+  uint32_t CompileTerm(const Term& t, int64_t candidates) {
+    return t.upper != nullptr ? CompileRange(t) : Compile(*t.e, candidates);
+  }
+
   uint32_t CompileLogic(const BoundExpr& e, int64_t candidates) {
     bool is_and = e.kind == BoundKind::kAnd;
-    std::vector<const BoundExpr*> order;
-    for (const auto& c : e.children) order.push_back(c.get());
+    std::vector<const BoundExpr*> operands;
+    for (const auto& c : e.children) operands.push_back(c.get());
+    std::vector<Term> order;
+    if (options_.optimize && is_and) {
+      order = MergeRanges(operands);
+    } else {
+      for (const BoundExpr* c : operands) order.push_back(Term{c, nullptr});
+    }
     if (options_.optimize) {
       // Index terms first, the most selective first for AND (least for OR); residuals last,
       // so they see the fewest candidate rows.
-      std::vector<std::pair<double, const BoundExpr*>> keyed;
-      for (const BoundExpr* c : order) {
-        double est = Indexable(*c) ? Estimate(*c) : 1e300;
-        if (!is_and && Indexable(*c)) est = -est;
-        keyed.emplace_back(est, c);
+      std::vector<std::pair<double, Term>> keyed;
+      for (const Term& t : order) {
+        bool indexable = t.upper != nullptr || Indexable(*t.e);
+        double est = t.upper != nullptr ? EstimateRange(*t.e, *t.upper)
+                     : indexable        ? Estimate(*t.e)
+                                        : 1e300;
+        if (!is_and && indexable) est = -est;
+        keyed.emplace_back(est, t);
       }
       std::stable_sort(keyed.begin(), keyed.end(),
                        [](const auto& a, const auto& b) { return a.first < b.first; });
       for (size_t i = 0; i < keyed.size(); ++i) order[i] = keyed[i].second;
     }
+    if (order.size() == 1) return CompileTerm(order[0], candidates);
     uint32_t acc = NewRegister();
-    uint32_t first = Compile(*order[0], candidates);
+    uint32_t first = CompileTerm(order[0], candidates);
     Emit(Op::kMove, acc, first);
     std::vector<size_t> jumps;
     for (size_t i = 1; i < order.size(); ++i) {
@@ -330,7 +440,7 @@ class Compiler {
         Emit(Op::kJumpIfEmpty, 0, c, 0);
         cand = c;
       }
-      uint32_t r = Compile(*order[i], cand);
+      uint32_t r = CompileTerm(order[i], cand);
       Emit(is_and ? Op::kAnd : Op::kOr, acc, acc, r);
     }
     for (size_t j : jumps) p_->code[j].b = static_cast<uint32_t>(p_->code.size());

@@ -35,10 +35,15 @@ uint32_t TypeMask(const Value& v) {
 }
 
 Bitmap UnionPostings(const std::vector<Bitmap>& postings, size_t begin, size_t end) {
-  Bitmap out;
-  for (size_t i = begin; i < end; ++i) out |= postings[i];
-  return out;
+  std::vector<const Bitmap*> in;
+  in.reserve(end > begin ? end - begin : 0);
+  for (size_t i = begin; i < end; ++i) in.push_back(&postings[i]);
+  return Bitmap::Union(in);
 }
+
+// A range of a union of postings is answered from the postings when it spans at most this many
+// of them (or all but this many), otherwise by one scan of the column's numbers.
+constexpr size_t kMaxPostingsInUnion = 64;
 
 // Rows of a column whose string code lies in [lo, hi).
 Bitmap StringCodeRange(const Column& c, uint32_t lo, uint32_t hi) {
@@ -62,11 +67,11 @@ Bitmap StringCodeRange(const Column& c, uint32_t lo, uint32_t hi) {
 // Rows of a column whose string code is marked.
 Bitmap StringCodeSet(const Column& c, const std::vector<bool>& marked) {
   if (c.has_string_postings() && c.dictionary().size() > 0) {
-    Bitmap out;
+    std::vector<const Bitmap*> in;
     for (size_t i = 0; i < marked.size(); ++i) {
-      if (marked[i]) out |= c.string_posting(static_cast<uint32_t>(i));
+      if (marked[i]) in.push_back(&c.string_posting(static_cast<uint32_t>(i)));
     }
-    return out;
+    return Bitmap::Union(in);
   }
   const index::DenseView& d = c.dense();
   const std::vector<uint32_t>& rows = d.rows[static_cast<size_t>(Kind::kString)];
@@ -77,77 +82,100 @@ Bitmap StringCodeSet(const Column& c, const std::vector<bool>& marked) {
   return Bitmap::Of(hit);
 }
 
-// Rows of a column whose number satisfies `op c`.
-Bitmap NumberMatch(const Column& col, ast::Op op, double c) {
+// One end of an interval of numbers: absent (unbounded), or a value, inclusive or not.
+struct Bound {
+  bool present = false;
+  double value = 0;
+  bool inclusive = false;
+};
+
+// Rows of a column whose number lies in the interval (lo, hi): from the postings when the
+// interval spans few distinct values (or all but a few), otherwise by a scan of numbers(), which
+// yields the rows in ascending order.
+Bitmap NumberInterval(const Column& col, Bound lo, Bound hi) {
   const std::vector<double>& distinct = col.distinct_numbers();
   if (!col.number_postings().empty()) {
-    size_t lb = std::lower_bound(distinct.begin(), distinct.end(), c) - distinct.begin();
-    size_t ub = std::upper_bound(distinct.begin(), distinct.end(), c) - distinct.begin();
     size_t n = distinct.size();
-    size_t begin = 0, end = 0;
-    bool complement = false;
-    switch (op) {
-      case ast::Op::kEq:
-        begin = lb, end = ub;
-        break;
-      case ast::Op::kNe:
-        begin = lb, end = ub, complement = true;
-        break;
-      case ast::Op::kLt:
-        begin = 0, end = lb;
-        break;
-      case ast::Op::kLe:
-        begin = 0, end = ub;
-        break;
-      case ast::Op::kGt:
-        begin = ub, end = n;
-        break;
-      case ast::Op::kGe:
-        begin = lb, end = n;
-        break;
-      default:
-        return Bitmap();
+    size_t begin = 0, end = n;
+    if (lo.present) {
+      begin = (lo.inclusive ? std::lower_bound(distinct.begin(), distinct.end(), lo.value)
+                            : std::upper_bound(distinct.begin(), distinct.end(), lo.value)) -
+              distinct.begin();
     }
-    if (!complement && end - begin <= n / 2)
-      return UnionPostings(col.number_postings(), begin, end);
-    Bitmap inside = UnionPostings(col.number_postings(), begin, end);
-    if (complement) return col.rows(Kind::kNumber) - inside;
-    return col.rows(Kind::kNumber) - (UnionPostings(col.number_postings(), 0, begin) |
-                                      UnionPostings(col.number_postings(), end, n));
+    if (hi.present) {
+      end = (hi.inclusive ? std::upper_bound(distinct.begin(), distinct.end(), hi.value)
+                          : std::lower_bound(distinct.begin(), distinct.end(), hi.value)) -
+            distinct.begin();
+    }
+    if (end <= begin) return Bitmap();
+    if (end - begin <= kMaxPostingsInUnion) return UnionPostings(col.number_postings(), begin, end);
+    if (n - (end - begin) <= kMaxPostingsInUnion) {
+      return col.rows(Kind::kNumber) - (UnionPostings(col.number_postings(), 0, begin) |
+                                        UnionPostings(col.number_postings(), end, n));
+    }
   }
   const index::DenseView& d = col.dense();
   const std::vector<uint32_t>& rows = d.rows[static_cast<size_t>(Kind::kNumber)];
   const std::vector<double>& v = col.numbers();
   std::vector<uint32_t> hit;
-  switch (op) {
-    case ast::Op::kEq:
-      for (size_t i = 0; i < v.size(); ++i)
-        if (v[i] == c) hit.push_back(rows[i]);
-      break;
-    case ast::Op::kNe:
-      for (size_t i = 0; i < v.size(); ++i)
-        if (v[i] != c) hit.push_back(rows[i]);
-      break;
-    case ast::Op::kLt:
-      for (size_t i = 0; i < v.size(); ++i)
-        if (v[i] < c) hit.push_back(rows[i]);
-      break;
-    case ast::Op::kLe:
-      for (size_t i = 0; i < v.size(); ++i)
-        if (v[i] <= c) hit.push_back(rows[i]);
-      break;
-    case ast::Op::kGt:
-      for (size_t i = 0; i < v.size(); ++i)
-        if (v[i] > c) hit.push_back(rows[i]);
-      break;
-    case ast::Op::kGe:
-      for (size_t i = 0; i < v.size(); ++i)
-        if (v[i] >= c) hit.push_back(rows[i]);
-      break;
-    default:
-      break;
+  auto scan = [&](auto above, auto below) {
+    for (size_t i = 0; i < v.size(); ++i) {
+      if (above(v[i]) && below(v[i])) hit.push_back(rows[i]);
+    }
+  };
+  auto any = [](double) { return true; };
+  double a = lo.value, b = hi.value;
+  auto gt = [a](double x) { return x > a; };
+  auto ge = [a](double x) { return x >= a; };
+  auto lt = [b](double x) { return x < b; };
+  auto le = [b](double x) { return x <= b; };
+  if (!lo.present) {
+    if (!hi.present) {
+      scan(any, any);
+    } else if (hi.inclusive) {
+      scan(any, le);
+    } else {
+      scan(any, lt);
+    }
+  } else if (lo.inclusive) {
+    if (!hi.present) {
+      scan(ge, any);
+    } else if (hi.inclusive) {
+      scan(ge, le);
+    } else {
+      scan(ge, lt);
+    }
+  } else {
+    if (!hi.present) {
+      scan(gt, any);
+    } else if (hi.inclusive) {
+      scan(gt, le);
+    } else {
+      scan(gt, lt);
+    }
   }
   return Bitmap::Of(hit);
+}
+
+// Rows of a column whose number satisfies `op c`.
+Bitmap NumberMatch(const Column& col, ast::Op op, double c) {
+  Bound at{true, c, true}, below{true, c, false}, none;
+  switch (op) {
+    case ast::Op::kEq:
+      return NumberInterval(col, at, at);
+    case ast::Op::kNe:
+      return col.rows(Kind::kNumber) - NumberInterval(col, at, at);
+    case ast::Op::kLt:
+      return NumberInterval(col, none, below);
+    case ast::Op::kLe:
+      return NumberInterval(col, none, at);
+    case ast::Op::kGt:
+      return NumberInterval(col, below, none);
+    case ast::Op::kGe:
+      return NumberInterval(col, at, none);
+    default:
+      return Bitmap();
+  }
 }
 
 // Rows of one column (all its rows: the caller restricts to the candidate's rows) where
@@ -209,7 +237,9 @@ void CompareColumn(const Column& col, ast::Op op, const Value& c, Bitmap* t, Bit
   }
 }
 
-TruthSet ComparePath(const ResolvedPath& p, ast::Op op, const Value& c) {
+// `need_f`: whether a later instruction reads the false rows (see NeedsFalse); when not, they
+// are left empty.
+TruthSet ComparePath(const ResolvedPath& p, ast::Op op, const Value& c, bool need_f) {
   TruthSet out;
   for (const Candidate& cand : p.candidates) {
     Bitmap t, same;
@@ -218,26 +248,72 @@ TruthSet ComparePath(const ResolvedPath& p, ast::Op op, const Value& c) {
       t &= cand.rows;
       same &= cand.rows;
     }
-    out.f |= same - t;
+    if (need_f) out.f |= same - t;
     out.t |= t;
   }
   return out;
 }
 
-TruthSet InPath(const ResolvedPath& p, const Value& list) {
+// lo <(=) path <(=) hi for numbers lo and hi: the AND of two comparisons of one path, which are
+// both defined exactly on the path's numbers, so F is the numbers outside the interval.
+TruthSet RangePath(const ResolvedPath& p, Bound lo, Bound hi, bool need_f) {
+  TruthSet out;
+  for (const Candidate& cand : p.candidates) {
+    Bitmap t = NumberInterval(*cand.column, lo, hi);
+    if (!cand.whole) t &= cand.rows;
+    if (need_f) {
+      Bitmap same = cand.column->rows(Kind::kNumber);
+      if (!cand.whole) same &= cand.rows;
+      out.f |= same - t;
+    }
+    out.t |= t;
+  }
+  return out;
+}
+
+// The rows where the column equals the primitive `e` (one posting or kind bitmap where possible),
+// stored in *tmp when computed; nullptr when there are none.
+const Bitmap* EqualRows(const Column& col, const Value& e, Bitmap* tmp) {
+  if (e.is_string() && col.has_string_postings()) {
+    int64_t code = col.dictionary().Find(e.as_string());
+    return code < 0 ? nullptr : &col.string_posting(static_cast<uint32_t>(code));
+  }
+  if (e.is_number() && !col.number_postings().empty()) {
+    const std::vector<double>& d = col.distinct_numbers();
+    auto it = std::lower_bound(d.begin(), d.end(), e.as_number());
+    if (it == d.end() || *it != e.as_number()) return nullptr;
+    return &col.number_postings()[static_cast<size_t>(it - d.begin())];
+  }
+  Bitmap same;
+  CompareColumn(col, ast::Op::kEq, e, tmp, &same);
+  return tmp->Empty() ? nullptr : tmp;
+}
+
+TruthSet InPath(const ResolvedPath& p, const Value& list, bool need_f) {
   TruthSet out;
   uint32_t types = 0;
   bool never_false = false;  // an element whose comparison is never false (null, array, ...)
   for (const Value& e : list.as_array()) {
-    TruthSet one = ComparePath(p, ast::Op::kEq, e);
-    out.t |= one.t;
     uint32_t m = TypeMask(e);
     if (m == 0 || m == KindBit(Kind::kNull)) never_false = true;
     types |= m;
   }
+  // T: per candidate column, the union of the equal rows of every element, in one pass.
+  std::vector<Bitmap> tmp(list.as_array().size());
+  for (const Candidate& cand : p.candidates) {
+    std::vector<const Bitmap*> parts;
+    for (size_t i = 0; i < list.as_array().size(); ++i) {
+      if (const Bitmap* b = EqualRows(*cand.column, list.as_array()[i], &tmp[i]))
+        parts.push_back(b);
+    }
+    Bitmap t = Bitmap::Union(parts);
+    if (!cand.whole) t &= cand.rows;
+    out.t |= t;
+    for (Bitmap& b : tmp) b = Bitmap();
+  }
   // x IN [c1..cn] is false only where every x = ci is false: impossible when the elements have
   // several JSON types (a value has one type) or one of them is never false.
-  if (!never_false &&
+  if (need_f && !never_false &&
       (types == kBool || types == KindBit(Kind::kNumber) || types == KindBit(Kind::kString))) {
     for (size_t c = 0; c < p.candidates.size(); ++c) out.f |= p.RowsOfKinds(c, types);
     out.f -= out.t;
@@ -245,36 +321,91 @@ TruthSet InPath(const ResolvedPath& p, const Value& list) {
   return out;
 }
 
-TruthSet IdLookup(const index::Table& table, ast::Op op, const Value& constant) {
+TruthSet IdLookup(const index::Table& table, ast::Op op, const Value& constant, bool need_f) {
   TruthSet out;
-  std::vector<Value> ids;
+  const Value* ids = &constant;
+  size_t count = 1;
   if (op == ast::Op::kIn) {
-    ids = constant.as_array();
-  } else {
-    ids.push_back(constant);
+    ids = constant.as_array().data();
+    count = constant.as_array().size();
   }
   bool all_strings = true;
   std::vector<uint32_t> hit;
-  for (const Value& id : ids) {
+  for (size_t i = 0; i < count; ++i) {
+    const Value& id = ids[i];
     if (!id.is_string()) {
       all_strings = false;
       continue;
     }
-    if (!table.modules()) {
-      if (auto row = table.FindRow(id.as_string())) hit.push_back(*row);
-      continue;
-    }
-    // Module twins: every module of the device, a contiguous run of the id order.
-    const std::vector<uint32_t>& order = table.order();
-    auto it = std::lower_bound(
-        order.begin(), order.end(), id.as_string(),
-        [&](uint32_t row, const std::string& want) { return table.device_id(row) < want; });
-    for (; it != order.end() && table.device_id(*it) == id.as_string(); ++it) hit.push_back(*it);
+    // The device's row (module twins: all of the device's modules), through the id hash.
+    table.RowsOfDevice(id.as_string(), &hit);
   }
   std::sort(hit.begin(), hit.end());
+  hit.erase(std::unique(hit.begin(), hit.end()), hit.end());
   out.t = Bitmap::Of(hit);
-  if (all_strings) out.f = table.live() - out.t;  // deviceId is a string in every twin
+  if (all_strings && need_f) out.f = table.live() - out.t;  // deviceId is a string in every twin
   return out;
+}
+
+// STARTSWITH(deviceId, prefix) on the table's own ids: the twins of a prefix are a contiguous
+// run of order(). Only when deviceId resolves to the one exact column (the compiler checked;
+// checked again here) does that column hold exactly device_id(row) in every live row.
+bool IdPrefix(const index::Table& table, const ResolvedPath& p, const std::string& prefix,
+              TruthSet* out, bool need_f) {
+  if (p.candidates.size() != 1 || !p.candidates[0].whole) return false;
+  const index::ColumnPath& cp = p.candidates[0].column->path();
+  if (cp.size() != 1 || cp[0].is_index || cp[0].name != "deviceId") return false;
+  const std::vector<uint32_t>& order = table.order();
+  auto lo = std::lower_bound(
+      order.begin(), order.end(), prefix,
+      [&](uint32_t row, const std::string& s) { return table.device_id(row) < s; });
+  auto hi = std::partition_point(
+      lo, order.end(), [&](uint32_t row) { return table.device_id(row).starts_with(prefix); });
+  std::vector<uint32_t> rows(lo, hi);
+  if (!std::is_sorted(rows.begin(), rows.end())) std::sort(rows.begin(), rows.end());
+  out->t = Bitmap::Of(rows);
+  out->f = Bitmap();
+  if (need_f) out->f = table.live() - out->t;
+  return true;
+}
+
+// Which registers' false rows some instruction reads (flow-insensitive, so conservative): only
+// those need computing. The result and jumps read true rows only.
+std::vector<bool> NeedsFalse(const Program& program) {
+  std::vector<bool> need(program.registers, false);
+  bool changed = true;
+  auto mark = [&](uint32_t r) {
+    if (r < need.size() && !need[r]) {
+      need[r] = true;
+      changed = true;
+    }
+  };
+  while (changed) {
+    changed = false;
+    for (const Instruction& in : program.code) {
+      switch (in.op) {
+        case Op::kNot:  // T(D) = F(A)
+          mark(in.a);
+          break;
+        case Op::kAnd:
+        case Op::kOr:  // F(D) from F(A), F(B)
+          if (in.d < need.size() && need[in.d]) {
+            mark(in.a);
+            mark(in.b);
+          }
+          break;
+        case Op::kMove:
+          if (in.d < need.size() && need[in.d]) mark(in.a);
+          break;
+        case Op::kCandidates:  // M=0: live - F(A)
+          if (in.b == 0) mark(in.a);
+          break;
+        default:
+          break;
+      }
+    }
+  }
+  return need;
 }
 
 uint32_t KindMaskOf(uint32_t operand) { return operand; }
@@ -293,6 +424,7 @@ Bitmap Run(const Program& program, const index::Table& table, Trace* trace) {
     return paths[p];
   };
   const Bitmap& live = table.live();
+  const std::vector<bool> need_f = NeedsFalse(program);
   if (trace != nullptr) trace->true_rows.assign(program.code.size(), -1);
   size_t pc = 0;
   while (pc < program.code.size()) {
@@ -312,17 +444,26 @@ Bitmap Run(const Program& program, const index::Table& table, Trace* trace) {
         break;
       // Compare: defined only where the path holds a value of the constant's JSON type.
       case Op::kCompare:
-        r[in.d] = ComparePath(path(in.a), in.cmp, program.constants[in.b]);
+        r[in.d] = ComparePath(path(in.a), in.cmp, program.constants[in.b], need_f[in.d]);
         break;
+      // NumberRange: both ends of an interval of numbers at once (the compiler merged
+      // `p >(=) C AND p <(=) E`).
+      case Op::kNumberRange: {
+        const Value& lo = program.constants[in.b];
+        const Value& hi = program.constants[in.c];
+        r[in.d] = RangePath(path(in.a), Bound{true, lo.as_number(), in.cmp == ast::Op::kGe},
+                            Bound{true, hi.as_number(), in.cmp2 == ast::Op::kLe}, need_f[in.d]);
+        break;
+      }
       case Op::kIn:
-        r[in.d] = InPath(path(in.a), program.constants[in.b]);
+        r[in.d] = InPath(path(in.a), program.constants[in.b], need_f[in.d]);
         break;
       // IsKind: IS_DEFINED and the IS_* tests are always true or false, never undefined.
       case Op::kIsKind: {
         const ResolvedPath& p = path(in.a);
         TruthSet s;
         for (size_t c = 0; c < p.candidates.size(); ++c) s.t |= p.RowsOfKinds(c, KindMaskOf(in.b));
-        s.f = live - s.t;
+        if (need_f[in.d]) s.f = live - s.t;
         r[in.d] = std::move(s);
         break;
       }
@@ -331,13 +472,18 @@ Bitmap Run(const Program& program, const index::Table& table, Trace* trace) {
         const ResolvedPath& p = path(in.a);
         const Value& prefix = program.constants[in.b];
         TruthSet s;
+        if (prefix.is_string() && in.c == 1 &&
+            IdPrefix(table, p, prefix.as_string(), &s, need_f[in.d])) {
+          r[in.d] = std::move(s);
+          break;
+        }
         if (prefix.is_string()) {
           for (size_t c = 0; c < p.candidates.size(); ++c) {
             const Column& col = *p.candidates[c].column;
             auto [lo, hi] = col.dictionary().PrefixRange(prefix.as_string());
             Bitmap t = StringCodeRange(col, lo, hi);
             if (!p.candidates[c].whole) t &= p.candidates[c].rows;
-            s.f |= p.RowsOfKinds(c, KindBit(Kind::kString)) - t;
+            if (need_f[in.d]) s.f |= p.RowsOfKinds(c, KindBit(Kind::kString)) - t;
             s.t |= t;
           }
         }
@@ -353,15 +499,15 @@ Bitmap Run(const Program& program, const index::Table& table, Trace* trace) {
           const std::string& n = needle.as_string();
           for (size_t c = 0; c < p.candidates.size(); ++c) {
             const Column& col = *p.candidates[c].column;
-            const auto& strings = col.dictionary().strings();
+            const index::Dictionary& strings = col.dictionary();
             std::vector<bool> marked(strings.size());
-            for (size_t i = 0; i < strings.size(); ++i) {
-              marked[i] = in.c == 0 ? std::string_view(strings[i]).ends_with(n)
-                                    : strings[i].find(n) != std::string::npos;
+            for (uint32_t i = 0; i < strings.size(); ++i) {
+              marked[i] = in.c == 0 ? strings.at(i).ends_with(n)
+                                    : strings.at(i).find(n) != std::string_view::npos;
             }
             Bitmap t = StringCodeSet(col, marked);
             if (!p.candidates[c].whole) t &= p.candidates[c].rows;
-            s.f |= p.RowsOfKinds(c, KindBit(Kind::kString)) - t;
+            if (need_f[in.d]) s.f |= p.RowsOfKinds(c, KindBit(Kind::kString)) - t;
             s.t |= t;
           }
         }
@@ -369,7 +515,7 @@ Bitmap Run(const Program& program, const index::Table& table, Trace* trace) {
         break;
       }
       case Op::kIdLookup:
-        r[in.d] = IdLookup(table, in.cmp, program.constants[in.b]);
+        r[in.d] = IdLookup(table, in.cmp, program.constants[in.b], need_f[in.d]);
         break;
       // Not: true and false swap; undefined stays undefined.
       case Op::kNot:
@@ -393,7 +539,8 @@ Bitmap Run(const Program& program, const index::Table& table, Trace* trace) {
         if (r[in.a].t.Empty()) next = in.b;
         break;
       case Op::kResidual:
-        r[in.d] = EvaluateResidual(*program.residuals[in.a], table, r[in.b].t);
+        r[in.d] =
+            EvaluateResidual(*program.residuals[in.a], table, r[in.b].t, in.c == 1, need_f[in.d]);
         break;
       case Op::kMove:
         r[in.d] = r[in.a];
@@ -503,10 +650,8 @@ class ResidualEvaluator {
   std::unordered_map<const check::BoundExpr*, ResolvedPath> paths_;
 };
 
-}  // namespace
-
-TruthSet EvaluateResidual(const check::BoundExpr& expr, const index::Table& table,
-                          const Bitmap& rows) {
+// Evaluates `expr` row by row (vector at a time, in chunks) over `rows`.
+TruthSet EvaluateRows(const check::BoundExpr& expr, const index::Table& table, const Bitmap& rows) {
   TruthSet out;
   ResidualEvaluator eval(table);
   std::vector<uint32_t> all = rows.ToVector();
@@ -524,6 +669,160 @@ TruthSet EvaluateResidual(const check::BoundExpr& expr, const index::Table& tabl
   }
   out.t = Bitmap::Of(t);
   out.f = Bitmap::Of(f);
+  return out;
+}
+
+// The value of `expr` when its one path holds `x` (ResidualEvaluator::Eval for a single row).
+Value EvalScalar(const check::BoundExpr& e, const Value& x) {
+  switch (e.kind) {
+    case check::BoundKind::kConst:
+      return e.value;
+    case check::BoundKind::kPath:
+      return x;
+    case check::BoundKind::kCall: {
+      std::vector<Value> args;
+      args.reserve(e.children.size());
+      for (const auto& c : e.children) args.push_back(EvalScalar(*c, x));
+      return check::CallFunction(e.function->id, args);
+    }
+    case check::BoundKind::kUnary:
+      return sem::Unary(e.op, EvalScalar(*e.children[0], x));
+    case check::BoundKind::kArith:
+      return sem::Arithmetic(e.op, EvalScalar(*e.children[0], x), EvalScalar(*e.children[1], x));
+    case check::BoundKind::kCompare:
+      return sem::Compare(e.op, EvalScalar(*e.children[0], x), EvalScalar(*e.children[1], x));
+    case check::BoundKind::kIn: {
+      Value v = sem::In(EvalScalar(*e.children[0], x), e.value);
+      return e.op == ast::Op::kNin ? sem::Not(v) : v;
+    }
+    case check::BoundKind::kNot:
+      return sem::Not(EvalScalar(*e.children[0], x));
+    case check::BoundKind::kAnd:
+    case check::BoundKind::kOr: {
+      bool is_and = e.kind == check::BoundKind::kAnd;
+      Value out = Value::Bool(is_and);
+      for (const auto& c : e.children) {
+        Value v = EvalScalar(*c, x);
+        out = is_and ? sem::And(out, v) : sem::Or(out, v);
+      }
+      return out;
+    }
+  }
+  return Value();
+}
+
+// Whether `expr` reads at most one path (by exact spelling); *path: that path, or nullptr.
+bool SinglePath(const check::BoundExpr& e, const std::vector<check::PathStep>** path) {
+  if (e.kind == check::BoundKind::kPath) {
+    if (*path == nullptr) {
+      *path = &e.path;
+      return true;
+    }
+    return **path == e.path;
+  }
+  for (const auto& c : e.children) {
+    if (!SinglePath(*c, path)) return false;
+  }
+  return true;
+}
+
+// An expression of one path is a function of the path's value: it is evaluated once per
+// distinct value of the path's columns (dictionary strings, distinct numbers, null, false, true,
+// undefined) and the postings of the values where it is true (false) are OR-ed. Arrays and
+// objects (whose values live in the documents), and the rows of a posting shared by 0 and -0
+// when the two evaluate differently, are evaluated row by row. False when it does not pay or
+// a column lacks postings: the caller evaluates row by row.
+bool EvaluateByValue(const check::BoundExpr& expr, const index::Table& table, const Bitmap& rows,
+                     bool need_f, TruthSet* out) {
+  const std::vector<check::PathStep>* steps = nullptr;
+  if (!SinglePath(expr, &steps)) return false;
+  auto add = [&](const Value& truth, const Bitmap* b, std::vector<const Bitmap*>* t,
+                 std::vector<const Bitmap*>* f) {
+    if (sem::IsTrue(truth)) t->push_back(b);
+    if (need_f && sem::IsFalse(truth)) f->push_back(b);
+  };
+  if (steps == nullptr) {  // no path at all: one value for every row
+    Value v = EvalScalar(expr, Value());
+    out->t = sem::IsTrue(v) ? rows : Bitmap();
+    out->f = need_f && sem::IsFalse(v) ? rows : Bitmap();
+    return true;
+  }
+  ResolvedPath p = Resolve(table, *steps);
+  uint64_t n = rows.Cardinality();
+  uint64_t distinct = 0;
+  for (const Candidate& c : p.candidates) {
+    const Column& col = *c.column;
+    if (!col.rows(Kind::kString).Empty() && !col.has_string_postings()) return false;
+    if (!col.rows(Kind::kNumber).Empty() && col.number_postings().empty()) return false;
+    distinct += col.dictionary().size() + col.distinct_numbers().size();
+  }
+  if (distinct > n) return false;
+  Bitmap t, f, served, slow;
+  for (const Candidate& c : p.candidates) {
+    const Column& col = *c.column;
+    std::vector<const Bitmap*> tp, fp;
+    for (uint32_t code = 0; code < col.dictionary().size(); ++code) {
+      add(EvalScalar(expr, Value::String(std::string(col.dictionary().at(code)))),
+          &col.string_posting(code), &tp, &fp);
+    }
+    const std::vector<double>& numbers = col.distinct_numbers();
+    for (size_t i = 0; i < numbers.size(); ++i) {
+      Value v = EvalScalar(expr, Value::Number(numbers[i]));
+      if (numbers[i] == 0) {  // the posting may hold both 0 and -0
+        Value w = EvalScalar(expr, Value::Number(-numbers[i]));
+        if (sem::IsTrue(v) != sem::IsTrue(w) || sem::IsFalse(v) != sem::IsFalse(w)) {
+          slow |= col.number_postings()[i] & (c.whole ? col.present() : c.rows);
+          continue;
+        }
+      }
+      add(v, &col.number_postings()[i], &tp, &fp);
+    }
+    add(EvalScalar(expr, Value::Null()), &col.rows(Kind::kNull), &tp, &fp);
+    add(EvalScalar(expr, Value::Bool(false)), &col.rows(Kind::kFalse), &tp, &fp);
+    add(EvalScalar(expr, Value::Bool(true)), &col.rows(Kind::kTrue), &tp, &fp);
+    Bitmap containers = col.rows(Kind::kArray) | col.rows(Kind::kObject);
+    Bitmap ct = Bitmap::Union(tp), cf = Bitmap::Union(fp);
+    if (!c.whole) {
+      ct &= c.rows;
+      cf &= c.rows;
+      containers &= c.rows;
+      served |= c.rows;
+    } else {
+      served |= col.present();
+    }
+    t |= ct;
+    f |= cf;
+    slow |= containers;
+  }
+  Value u = EvalScalar(expr, Value());  // rows where the path is missing
+  if (sem::IsTrue(u)) t |= rows - served;
+  if (need_f && sem::IsFalse(u)) f |= rows - served;
+  slow &= rows;
+  t -= slow;
+  f -= slow;
+  out->t = t & rows;
+  out->f = need_f ? f & rows : Bitmap();
+  if (!slow.Empty()) {
+    TruthSet s = EvaluateRows(expr, table, slow);
+    out->t |= s.t;
+    if (need_f) out->f |= s.f;
+  }
+  return true;
+}
+
+}  // namespace
+
+TruthSet EvaluateResidual(const check::BoundExpr& expr, const index::Table& table,
+                          const Bitmap& rows) {
+  return EvaluateResidual(expr, table, rows, true, true);
+}
+
+TruthSet EvaluateResidual(const check::BoundExpr& expr, const index::Table& table,
+                          const Bitmap& rows, bool by_value, bool need_f) {
+  TruthSet out;
+  if (by_value && EvaluateByValue(expr, table, rows, need_f, &out)) return out;
+  out = EvaluateRows(expr, table, rows);
+  if (!need_f) out.f = Bitmap();
   return out;
 }
 

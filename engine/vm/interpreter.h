@@ -28,6 +28,11 @@ index::Bitmap Run(const Program& program, const index::Table& table, Trace* trac
 // language's exact semantics: the residual part of a program.
 TruthSet EvaluateResidual(const check::BoundExpr& expr, const index::Table& table,
                           const index::Bitmap& rows);
+// The same, and `by_value`: an expression of at most one path may be evaluated once per
+// distinct value of the path (the postings of the values where it is true or false are OR-ed)
+// instead of row by row; `need_f`: false rows wanted (else left empty).
+TruthSet EvaluateResidual(const check::BoundExpr& expr, const index::Table& table,
+                          const index::Bitmap& rows, bool by_value, bool need_f);
 
 }  // namespace twinq::vm
 

@@ -97,6 +97,13 @@ Program::Line Program::Describe(size_t i) const {
       comment =
           fmt::format("{} = {} {} {}", Reg(in.d), path(in.a), OpSymbol(in.cmp), constant(in.b));
       break;
+    case Op::kNumberRange:
+      d = Reg(in.d), a = fmt::format("p{}", in.a), b = fmt::format("c{}", in.b),
+      c = fmt::format("c{}", in.c);
+      comment = fmt::format("{} = {} {} {} {} {}", Reg(in.d), constant(in.b),
+                            in.cmp == ast::Op::kGe ? "<=" : "<", path(in.a),
+                            in.cmp2 == ast::Op::kLe ? "<=" : "<", constant(in.c));
+      break;
     case Op::kIn:
       d = Reg(in.d), a = fmt::format("p{}", in.a), b = fmt::format("c{}", in.b);
       comment = fmt::format("{} = {} IN {}", Reg(in.d), path(in.a), constant(in.b));
@@ -106,7 +113,8 @@ Program::Line Program::Describe(size_t i) const {
       comment = fmt::format("{} = {} is {}", Reg(in.d), path(in.a), KindSetName(in.b));
       break;
     case Op::kStartsWith:
-      d = Reg(in.d), a = fmt::format("p{}", in.a), b = fmt::format("c{}", in.b);
+      d = Reg(in.d), a = fmt::format("p{}", in.a), b = fmt::format("c{}", in.b),
+      c = in.c == 1 ? "ids" : "";
       comment = fmt::format("{} = STARTSWITH({}, {})", Reg(in.d), path(in.a), constant(in.b));
       break;
     case Op::kStringMatch:
@@ -141,7 +149,7 @@ Program::Line Program::Describe(size_t i) const {
       comment = fmt::format("if {} is empty goto {}", Reg(in.a), in.b);
       break;
     case Op::kResidual:
-      d = Reg(in.d), a = fmt::format("x{}", in.a), b = Reg(in.b);
+      d = Reg(in.d), a = fmt::format("x{}", in.a), b = Reg(in.b), c = in.c == 1 ? "value" : "";
       comment =
           fmt::format("{} = {} over {}", Reg(in.d),
                       in.a < residuals.size() ? check::Print(*residuals[in.a]) : "?", Reg(in.b));
@@ -196,6 +204,17 @@ std::string Program::Verify() const {
           return bad("IN list is not an array");
         }
         if (in.op == Op::kCompare && !ast::IsComparison(in.cmp)) return bad("not a comparison");
+        if (in.op == Op::kStartsWith && in.c > 1) return bad("bad StartsWith mode");
+        break;
+      case Op::kNumberRange:
+        if (in.a >= paths.size()) return bad("path out of range");
+        if (in.b >= constants.size() || in.c >= constants.size())
+          return bad("constant out of range");
+        if (!constants[in.b].is_number() || !constants[in.c].is_number())
+          return bad("range ends are not numbers");
+        if ((in.cmp != ast::Op::kGt && in.cmp != ast::Op::kGe) ||
+            (in.cmp2 != ast::Op::kLt && in.cmp2 != ast::Op::kLe))
+          return bad("bad range comparisons");
         break;
       case Op::kIsKind:
         if (in.a >= paths.size()) return bad("path out of range");
@@ -220,6 +239,7 @@ std::string Program::Verify() const {
         if (in.a >= residuals.size() || residuals[in.a] == nullptr)
           return bad("residual out of range");
         if (!reg(in.b)) return bad("register out of range");
+        if (in.c > 1) return bad("bad residual mode");
         break;
       case Op::kResult:
         if (!reg(in.a)) return bad("register out of range");

@@ -40,13 +40,14 @@ const OpInfo& InfoAt(size_t index);
 
 struct Instruction {
   Op op = Op::kResult;
-  uint32_t d = 0;                // destination register
-  uint32_t a = 0;                // first operand (register, path, ...)
-  uint32_t b = 0;                // second operand
-  uint32_t c = 0;                // third operand
-  ast::Op cmp = ast::Op::kNone;  // Compare / IdLookup
-  double estimate = -1;          // estimated true rows (PLAN)
-  std::string note;              // the access path chosen (PLAN)
+  uint32_t d = 0;                 // destination register
+  uint32_t a = 0;                 // first operand (register, path, ...)
+  uint32_t b = 0;                 // second operand
+  uint32_t c = 0;                 // third operand
+  ast::Op cmp = ast::Op::kNone;   // Compare / IdLookup; NumberRange: lower end (> or >=)
+  ast::Op cmp2 = ast::Op::kNone;  // NumberRange: upper end (< or <=)
+  double estimate = -1;           // estimated true rows (PLAN)
+  std::string note;               // the access path chosen (PLAN)
 };
 
 struct Program {

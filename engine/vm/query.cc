@@ -39,7 +39,7 @@ std::vector<std::string> TargetIds(const check::BoundCondition& condition,
                                    const index::Snapshot& snapshot, const CompileOptions& options) {
   const index::Table& table = TableOf(snapshot, condition.collection);
   std::vector<std::string> ids;
-  for (uint32_t row : table.InIdOrder(SelectRows(condition, snapshot, options))) {
+  for (uint32_t row : table.InIdOrderByRank(SelectRows(condition, snapshot, options))) {
     std::string id(table.device_id(row));
     if (table.modules()) {
       id += '/';
@@ -72,7 +72,7 @@ std::vector<Value> AllRows(const check::BoundQuery& q, const index::Snapshot& sn
                            const CompileOptions& options) {
   const index::Table& table = TableOf(snapshot, q.collection);
   Program p = CompileFilter(q.where.get(), table, options);
-  std::vector<uint32_t> rows = table.InIdOrder(Run(p, table));
+  std::vector<uint32_t> rows = table.InIdOrderByRank(Run(p, table));
   std::vector<Value> out;
   if (q.select_all) {
     out.reserve(rows.size());
