@@ -85,43 +85,53 @@ const char* KindName(Kind k) {
 
 int64_t Dictionary::Find(std::string_view s) const {
   uint32_t lb = LowerBound(s);
-  if (lb < strings_.size() && strings_[lb] == s) return lb;
+  if (lb < size() && at(lb) == s) return lb;
   return -1;
 }
 
 uint32_t Dictionary::LowerBound(std::string_view s) const {
-  return static_cast<uint32_t>(
-      std::lower_bound(strings_.begin(), strings_.end(), s,
-                       [](const std::string& a, std::string_view b) { return a < b; }) -
-      strings_.begin());
+  uint32_t lo = 0, hi = static_cast<uint32_t>(size());
+  while (lo < hi) {
+    uint32_t mid = lo + (hi - lo) / 2;
+    if (at(mid) < s) {
+      lo = mid + 1;
+    } else {
+      hi = mid;
+    }
+  }
+  return lo;
 }
 
 uint32_t Dictionary::UpperBound(std::string_view s) const {
-  return static_cast<uint32_t>(
-      std::upper_bound(strings_.begin(), strings_.end(), s,
-                       [](std::string_view a, const std::string& b) { return a < b; }) -
-      strings_.begin());
+  uint32_t lo = 0, hi = static_cast<uint32_t>(size());
+  while (lo < hi) {
+    uint32_t mid = lo + (hi - lo) / 2;
+    if (!(s < at(mid))) {
+      lo = mid + 1;
+    } else {
+      hi = mid;
+    }
+  }
+  return lo;
 }
 
 std::pair<uint32_t, uint32_t> Dictionary::PrefixRange(std::string_view prefix) const {
+  // Strings with the prefix are contiguous from LowerBound(prefix).
   uint32_t begin = LowerBound(prefix);
-  uint32_t end = begin;
-  while (end < strings_.size() && std::string_view(strings_[end]).starts_with(prefix)) {
-    // Strings with the prefix are contiguous; find the end by binary search on the prefix.
-    auto it = std::partition_point(
-        strings_.begin() + end, strings_.end(),
-        [&](const std::string& s) { return std::string_view(s).starts_with(prefix); });
-    end = static_cast<uint32_t>(it - strings_.begin());
+  uint32_t lo = begin, hi = static_cast<uint32_t>(size());
+  while (lo < hi) {
+    uint32_t mid = lo + (hi - lo) / 2;
+    if (at(mid).starts_with(prefix)) {
+      lo = mid + 1;
+    } else {
+      hi = mid;
+    }
   }
-  return {begin, end};
+  return {begin, lo};
 }
 
 size_t Dictionary::MemoryBytes() const {
-  size_t n = strings_.capacity() * sizeof(std::string);
-  for (const std::string& s : strings_) {
-    if (s.capacity() > 15) n += s.capacity() + 1;  // beyond the small-string buffer
-  }
-  return n;
+  return bytes_.capacity() + offsets_.capacity() * sizeof(uint64_t);
 }
 
 Kind Column::KindAt(uint32_t row, bool* present) const {
@@ -148,7 +158,7 @@ Value Column::ValueAt(uint32_t row) const {
     case Kind::kNumber:
       return Value::Number(numbers_[rows(Kind::kNumber).Rank(row) - 1]);
     case Kind::kString:
-      return Value::String(dict_.at(codes_[rows(Kind::kString).Rank(row) - 1]));
+      return Value::String(std::string(dict_.at(codes_[rows(Kind::kString).Rank(row) - 1])));
     case Kind::kArray:
       return Value::MakeArray({});
     case Kind::kObject:
@@ -335,7 +345,7 @@ std::shared_ptr<const Column> ColumnBuilder::Build() && {
   }
   c->codes_.reserve(temp_codes_.size());
   for (uint32_t t : temp_codes_) c->codes_.push_back(final_code[t]);
-  c->dict_ = Dictionary(std::move(sorted));
+  c->dict_ = Dictionary(sorted);
   c->numbers_ = std::move(numbers_);
   c->array_lengths_ = std::move(array_lengths_);
   // Postings where they pay: few distinct values relative to the rows that hold them.

@@ -44,15 +44,29 @@ const char* KindName(Kind k);
 
 // A sorted set of distinct strings; a string's code is its rank, so ranges and prefixes of
 // strings are ranges of codes.
+// The strings live back to back in one buffer (no per-string header or allocation: most of the
+// index's strings are near-unique timestamps and etags, where that overhead would dominate).
 class Dictionary {
  public:
   Dictionary() = default;
-  explicit Dictionary(std::vector<std::string> sorted_unique)
-      : strings_(std::move(sorted_unique)) {}
+  // `sorted_unique` must be strictly ascending.
+  template <class Strings>
+  explicit Dictionary(const Strings& sorted_unique) {
+    size_t bytes = 0;
+    for (const auto& s : sorted_unique) bytes += std::string_view(s).size();
+    bytes_.reserve(bytes);
+    offsets_.reserve(sorted_unique.size() + 1);
+    offsets_.push_back(0);
+    for (const auto& s : sorted_unique) {
+      bytes_.append(std::string_view(s));
+      offsets_.push_back(bytes_.size());
+    }
+  }
 
-  size_t size() const { return strings_.size(); }
-  const std::string& at(uint32_t code) const { return strings_[code]; }
-  const std::vector<std::string>& strings() const { return strings_; }
+  size_t size() const { return offsets_.empty() ? 0 : offsets_.size() - 1; }
+  std::string_view at(uint32_t code) const {
+    return std::string_view(bytes_.data() + offsets_[code], offsets_[code + 1] - offsets_[code]);
+  }
   // Code of `s`, or -1.
   int64_t Find(std::string_view s) const;
   // First code whose string is >= s (size() when none).
@@ -64,7 +78,8 @@ class Dictionary {
   size_t MemoryBytes() const;
 
  private:
-  std::vector<std::string> strings_;
+  std::string bytes_;
+  std::vector<uint64_t> offsets_;  // size() + 1 entries (empty when size() is 0)
 };
 
 struct ColumnStats {

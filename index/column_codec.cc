@@ -155,22 +155,22 @@ std::shared_ptr<const Column> ColumnCodec::Merge(
   }
   std::sort(added.begin(), added.end());
   added.erase(std::unique(added.begin(), added.end()), added.end());
-  const std::vector<std::string>& before = old.dict_.strings();
+  const Dictionary& before = old.dict_;
   std::vector<uint32_t> remap(before.size());
-  std::vector<std::string> merged;
+  std::vector<std::string_view> merged;
   merged.reserve(before.size() + added.size());
   {
     size_t i = 0, j = 0;
     while (i < before.size() || j < added.size()) {
-      if (j == added.size() || (i < before.size() && std::string_view(before[i]) < added[j])) {
+      if (j == added.size() || (i < before.size() && before.at(i) < added[j])) {
         remap[i] = static_cast<uint32_t>(merged.size());
-        merged.push_back(before[i++]);
+        merged.push_back(before.at(i++));
       } else {
-        merged.emplace_back(added[j++]);
+        merged.push_back(added[j++]);
       }
     }
   }
-  c->dict_ = Dictionary(std::move(merged));
+  c->dict_ = Dictionary(merged);
   std::vector<std::pair<uint32_t, uint32_t>> fresh_codes;
   fresh_codes.reserve(fresh_strings.size());
   for (const auto& [row, s] : fresh_strings) {
@@ -249,7 +249,7 @@ void ColumnCodec::Write(const Column& c, std::string* out) {
   PutArray(out, c.codes_);
   PutArray(out, c.array_lengths_);
   PutU32(out, static_cast<uint32_t>(c.dict_.size()));
-  for (const std::string& s : c.dict_.strings()) PutBytes(out, s);
+  for (uint32_t i = 0; i < c.dict_.size(); ++i) PutBytes(out, c.dict_.at(i));
   PutU32(out, static_cast<uint32_t>(c.string_postings_.size()));
   for (const Bitmap& b : c.string_postings_) PutBitmap(out, b);
   PutArray(out, c.distinct_numbers_);
@@ -291,16 +291,15 @@ bool ColumnCodec::Read(std::string_view* in, std::shared_ptr<const Column>* out,
   }
   uint32_t dict_size;
   if (!GetU32(in, &dict_size) || dict_size > in->size() / 4) return fail("bad dictionary");
-  std::vector<std::string> strings;
+  std::vector<std::string_view> strings;  // views into `in`, copied by Dictionary
   strings.reserve(dict_size);
   for (uint32_t i = 0; i < dict_size; ++i) {
     std::string_view s;
     if (!GetBytes(in, &s)) return fail("truncated dictionary");
-    if (!strings.empty() && !(std::string_view(strings.back()) < s))
-      return fail("unsorted dictionary");
-    strings.emplace_back(s);
+    if (!strings.empty() && !(strings.back() < s)) return fail("unsorted dictionary");
+    strings.push_back(s);
   }
-  c->dict_ = Dictionary(std::move(strings));
+  c->dict_ = Dictionary(strings);
   uint32_t n;
   if (!GetU32(in, &n) || (n != 0 && n != dict_size)) return fail("bad string postings");
   c->string_postings_.resize(n);

@@ -169,7 +169,6 @@ void FlattenInto(const Value& v, ColumnPath* path, std::vector<FlatEntry>* out) 
   }
 }
 
-
 void AppendKeyStep(std::string* key, bool is_index, std::string_view name, uint32_t index) {
   char buf[24];
   if (is_index) {

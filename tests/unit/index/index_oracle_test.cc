@@ -365,7 +365,8 @@ std::string OracleKey(const ColumnPath& path) {
       }
     }
     // Dictionary: sorted, unique; string postings are the rows holding each string.
-    const std::vector<std::string>& strings = c.dictionary().strings();
+    std::vector<std::string_view> strings;
+    for (uint32_t i = 0; i < c.dictionary().size(); ++i) strings.push_back(c.dictionary().at(i));
     for (size_t i = 1; i < strings.size(); ++i) {
       if (!(strings[i - 1] < strings[i])) {
         fail(fmt::format("{}: dictionary not sorted and unique at {}: \"{}\", \"{}\"", where, i,
