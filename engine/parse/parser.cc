@@ -23,9 +23,9 @@
 
 namespace twinq {
 
+using parse_internal::TokenTable;
 using twinq_grammar::TwinQueryLexer;
 using twinq_grammar::TwinQueryParser;
-using parse_internal::TokenTable;
 
 // The grammar's lexer members assume where ANTLR puts the ESCAPED_NAME token type.
 static_assert(TwinQueryLexer::ESCAPED_NAME == TwinQueryParser::ESCAPED_NAME);
@@ -116,16 +116,44 @@ bool DecodeString(std::string_view text, uint32_t base, std::string* out, Diagno
     uint32_t at = base + 1 + static_cast<uint32_t>(i);
     char e = i + 1 < body.size() ? body[i + 1] : '\0';
     switch (e) {
-      case '\'': out->push_back('\''); ++i; continue;
-      case '"': out->push_back('"'); ++i; continue;
-      case '\\': out->push_back('\\'); ++i; continue;
-      case '/': out->push_back('/'); ++i; continue;
-      case 'b': out->push_back('\b'); ++i; continue;
-      case 'f': out->push_back('\f'); ++i; continue;
-      case 'n': out->push_back('\n'); ++i; continue;
-      case 'r': out->push_back('\r'); ++i; continue;
-      case 't': out->push_back('\t'); ++i; continue;
-      case 'u': break;
+      case '\'':
+        out->push_back('\'');
+        ++i;
+        continue;
+      case '"':
+        out->push_back('"');
+        ++i;
+        continue;
+      case '\\':
+        out->push_back('\\');
+        ++i;
+        continue;
+      case '/':
+        out->push_back('/');
+        ++i;
+        continue;
+      case 'b':
+        out->push_back('\b');
+        ++i;
+        continue;
+      case 'f':
+        out->push_back('\f');
+        ++i;
+        continue;
+      case 'n':
+        out->push_back('\n');
+        ++i;
+        continue;
+      case 'r':
+        out->push_back('\r');
+        ++i;
+        continue;
+      case 't':
+        out->push_back('\t');
+        ++i;
+        continue;
+      case 'u':
+        break;
       default: {
         // The escaped character may be multi-byte: underline all of it.
         uint32_t len = 1;
@@ -133,7 +161,9 @@ bool DecodeString(std::string_view text, uint32_t base, std::string* out, Diagno
                (static_cast<unsigned char>(body[i + 1 + len]) & 0xC0) == 0x80) {
           ++len;
         }
-        diags->push_back({DiagCode::kBadEscape, Severity::kError, {at, at + 1 + len},
+        diags->push_back({DiagCode::kBadEscape,
+                          Severity::kError,
+                          {at, at + 1 + len},
                           fmt::format("unknown escape sequence '\\{}'; valid escapes are \\' \\\" "
                                       "\\\\ \\/ \\b \\f \\n \\r \\t and \\uXXXX",
                                       body.substr(i + 1, len))});
@@ -156,7 +186,9 @@ bool DecodeString(std::string_view text, uint32_t base, std::string* out, Diagno
     };
     uint32_t cp;
     if (!read_hex4(i + 2, &cp)) {
-      diags->push_back({DiagCode::kBadEscape, Severity::kError, {at, at + 2},
+      diags->push_back({DiagCode::kBadEscape,
+                        Severity::kError,
+                        {at, at + 2},
                         "\\u must be followed by exactly four hex digits"});
       ok = false;
       ++i;
@@ -170,14 +202,18 @@ bool DecodeString(std::string_view text, uint32_t base, std::string* out, Diagno
         cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
         consumed = 12;
       } else {
-        diags->push_back({DiagCode::kBadEscape, Severity::kError, {at, at + 6},
+        diags->push_back({DiagCode::kBadEscape,
+                          Severity::kError,
+                          {at, at + 6},
                           "unpaired UTF-16 high surrogate in \\u escape"});
         ok = false;
         i += 5;
         continue;
       }
     } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
-      diags->push_back({DiagCode::kBadEscape, Severity::kError, {at, at + 6},
+      diags->push_back({DiagCode::kBadEscape,
+                        Severity::kError,
+                        {at, at + 6},
                         "unpaired UTF-16 low surrogate in \\u escape"});
       ok = false;
       i += 5;
@@ -231,14 +267,19 @@ std::string TokenDescription(const antlr4::Token* t) {
 
 std::string ExpectedName(size_t type, const antlr4::dfa::Vocabulary& vocab) {
   switch (type) {
-    case TwinQueryParser::IDENT: return "a name";
-    case TwinQueryParser::NUMBER: return "a number";
-    case TwinQueryParser::STRING: return "a string";
+    case TwinQueryParser::IDENT:
+      return "a name";
+    case TwinQueryParser::NUMBER:
+      return "a number";
+    case TwinQueryParser::STRING:
+      return "a string";
     // An escaped name goes with "a name".
     case TwinQueryParser::ESCAPED_NAME:
       return "";
-    case antlr4::Token::EOF: return "end of input";
-    default: break;
+    case antlr4::Token::EOF:
+      return "end of input";
+    default:
+      break;
   }
   std::string literal = vocab.getLiteralName(type);
   if (!literal.empty()) return literal;  // already quoted: '('
@@ -249,7 +290,7 @@ std::string ExpectedName(size_t type, const antlr4::dfa::Vocabulary& vocab) {
 
 const std::vector<std::string_view>& KeywordSpellings() {
   static const std::vector<std::string_view> k = {
-      "SELECT", "TOP", "FROM", "WHERE", "GROUP", "BY",   "AS",    "AND",
+      "SELECT", "TOP", "FROM", "WHERE", "GROUP", "BY",    "AS",   "AND",
       "OR",     "NOT", "IN",   "NIN",   "TRUE",  "FALSE", "NULL", "UNDEFINED"};
   return k;
 }
@@ -427,8 +468,10 @@ class ErrorCollector : public antlr4::BaseErrorListener {
     // After a '.', keywords are accepted only to report them as reserved: do not list them.
     bool wants_segment = expects(TwinQueryParser::IDENT) && expects(TwinQueryParser::SELECT) &&
                          expects(TwinQueryParser::GROUP);
-    if (wants_expr) names.push_back("an expression");
-    else if (wants_constant) names.push_back("a constant");
+    if (wants_expr)
+      names.push_back("an expression");
+    else if (wants_constant)
+      names.push_back("a constant");
     std::vector<std::string_view> keyword_candidates;
     for (ssize_t t : expected.toList()) {
       size_t ut = static_cast<size_t>(t);
@@ -517,8 +560,8 @@ class ErrorCollector : public antlr4::BaseErrorListener {
 
 // The lexical pass: decodes strings and numbers, reports bad characters and unterminated
 // strings, and bounds the nesting the parser will see.
-void LexicalPass(const std::vector<antlr4::Token*>& toks, const Source& source,
-                 TokenTable* table, Diagnostics* diags) {
+void LexicalPass(const std::vector<antlr4::Token*>& toks, const Source& source, TokenTable* table,
+                 Diagnostics* diags) {
   struct Group {
     size_t prefix_not = 0;   // NOT operators pending in this group
     size_t prefix_sign = 0;  // unary - + pending in this group
@@ -547,7 +590,9 @@ void LexicalPass(const std::vector<antlr4::Token*>& toks, const Source& source,
         break;
       }
       case TwinQueryLexer::UNTERMINATED_STRING:
-        diags->push_back({DiagCode::kUnterminatedString, Severity::kError, {r.begin, r.begin + 1},
+        diags->push_back({DiagCode::kUnterminatedString,
+                          Severity::kError,
+                          {r.begin, r.begin + 1},
                           "unterminated string: no closing quote"});
         break;
       case TwinQueryLexer::STRING: {
@@ -663,9 +708,9 @@ void CheckDepth(const ast::Expr* e, Diagnostics* diags) {
   if (e == nullptr) return;
   size_t d = AstDepth(e);
   if (d > limits::kMaxAstDepth) {
-    diags->push_back({DiagCode::kTooDeep, Severity::kError, e->range,
-                      fmt::format("expression is {} levels deep; the limit is {}", d,
-                                  limits::kMaxAstDepth)});
+    diags->push_back(
+        {DiagCode::kTooDeep, Severity::kError, e->range,
+         fmt::format("expression is {} levels deep; the limit is {}", d, limits::kMaxAstDepth)});
   }
 }
 
@@ -675,25 +720,28 @@ Result<ast::Ast> ParseImpl(const Source& source, Entry entry) {
   const std::string& text = source.text();
   uint32_t size = static_cast<uint32_t>(std::min<size_t>(text.size(), UINT32_MAX));
   if (text.size() > limits::kMaxQueryBytes) {
-    return Diagnostic{DiagCode::kTooLong, Severity::kError,
+    return Diagnostic{DiagCode::kTooLong,
+                      Severity::kError,
                       {static_cast<uint32_t>(limits::kMaxQueryBytes), size},
                       fmt::format("query text is {} bytes; the limit is {} bytes", text.size(),
                                   limits::kMaxQueryBytes)};
   }
   size_t bad = FindInvalidUtf8(text);
   if (bad != std::string_view::npos) {
-    return Diagnostic{DiagCode::kInvalidUtf8, Severity::kError,
-                      {static_cast<uint32_t>(bad), static_cast<uint32_t>(bad + 1)},
-                      fmt::format("invalid UTF-8 byte 0x{:02X}",
-                                  static_cast<unsigned char>(text[bad]))};
+    return Diagnostic{
+        DiagCode::kInvalidUtf8,
+        Severity::kError,
+        {static_cast<uint32_t>(bad), static_cast<uint32_t>(bad + 1)},
+        fmt::format("invalid UTF-8 byte 0x{:02X}", static_cast<unsigned char>(text[bad]))};
   }
   // ANTLR drops a leading BOM; its code point indexes then start after it.
   uint32_t base = text.rfind("\xEF\xBB\xBF", 0) == 0 ? 3 : 0;
   if (IsBlank(std::string_view(text).substr(base))) {
-    return Diagnostic{DiagCode::kEmptyInput, Severity::kError, {size, size},
-                      entry == Entry::kQuery
-                          ? "empty query; a query starts with SELECT"
-                          : "empty condition; write * to target every device"};
+    return Diagnostic{DiagCode::kEmptyInput,
+                      Severity::kError,
+                      {size, size},
+                      entry == Entry::kQuery ? "empty query; a query starts with SELECT"
+                                             : "empty condition; write * to target every device"};
   }
 
   TokenTable table;
@@ -717,19 +765,47 @@ Result<ast::Ast> ParseImpl(const Source& source, Entry entry) {
 
     TwinQueryParser parser(&tokens);
     parser.removeErrorListeners();
+    // Two-stage parsing (ANTLR's documented strategy): SLL prediction with a bail-out error
+    // strategy first, which gives the same tree as LL whenever it succeeds and is much cheaper;
+    // on any syntax error, parse again from the start with full LL and the error listener, so
+    // that every diagnostic comes from the LL parse exactly as before.
+    antlr4::ParserRuleContext* fast_tree = nullptr;
+    if (diags.empty()) {
+      parser.getInterpreter<antlr4::atn::ParserATNSimulator>()->setPredictionMode(
+          antlr4::atn::PredictionMode::SLL);
+      parser.setErrorHandler(std::make_shared<antlr4::BailErrorStrategy>());
+      try {
+        fast_tree = entry == Entry::kQuery
+                        ? static_cast<antlr4::ParserRuleContext*>(parser.queryEntry())
+                        : static_cast<antlr4::ParserRuleContext*>(parser.conditionEntry());
+      } catch (const antlr4::ParseCancellationException&) {
+        fast_tree = nullptr;
+      }
+      if (fast_tree == nullptr) {
+        tokens.seek(0);
+        parser.reset();
+        parser.getInterpreter<antlr4::atn::ParserATNSimulator>()->setPredictionMode(
+            antlr4::atn::PredictionMode::LL);
+        parser.setErrorHandler(std::make_shared<antlr4::DefaultErrorStrategy>());
+      }
+    }
     parser.addErrorListener(&collector);
     try {
       if (!diags.empty()) {
         // Lexical errors: do not parse.
       } else if (entry == Entry::kQuery) {
-        TwinQueryParser::QueryEntryContext* tree = parser.queryEntry();
+        auto* tree = fast_tree != nullptr
+                         ? static_cast<TwinQueryParser::QueryEntryContext*>(fast_tree)
+                         : parser.queryEntry();
         parse_internal::BuildQuery(tree->query(), source, table, &result, &diags);
         if (result.query) {
           CheckDepth(result.query->where, &diags);
           for (const auto& p : result.query->projections) CheckDepth(p.expr, &diags);
         }
       } else {
-        TwinQueryParser::ConditionEntryContext* tree = parser.conditionEntry();
+        auto* tree = fast_tree != nullptr
+                         ? static_cast<TwinQueryParser::ConditionEntryContext*>(fast_tree)
+                         : parser.conditionEntry();
         parse_internal::BuildCondition(tree, source, table, &result, &diags);
         if (result.condition) CheckDepth(result.condition->expr, &diags);
       }
@@ -739,7 +815,9 @@ Result<ast::Ast> ParseImpl(const Source& source, Entry entry) {
   } catch (const std::bad_alloc&) {
     diags.push_back({DiagCode::kInternal, Severity::kError, {0, 0}, "out of memory while parsing"});
   } catch (const std::exception& e) {
-    diags.push_back({DiagCode::kInternal, Severity::kError, {0, 0},
+    diags.push_back({DiagCode::kInternal,
+                     Severity::kError,
+                     {0, 0},
                      fmt::format("internal parser error: {}", e.what())});
   } catch (...) {
     diags.push_back({DiagCode::kInternal, Severity::kError, {0, 0}, "internal parser error"});

@@ -118,7 +118,52 @@ std::vector<Value> AllRows(const check::BoundQuery& q, const index::Snapshot& sn
       keys[g].resolved = Resolve(table, q.group_by[g]);
     }
     std::unordered_map<std::string, size_t> index;
+    // One GROUP BY path served by one column: strings are grouped by dictionary code (one
+    // dictionary, so one code per string), null, false, true and a missing value by kind; only
+    // numbers, arrays and objects build the canonical key. Groups keep the order of their first
+    // row either way.
+    const index::Column* single = nullptr;
+    if (keys.size() == 1 && keys[0].resolved.candidates.size() == 1 &&
+        keys[0].resolved.candidates[0].whole) {
+      single = keys[0].resolved.candidates[0].column;
+    }
+    if (single != nullptr) {
+      const index::DenseView& d = single->dense();
+      const std::vector<uint32_t>& codes = single->codes();
+      std::vector<int64_t> by_code(single->dictionary().size(), -1);
+      int64_t by_kind[4] = {-1, -1, -1, -1};  // missing, null, false, true
+      for (uint32_t row : rows) {
+        uint8_t kind = row < d.kind.size() ? d.kind[row] : index::kAbsent;
+        int64_t* slot = nullptr;
+        if (kind == index::kAbsent) {
+          slot = &by_kind[0];
+        } else if (kind == static_cast<uint8_t>(index::Kind::kNull)) {
+          slot = &by_kind[1];
+        } else if (kind == static_cast<uint8_t>(index::Kind::kFalse)) {
+          slot = &by_kind[2];
+        } else if (kind == static_cast<uint8_t>(index::Kind::kTrue)) {
+          slot = &by_kind[3];
+        } else if (kind == static_cast<uint8_t>(index::Kind::kString)) {
+          slot = &by_code[codes[d.slot[row]]];
+        }
+        if (slot != nullptr) {
+          if (*slot < 0) {
+            *slot = static_cast<int64_t>(groups.size());
+            groups.emplace_back();
+          }
+          groups[static_cast<size_t>(*slot)].push_back(row);
+          continue;
+        }
+        std::string key;
+        Value doc;
+        AppendGroupKey(ValueAt(table, keys[0].resolved, keys[0].steps, row, &doc), &key);
+        auto [it, inserted] = index.emplace(std::move(key), groups.size());
+        if (inserted) groups.emplace_back();
+        groups[it->second].push_back(row);
+      }
+    }
     for (uint32_t row : rows) {
+      if (single != nullptr) break;
       std::string key;
       Value doc;
       for (const PathReader& k : keys)
