@@ -375,25 +375,44 @@ struct TableStream::State {
 };
 
 DocChunk& Table::WritableChunk(uint32_t row, size_t* slot) {
-  // A group or chunk only this table references (use_count 1) is written in place; one shared
+  // A node or chunk only this table references (use_count 1) is written in place; one shared
   // with another version is copied first. Nobody else can start sharing it meanwhile: that
   // would need a reference, and this table is not published yet.
-  size_t gi = row / kDocGroupRows;
-  while (docs_.size() <= gi) docs_.push_back(std::make_shared<DocGroup>());
-  if (docs_[gi].use_count() != 1) docs_[gi] = std::make_shared<DocGroup>(*docs_[gi]);
-  auto* group = const_cast<DocGroup*>(docs_[gi].get());
-  size_t ci = (row / kDocChunkRows) % kDocGroupChunks;
-  while (group->chunks.size() <= ci) {
-    auto c = std::make_shared<DocChunk>();
-    c->json.reserve(kDocChunkRows);
-    c->device_id.reserve(kDocChunkRows);
-    c->module_id.reserve(kDocChunkRows);
-    group->chunks.push_back(std::move(c));
+  uint32_t c = row / kDocChunkRows;
+  auto capacity = [&] { return uint64_t{1} << (kDocFanoutBits * docs_height_); };
+  if (!docs_) {
+    docs_ = std::make_shared<DocNode>();
+    docs_height_ = 1;
   }
-  if (group->chunks[ci].use_count() != 1) {
-    group->chunks[ci] = std::make_shared<DocChunk>(*group->chunks[ci]);
+  while (c >= capacity()) {  // grow: the old root becomes the first child of a new one
+    auto root = std::make_shared<DocNode>();
+    root->nodes[0] = std::move(docs_);
+    docs_ = std::move(root);
+    ++docs_height_;
   }
-  auto* chunk = const_cast<DocChunk*>(group->chunks[ci].get());
+  auto writable = [](std::shared_ptr<const DocNode>& n) {
+    if (!n) {
+      n = std::make_shared<DocNode>();
+    } else if (n.use_count() != 1) {
+      n = std::make_shared<DocNode>(*n);
+    }
+    return const_cast<DocNode*>(n.get());
+  };
+  DocNode* node = writable(docs_);
+  for (uint32_t level = docs_height_; level > 1; --level) {
+    node = writable(node->nodes[(c >> (kDocFanoutBits * (level - 1))) & (kDocFanout - 1)]);
+  }
+  std::shared_ptr<const DocChunk>& chunk_ptr = node->chunks[c & (kDocFanout - 1)];
+  if (!chunk_ptr) {
+    auto fresh = std::make_shared<DocChunk>();
+    fresh->json.reserve(kDocChunkRows);
+    fresh->device_id.reserve(kDocChunkRows);
+    fresh->module_id.reserve(kDocChunkRows);
+    chunk_ptr = std::move(fresh);
+  } else if (chunk_ptr.use_count() != 1) {
+    chunk_ptr = std::make_shared<DocChunk>(*chunk_ptr);
+  }
+  auto* chunk = const_cast<DocChunk*>(chunk_ptr.get());
   *slot = row % kDocChunkRows;
   if (chunk->json.size() <= *slot) {
     chunk->json.resize(*slot + 1);
@@ -648,9 +667,20 @@ size_t Table::IndexMemoryBytes() const {
 
 size_t Table::DocumentMemoryBytes() const {
   size_t n = 0;
-  for (const auto& group : docs_) {
-    n += sizeof(DocGroup) + group->chunks.capacity() * sizeof(group->chunks[0]);
-    for (const auto& chunk : group->chunks) {
+  // Every node and chunk reachable from the root (each once: this version owns or shares them).
+  std::vector<std::pair<const DocNode*, uint32_t>> stack;
+  if (docs_) stack.emplace_back(docs_.get(), docs_height_);
+  while (!stack.empty()) {
+    auto [node, level] = stack.back();
+    stack.pop_back();
+    n += sizeof(DocNode);
+    for (uint32_t k = 0; k < kDocFanout; ++k) {
+      if (level > 1) {
+        if (node->nodes[k]) stack.emplace_back(node->nodes[k].get(), level - 1);
+        continue;
+      }
+      const DocChunk* chunk = node->chunks[k].get();
+      if (chunk == nullptr) continue;
       n += sizeof(DocChunk);
       for (size_t i = 0; i < chunk->json.size(); ++i) {
         n += chunk->json[i].capacity() + chunk->device_id[i].capacity() +

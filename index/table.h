@@ -5,6 +5,7 @@
 #ifndef TWINQ_INDEX_TABLE_H_
 #define TWINQ_INDEX_TABLE_H_
 
+#include <array>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -21,18 +22,21 @@
 namespace twinq::index {
 
 // Documents are stored as compact JSON (ToJson of the ingested value: keys, order and values
-// exactly as ingested) in small chunks, grouped; versions share the groups and chunks they did
-// not change, so a change to one row copies one group of pointers and one chunk of 16 rows.
+// exactly as ingested) in chunks of 16 rows, the leaves of a persistent radix tree of fanout 16.
+// Versions share every node and chunk they did not change: a change to one row copies the path
+// to its chunk (a few nodes of 16 pointers) and that chunk, whatever the size of the fleet.
 inline constexpr uint32_t kDocChunkRows = 16;
-inline constexpr uint32_t kDocGroupChunks = 256;
-inline constexpr uint32_t kDocGroupRows = kDocChunkRows * kDocGroupChunks;
+inline constexpr uint32_t kDocFanoutBits = 4;
+inline constexpr uint32_t kDocFanout = 1u << kDocFanoutBits;
 struct DocChunk {
   std::vector<std::string> json;  // empty string: no document (deleted row)
   std::vector<std::string> device_id;
   std::vector<std::string> module_id;  // empty for device twins
 };
-struct DocGroup {
-  std::vector<std::shared_ptr<const DocChunk>> chunks;
+// An inner node: children of the level below (nodes), or chunks at the lowest level.
+struct DocNode {
+  std::array<std::shared_ptr<const DocNode>, kDocFanout> nodes;
+  std::array<std::shared_ptr<const DocChunk>, kDocFanout> chunks;
 };
 
 // A change to a table: an upsert of a whole document (the key is taken from its deviceId and
@@ -140,7 +144,12 @@ class Table {
   Table() = default;
   void BuildCatalog();
   const DocChunk& chunk_of(uint32_t row) const {
-    return *docs_[row / kDocGroupRows]->chunks[(row / kDocChunkRows) % kDocGroupChunks];
+    uint32_t c = row / kDocChunkRows;
+    const DocNode* n = docs_.get();
+    for (uint32_t level = docs_height_; level > 1; --level) {
+      n = n->nodes[(c >> (kDocFanoutBits * (level - 1))) & (kDocFanout - 1)].get();
+    }
+    return *n->chunks[c & (kDocFanout - 1)];
   }
   // The chunk holding `row` for writing, and the row's slot in it: groups and chunks shared with
   // other versions are copied first; missing ones are created (the table must not be shared).
@@ -149,7 +158,8 @@ class Table {
   bool modules_ = false;
   uint32_t row_count_ = 0;
   Bitmap live_;
-  std::vector<std::shared_ptr<const DocGroup>> docs_;
+  std::shared_ptr<const DocNode> docs_;  // root (nullptr: no rows yet)
+  uint32_t docs_height_ = 0;             // levels of nodes; capacity 16^height chunks
   std::shared_ptr<const std::vector<uint32_t>> order_;
   std::vector<std::shared_ptr<const Column>> columns_;
   // Exact key -> column id; folded key -> column ids (sorted by exact spelling).
