@@ -148,7 +148,8 @@ class JobManager {
   void SetDeviceStatusLocked(JobState& job, DeviceRecord& rec, DeviceJobStatus s, int64_t now);
   void FinishLocked(JobState& job, int64_t now);
   Value ResponseLocked(const JobState& job) const;
-  Value RecordLocked(const JobState& job, const DeviceRecord& rec) const;
+  Value RecordLocked(const JobState& job, size_t index) const;
+  void CompactIds(JobState& job);
   size_t ActiveLocked() const;
   void Reap(bool all);
 
