@@ -110,6 +110,9 @@ class Table {
   // Row of a twin by id; nullopt when absent or deleted.
   std::optional<uint32_t> FindRow(std::string_view device_id,
                                   std::string_view module_id = {}) const;
+  // The same by binary search of order() (the oracle of FindRow's hash lookup).
+  std::optional<uint32_t> FindRowByOrder(std::string_view device_id,
+                                         std::string_view module_id = {}) const;
   // Live rows ordered by (deviceId, moduleId).
   const std::vector<uint32_t>& order() const { return *order_; }
   // The rows of `rows` ordered by (deviceId, moduleId).
