@@ -8,7 +8,7 @@ PACKAGES=(
   antlr4 default-jre-headless libantlr4-runtime-dev uuid-dev
   libsimdjson-dev libfmt-dev libgtest-dev libgmock-dev
   clang libclang-rt-14-dev clang-format
-  libbenchmark-dev libedit-dev libroaring-dev
+  libbenchmark-dev libedit-dev libroaring-dev libjemalloc-dev
   python3 expect
 )
 
