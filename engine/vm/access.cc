@@ -40,6 +40,7 @@ ResolvedPath Resolve(const index::Table& table, const std::vector<check::PathSte
   for (uint32_t id : *ids) {
     Candidate c;
     c.column = table.column(id);
+    c.owner = table.columns()[id];
     out.candidates.push_back(std::move(c));
   }
   // A candidate serves the rows where, at every level, no preceding sibling spelling is present

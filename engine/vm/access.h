@@ -4,6 +4,7 @@
 #ifndef TWINQ_ENGINE_VM_ACCESS_H_
 #define TWINQ_ENGINE_VM_ACCESS_H_
 
+#include <memory>
 #include <string_view>
 #include <vector>
 
@@ -15,6 +16,7 @@ namespace twinq::vm {
 
 struct Candidate {
   const index::Column* column = nullptr;
+  std::shared_ptr<const index::Column> owner;  // the same column (keys the VM's column caches)
   // Rows whose value at the query path comes from this column. `whole` means all of the
   // column's present rows (the common case of a single candidate).
   bool whole = true;

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <memory>
 
 #include "engine/check/semantics.h"
 #include "engine/vm/access.h"
@@ -61,6 +62,15 @@ class Compiler {
       : table_(table), options_(options), p_(program) {}
 
   uint32_t NewRegister() { return p_->registers++; }
+
+  // Resolve() once per distinct path of the program (estimates, notes and id checks all ask).
+  const ResolvedPath& Resolved(const std::vector<check::PathStep>& steps) {
+    for (const auto& [s, r] : resolved_) {
+      if (*s == steps) return *r;
+    }
+    resolved_.emplace_back(&steps, std::make_unique<ResolvedPath>(Resolve(table_, steps)));
+    return *resolved_.back().second;
+  }
 
   uint32_t Constant(const Value& v) {
     p_->constants.push_back(v);
@@ -125,7 +135,7 @@ class Compiler {
     if (e.kind == BoundKind::kCompare || e.kind == BoundKind::kIn) {
       const BoundExpr* path =
           e.children[0]->kind == BoundKind::kPath ? e.children[0].get() : e.children[1].get();
-      ResolvedPath p = Resolve(table_, path->path);
+      const ResolvedPath& p = Resolved(path->path);
       double present = 0, distinct = 1;
       for (const Candidate& c : p.candidates) {
         present += static_cast<double>(c.column->present().Cardinality());
@@ -142,7 +152,7 @@ class Compiler {
     }
     if (e.kind == BoundKind::kCall && e.function != nullptr && !e.children.empty() &&
         e.children[0]->kind == BoundKind::kPath) {
-      ResolvedPath p = Resolve(table_, e.children[0]->path);
+      const ResolvedPath& p = Resolved(e.children[0]->path);
       double present = 0;
       for (const Candidate& c : p.candidates)
         present += static_cast<double>(c.column->present().Cardinality());
@@ -214,12 +224,12 @@ class Compiler {
   bool IsIdPath(const std::vector<check::PathStep>& path) {
     if (path.size() != 1 || path[0].is_index || !EqualsIgnoreCase(path[0].name, "deviceId"))
       return false;
-    ResolvedPath p = Resolve(table_, path);
+    const ResolvedPath& p = Resolved(path);
     return p.candidates.size() == 1 && p.candidates[0].column->path()[0].name == "deviceId";
   }
 
   std::string AccessNote(const std::vector<check::PathStep>& path, const Value& c) {
-    ResolvedPath p = Resolve(table_, path);
+    const ResolvedPath& p = Resolved(path);
     if (p.candidates.empty()) return "no such path: undefined everywhere";
     const index::Column& col = *p.candidates[0].column;
     std::string what;
@@ -366,7 +376,7 @@ class Compiler {
     const Value *lo = nullptr, *hi = nullptr;
     NumberBound(lower, &p, &op, &lo);
     NumberBound(upper, &p, &op, &hi);
-    ResolvedPath rp = Resolve(table_, p->path);
+    const ResolvedPath& rp = Resolved(p->path);
     double rows = 0;
     for (const Candidate& c : rp.candidates) {
       const index::ColumnStats& st = c.column->stats();
@@ -452,6 +462,9 @@ class Compiler {
   const index::Table& table_;
   CompileOptions options_;
   Program* p_;
+  // Keyed by the bound IR's path (alive while compiling), compared by value.
+  std::vector<std::pair<const std::vector<check::PathStep>*, std::unique_ptr<ResolvedPath>>>
+      resolved_;
 };
 
 }  // namespace

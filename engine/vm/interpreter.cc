@@ -1,6 +1,8 @@
 #include "engine/vm/interpreter.h"
 
 #include <algorithm>
+#include <memory>
+#include <mutex>
 #include <unordered_map>
 
 #include "engine/check/functions.h"
@@ -89,10 +91,100 @@ struct Bound {
   bool inclusive = false;
 };
 
+// ---- number bins: a range over many distinct values without a scan of every number ----------
+//
+// The numbers of a large column, sorted by value and cut into kBins bins of equal size, each with
+// its rows as a bitmap and its (row, value) entries in row order. A range is the union of the
+// bins wholly inside it plus a scan of the (at most two) bins it cuts. Built on first use per
+// column object and kept in a small process-wide cache keyed by the column (a weak pointer, so a
+// freed column is never mistaken for a new one at the same address).
+constexpr size_t kBins = 256;
+constexpr size_t kMinNumbersForBins = 1u << 16;
+
+struct NumberBins {
+  std::weak_ptr<const Column> column;
+  const Column* raw = nullptr;
+  std::vector<double> min, max;                                   // per bin
+  std::vector<Bitmap> rows;                                       // per bin
+  std::vector<std::vector<std::pair<uint32_t, double>>> entries;  // per bin, in row order
+};
+
+std::shared_ptr<const NumberBins> BuildBins(const std::shared_ptr<const Column>& col) {
+  auto b = std::make_shared<NumberBins>();
+  b->column = col;
+  b->raw = col.get();
+  const std::vector<double>& v = col->numbers();
+  const std::vector<uint32_t>& rows = col->dense().rows[static_cast<size_t>(Kind::kNumber)];
+  std::vector<uint32_t> by_value(v.size());
+  for (uint32_t i = 0; i < by_value.size(); ++i) by_value[i] = i;
+  std::sort(by_value.begin(), by_value.end(), [&](uint32_t a, uint32_t c) { return v[a] < v[c]; });
+  size_t per = (v.size() + kBins - 1) / kBins;
+  for (size_t begin = 0; begin < by_value.size(); begin += per) {
+    size_t end = std::min(by_value.size(), begin + per);
+    std::vector<uint32_t> idx(by_value.begin() + static_cast<ptrdiff_t>(begin),
+                              by_value.begin() + static_cast<ptrdiff_t>(end));
+    b->min.push_back(v[idx.front()]);
+    b->max.push_back(v[idx.back()]);
+    std::sort(idx.begin(), idx.end());  // number index order = row order
+    std::vector<uint32_t> r;
+    std::vector<std::pair<uint32_t, double>> e;
+    r.reserve(idx.size());
+    e.reserve(idx.size());
+    for (uint32_t i : idx) {
+      r.push_back(rows[i]);
+      e.emplace_back(rows[i], v[i]);
+    }
+    b->rows.push_back(Bitmap::Of(r));
+    b->rows.back().Optimize();
+    b->entries.push_back(std::move(e));
+  }
+  return b;
+}
+
+std::shared_ptr<const NumberBins> BinsOf(const std::shared_ptr<const Column>& col) {
+  static std::mutex mu;
+  static std::vector<std::shared_ptr<const NumberBins>> cache;
+  std::lock_guard<std::mutex> lock(mu);
+  for (const auto& b : cache) {
+    std::shared_ptr<const Column> alive = b->column.lock();
+    if (alive != nullptr && alive.get() == col.get()) return b;
+  }
+  cache.erase(
+      std::remove_if(cache.begin(), cache.end(), [](const auto& b) { return b->column.expired(); }),
+      cache.end());
+  if (cache.size() >= 32) cache.erase(cache.begin());
+  cache.push_back(BuildBins(col));
+  return cache.back();
+}
+
+template <class Above, class Below>
+Bitmap BinnedInterval(const NumberBins& b, Above above, Below below) {
+  std::vector<const Bitmap*> whole;
+  std::vector<uint32_t> hit;
+  std::vector<Bitmap> cut;
+  for (size_t k = 0; k < b.rows.size(); ++k) {
+    bool min_in = above(b.min[k]) && below(b.min[k]);
+    bool max_in = above(b.max[k]) && below(b.max[k]);
+    if (min_in && max_in) {  // an interval holds every value between two it holds
+      whole.push_back(&b.rows[k]);
+      continue;
+    }
+    if (!above(b.max[k]) || !below(b.min[k])) continue;  // entirely below or above
+    hit.clear();
+    for (const auto& [row, x] : b.entries[k]) {
+      if (above(x) && below(x)) hit.push_back(row);
+    }
+    cut.push_back(Bitmap::Of(hit));
+  }
+  for (const Bitmap& c : cut) whole.push_back(&c);
+  return Bitmap::Union(whole);
+}
+
 // Rows of a column whose number lies in the interval (lo, hi): from the postings when the
 // interval spans few distinct values (or all but a few), otherwise by a scan of numbers(), which
 // yields the rows in ascending order.
-Bitmap NumberInterval(const Column& col, Bound lo, Bound hi) {
+Bitmap NumberInterval(const Column& col, Bound lo, Bound hi,
+                      const std::shared_ptr<const Column>& owner = nullptr) {
   const std::vector<double>& distinct = col.distinct_numbers();
   if (!col.number_postings().empty()) {
     size_t n = distinct.size();
@@ -114,21 +206,42 @@ Bitmap NumberInterval(const Column& col, Bound lo, Bound hi) {
                                         UnionPostings(col.number_postings(), end, n));
     }
   }
-  const index::DenseView& d = col.dense();
-  const std::vector<uint32_t>& rows = d.rows[static_cast<size_t>(Kind::kNumber)];
   const std::vector<double>& v = col.numbers();
-  std::vector<uint32_t> hit;
-  auto scan = [&](auto above, auto below) {
-    for (size_t i = 0; i < v.size(); ++i) {
-      if (above(v[i]) && below(v[i])) hit.push_back(rows[i]);
-    }
-  };
-  auto any = [](double) { return true; };
   double a = lo.value, b = hi.value;
+  auto any = [](double) { return true; };
   auto gt = [a](double x) { return x > a; };
   auto ge = [a](double x) { return x >= a; };
   auto lt = [b](double x) { return x < b; };
   auto le = [b](double x) { return x <= b; };
+  if (owner != nullptr && owner.get() == &col && v.size() >= kMinNumbersForBins) {
+    std::shared_ptr<const NumberBins> bins = BinsOf(owner);
+    auto binned = [&](auto above, auto below) { return BinnedInterval(*bins, above, below); };
+    if (!lo.present) {
+      if (!hi.present) return col.rows(Kind::kNumber);
+      return hi.inclusive ? binned(any, le) : binned(any, lt);
+    }
+    if (lo.inclusive) {
+      if (!hi.present) return binned(ge, any);
+      return hi.inclusive ? binned(ge, le) : binned(ge, lt);
+    }
+    if (!hi.present) return binned(gt, any);
+    return hi.inclusive ? binned(gt, le) : binned(gt, lt);
+  }
+  const index::DenseView& d = col.dense();
+  const std::vector<uint32_t>& rows = d.rows[static_cast<size_t>(Kind::kNumber)];
+  std::vector<uint32_t> hit(v.size());
+  size_t hits = 0;
+  auto scan = [&](auto above, auto below) {  // branch-free: every row is written, kept or not
+    uint32_t* out = hit.data();
+    const double* x = v.data();
+    const uint32_t* r = rows.data();
+    size_t k = 0;
+    for (size_t i = 0; i < v.size(); ++i) {
+      out[k] = r[i];
+      k += static_cast<size_t>(above(x[i]) & below(x[i]));
+    }
+    hits = k;
+  };
   if (!lo.present) {
     if (!hi.present) {
       scan(any, any);
@@ -154,25 +267,27 @@ Bitmap NumberInterval(const Column& col, Bound lo, Bound hi) {
       scan(gt, lt);
     }
   }
+  hit.resize(hits);
   return Bitmap::Of(hit);
 }
 
 // Rows of a column whose number satisfies `op c`.
-Bitmap NumberMatch(const Column& col, ast::Op op, double c) {
+Bitmap NumberMatch(const Column& col, ast::Op op, double c,
+                   const std::shared_ptr<const Column>& owner) {
   Bound at{true, c, true}, below{true, c, false}, none;
   switch (op) {
     case ast::Op::kEq:
-      return NumberInterval(col, at, at);
+      return NumberInterval(col, at, at, owner);
     case ast::Op::kNe:
-      return col.rows(Kind::kNumber) - NumberInterval(col, at, at);
+      return col.rows(Kind::kNumber) - NumberInterval(col, at, at, owner);
     case ast::Op::kLt:
-      return NumberInterval(col, none, below);
+      return NumberInterval(col, none, below, owner);
     case ast::Op::kLe:
-      return NumberInterval(col, none, at);
+      return NumberInterval(col, none, at, owner);
     case ast::Op::kGt:
-      return NumberInterval(col, below, none);
+      return NumberInterval(col, below, none, owner);
     case ast::Op::kGe:
-      return NumberInterval(col, at, none);
+      return NumberInterval(col, at, none, owner);
     default:
       return Bitmap();
   }
@@ -180,7 +295,8 @@ Bitmap NumberMatch(const Column& col, ast::Op op, double c) {
 
 // Rows of one column (all its rows: the caller restricts to the candidate's rows) where
 // `value op c` is true, and the rows of c's JSON type (where the comparison is defined).
-void CompareColumn(const Column& col, ast::Op op, const Value& c, Bitmap* t, Bitmap* same_type) {
+void CompareColumn(const Column& col, ast::Op op, const Value& c, Bitmap* t, Bitmap* same_type,
+                   const std::shared_ptr<const Column>& owner = nullptr) {
   switch (c.kind()) {
     case ValueKind::kNull:
       *same_type = col.rows(Kind::kNull);
@@ -200,7 +316,7 @@ void CompareColumn(const Column& col, ast::Op op, const Value& c, Bitmap* t, Bit
     }
     case ValueKind::kNumber:
       *same_type = col.rows(Kind::kNumber);
-      *t = NumberMatch(col, op, c.as_number());
+      *t = NumberMatch(col, op, c.as_number(), owner);
       return;
     case ValueKind::kString: {
       *same_type = col.rows(Kind::kString);
@@ -243,7 +359,7 @@ TruthSet ComparePath(const ResolvedPath& p, ast::Op op, const Value& c, bool nee
   TruthSet out;
   for (const Candidate& cand : p.candidates) {
     Bitmap t, same;
-    CompareColumn(*cand.column, op, c, &t, &same);
+    CompareColumn(*cand.column, op, c, &t, &same, cand.owner);
     if (!cand.whole) {
       t &= cand.rows;
       same &= cand.rows;
@@ -259,7 +375,7 @@ TruthSet ComparePath(const ResolvedPath& p, ast::Op op, const Value& c, bool nee
 TruthSet RangePath(const ResolvedPath& p, Bound lo, Bound hi, bool need_f) {
   TruthSet out;
   for (const Candidate& cand : p.candidates) {
-    Bitmap t = NumberInterval(*cand.column, lo, hi);
+    Bitmap t = NumberInterval(*cand.column, lo, hi, cand.owner);
     if (!cand.whole) t &= cand.rows;
     if (need_f) {
       Bitmap same = cand.column->rows(Kind::kNumber);

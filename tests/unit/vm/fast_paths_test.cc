@@ -299,6 +299,38 @@ TEST(VmFastPaths, NumberRanges) {
   EXPECT_FALSE(Has(Check(ranges[14], *t, docs), "NumberRange"));
 }
 
+// A column of 70,000 numbers with 20,000 distinct values (no postings; equal values straddle
+// the bins): ranges go through the number bins (the VM's cache), single comparisons too.
+TEST(VmFastPaths, NumberRangesThroughBins) {
+  std::vector<Value> docs;
+  for (int i = 0; i < 70000; ++i) {
+    char id[32];
+    std::snprintf(id, sizeof(id), "b-%06d", i);
+    std::string t = std::to_string((i * 7919) % 20000) + "e-1";
+    if (i % 97 == 0) t = "\"12\"";  // a string
+    if (i % 101 == 0) t = "-0";     // -0 beside 0
+    std::string tags = i % 89 == 0 ? "\"u\":1" : "\"t\":" + t;
+    docs.push_back(Doc(std::string(R"({"deviceId":")") + id + R"(","tags":{)" + tags + "}}"));
+  }
+  SortDocs(&docs);
+  std::shared_ptr<const Table> t = Table::Build(docs, false);
+  const char* const conditions[] = {
+      "tags.t >= 20 AND tags.t < 25",
+      "tags.t > 20 AND tags.t <= 25",
+      "tags.t > -1 AND tags.t < 0.5",
+      "tags.t >= 0 AND tags.t <= 0",
+      "NOT (tags.t >= 100 AND tags.t < 1500)",
+      "tags.t >= 1999.9 AND tags.t < 5000",
+      "tags.t >= 5 AND tags.t < 1",
+      "tags.t < 3.3",
+      "tags.t >= 1000",
+      "tags.t = 1234.5",
+      "tags.t != 1234.5",
+      "NOT (tags.t > 7)",
+  };
+  for (const char* c : conditions) Check(c, *t, docs);
+}
+
 TEST(VmFastPaths, ResidualsOfOnePathByValue) {
   std::vector<Value> docs = NumberFleet();
   std::shared_ptr<const Table> t = Table::Build(docs, false);
