@@ -20,11 +20,12 @@ namespace api_internal {
 
 std::shared_ptr<const ConditionImpl::Compiled> ConditionImpl::ProgramFor(
     const index::Table& table) const {
-  uint64_t rows = table.live_count();
+  uint64_t rows = table.row_count();  // O(1), unlike live_count()
   {
     std::lock_guard<std::mutex> lock(mu_);
     // A program is correct on any table of its collection; only its term order comes from the
-    // statistics it was compiled with. Rebuild it when the table changed size by more than 2x.
+    // statistics it was compiled with. Rebuild it when the table's row count (live and
+    // deleted rows) changed by more than 2x.
     if (compiled_ != nullptr && rows <= 2 * compiled_->rows_at_compile + 16 &&
         compiled_->rows_at_compile <= 2 * rows + 16) {
       return compiled_;
