@@ -238,7 +238,7 @@ Bitmap NumberInterval(const Column& col, Bound lo, Bound hi,
     size_t k = 0;
     for (size_t i = 0; i < v.size(); ++i) {
       out[k] = r[i];
-      k += static_cast<size_t>(above(x[i]) & below(x[i]));
+      k += static_cast<size_t>(above(x[i])) & static_cast<size_t>(below(x[i]));
     }
     hits = k;
   };
