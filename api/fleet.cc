@@ -70,12 +70,22 @@ StatusOr<std::vector<std::string>> RowSet::Ids() const {
   });
 }
 
-void RowSet::ForEachImpl(Visit visit, void* ctx) const {
+Status RowSet::ForEachImpl(Visit visit, void* ctx) const {
   const index::Table& table = TableOf(*impl_);
-  for (uint32_t row : table.InIdOrderByRank(impl_->rows)) {
-    std::string_view module = table.modules() ? table.module_id(row) : std::string_view();
-    if (!visit(ctx, table.device_id(row), module)) return;
+  std::vector<uint32_t> order;
+  try {
+    order = table.InIdOrderByRank(impl_->rows);
+  } catch (const std::bad_alloc&) {
+    return Status(ErrorCode::kResourceExhausted, "out of memory");
+  } catch (...) {
+    return Status(ErrorCode::kInternal, "internal error while ordering the rows");
   }
+  // The callback runs outside the try: its own exceptions are the caller's.
+  for (uint32_t row : order) {
+    std::string_view module = table.modules() ? table.module_id(row) : std::string_view();
+    if (!visit(ctx, table.device_id(row), module)) break;
+  }
+  return Status();
 }
 
 // ---- Snapshot ----

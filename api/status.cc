@@ -46,7 +46,13 @@ std::string Status::ToString() const {
   return std::string(ErrorCodeName(code_)) + ": " + message_;
 }
 
-const char* Version() { return "0.1.0"; }
+// The header's version macros must follow project(twinq VERSION ...) in CMakeLists.txt.
+static_assert(TWINQ_VERSION_MAJOR == TWINQ_PROJECT_VERSION_MAJOR &&
+                  TWINQ_VERSION_MINOR == TWINQ_PROJECT_VERSION_MINOR &&
+                  TWINQ_VERSION_PATCH == TWINQ_PROJECT_VERSION_PATCH,
+              "include/twinq/twinq.h: the TWINQ_VERSION_* macros differ from the project version");
+
+const char* Version() { return TWINQ_PROJECT_VERSION; }
 
 namespace api_internal {
 

@@ -44,7 +44,7 @@ int main(int argc, char** argv) {
   }
   std::printf("%zu %s twins match\n", rows->size(),
               rows->collection() == twinq::Collection::kModules ? "module" : "device");
-  rows->ForEach([](std::string_view device_id, std::string_view module_id) {
+  twinq::Status walked = rows->ForEach([](std::string_view device_id, std::string_view module_id) {
     if (module_id.empty()) {
       std::printf("%.*s\n", static_cast<int>(device_id.size()), device_id.data());
     } else {
@@ -52,5 +52,9 @@ int main(int argc, char** argv) {
                   static_cast<int>(module_id.size()), module_id.data());
     }
   });
+  if (!walked.ok()) {
+    std::fprintf(stderr, "%s\n", walked.ToString().c_str());
+    return 1;
+  }
   return 0;
 }

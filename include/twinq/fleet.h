@@ -59,11 +59,13 @@ class RowSet {
 
   // Calls f(device_id, module_id) for every row in order (module_id is empty for device twins).
   // f returns void, or bool (false stops the iteration). The views are valid during the call.
+  // An error (out of memory while ordering the rows) is returned before f is first called; an
+  // exception thrown by f itself propagates to the caller.
   template <class F>
-  void ForEach(F&& f) const {
-    ForEachImpl(
+  Status ForEach(F&& f) const {
+    return ForEachImpl(
         [](void* ctx, std::string_view device, std::string_view module) -> bool {
-          F& fn = *static_cast<std::remove_reference_t<F>*>(ctx);
+          auto& fn = *static_cast<std::remove_reference_t<F>*>(ctx);
           if constexpr (std::is_same_v<decltype(fn(device, module)), void>) {
             fn(device, module);
             return true;
@@ -77,7 +79,7 @@ class RowSet {
  private:
   friend class Condition;
   using Visit = bool (*)(void* ctx, std::string_view device, std::string_view module);
-  void ForEachImpl(Visit visit, void* ctx) const;
+  Status ForEachImpl(Visit visit, void* ctx) const;
   explicit RowSet(std::shared_ptr<const api_internal::RowSetImpl> impl);
   std::shared_ptr<const api_internal::RowSetImpl> impl_;
 };
@@ -147,7 +149,8 @@ class Fleet {
   // Writes the whole fleet (documents + index) to an index file; returns its size in bytes.
   StatusOr<size_t> SaveIndex(const std::string& path) const;
 
-  // The current version. Never blocks.
+  // The current version. Never blocks. (Out of memory, its only failure, gives an empty
+  // snapshot.)
   Snapshot snapshot() const;
 
   // Applies a batch atomically: every change succeeds and one new version is published (its

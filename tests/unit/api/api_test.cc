@@ -185,9 +185,11 @@ TEST(ApiConditions, IdsEqualTheInternalEngineOnAGeneratedFleet) {
     EXPECT_EQ(rows->size(), want.size());
     EXPECT_EQ(rows->snapshot_version(), snap.version());
     std::vector<std::string> visited;
-    rows->ForEach([&](std::string_view d, std::string_view m) {
-      visited.push_back(m.empty() ? std::string(d) : std::string(d) + "/" + std::string(m));
-    });
+    EXPECT_TRUE(rows->ForEach([&](std::string_view d, std::string_view m) {
+                      visited.push_back(m.empty() ? std::string(d)
+                                                  : std::string(d) + "/" + std::string(m));
+                    })
+                    .ok());
     EXPECT_EQ(visited, want) << cond;
   }
   EXPECT_GE(nonempty, 7u);
@@ -199,7 +201,7 @@ TEST(ApiConditions, ForEachStopsWhenTheCallbackReturnsFalse) {
   ASSERT_TRUE(rows.ok());
   ASSERT_GT(rows->size(), 3u);
   int seen = 0;
-  rows->ForEach([&](std::string_view, std::string_view) { return ++seen < 3; });
+  EXPECT_TRUE(rows->ForEach([&](std::string_view, std::string_view) { return ++seen < 3; }).ok());
   EXPECT_EQ(seen, 3);
 }
 
