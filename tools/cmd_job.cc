@@ -52,7 +52,8 @@ constexpr const char* kUsage =
     "  --max-time S         maxExecutionTimeInSeconds (default 3600)\n"
     "  --max-active N       max active jobs (default 10)\n"
     "  --no-charset-rule    do not apply the Jobs property character rule\n"
-    "  --clock TIME         run on a fake clock starting at TIME (virtual time: deterministic)\n"
+    "  --clock TIME         run on a fake clock starting at TIME (virtual time: deterministic;\n"
+    "                       method jobs then call one device at a time)\n"
     "  --progress | --no-progress   force the progress bar on or off (default: stderr is a tty)\n"
     "simulation options (schedule-method, run):\n"
     "  --sim-latency MS[-MS]  device latency, fixed or uniform in a range (default 0)\n"
@@ -412,7 +413,8 @@ int CmdJob(const Args& args) {
 
   jobs::SimulatedDevices devices(*clock, o.sim);
   jobs::JobManagerOptions jo;
-  jo.device_concurrency = o.concurrency;
+  // On a fake clock devices run one at a time, so that virtual time is deterministic.
+  jo.device_concurrency = fake ? 1 : o.concurrency;
   jo.twin_batch_size = o.batch;
   jo.max_active_jobs = o.max_active;
   jo.validation.job_property_charset = o.charset;

@@ -1075,7 +1075,11 @@ jobs::JobManager& Repl::Jobs() {
   if (!jobs_) {
     jobs::Clock& clock = job_clock_ ? static_cast<jobs::Clock&>(*job_clock_) : jobs::DefaultClock();
     if (!job_devices_) job_devices_ = std::make_unique<jobs::SimulatedDevices>(clock);
-    jobs_ = std::make_unique<jobs::JobManager>(*fleet_, clock, job_devices_.get());
+    jobs::JobManagerOptions options;
+    // On a fake clock devices run one at a time, so that virtual time (and every timestamp) is
+    // deterministic.
+    if (job_clock_) options.device_concurrency = 1;
+    jobs_ = std::make_unique<jobs::JobManager>(*fleet_, clock, job_devices_.get(), options);
   }
   return *jobs_;
 }
