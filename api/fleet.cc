@@ -112,7 +112,10 @@ StatusOr<std::string> Snapshot::TwinJson(std::string_view device_id,
     std::optional<uint32_t> row = t.FindRow(device_id, module_id);
     if (!row) {
       std::string who(device_id);
-      if (!module_id.empty()) who += "/" + std::string(module_id);
+      if (!module_id.empty()) {  // push_back + append: GCC 12 -O3 misreports "/" + string
+        who.push_back('/');
+        who.append(module_id);
+      }
       return Status(ErrorCode::kNotFound, "no twin " + who);
     }
     return t.doc_json(*row);

@@ -279,6 +279,7 @@ Expected<Value> JobManager::Schedule(JobRequest request) {
 Value JobManager::ResponseLocked(const JobState& job) const {
   const JobRequest& r = job.request;
   Object o;
+  o.reserve(16);  // also keeps GCC 12 -O3 from a false -Warray-bounds on the first emplace
   o.emplace_back("jobId", Value::String(r.job_id));
   o.emplace_back("queryCondition", Value::String(r.query_condition));
   o.emplace_back("createdTime", Value::String(FormatTime(job.created)));
@@ -313,6 +314,7 @@ Value JobManager::ResponseLocked(const JobState& job) const {
 Value JobManager::RecordLocked(const JobState& job, size_t index) const {
   const DeviceRecord& rec = job.records[index];
   Object o;
+  o.reserve(16);  // also keeps GCC 12 -O3 from a false -Warray-bounds on the first emplace
   o.emplace_back("deviceId", Value::String(std::string(job.DeviceId(index))));
   if (job.modules) o.emplace_back("moduleId", Value::String(std::string(job.ModuleId(index))));
   o.emplace_back("jobId", Value::String(job.request.job_id));
@@ -337,6 +339,7 @@ Value JobManager::RecordLocked(const JobState& job, size_t index) const {
   o.emplace_back("outcome", Value::MakeObject({{"deviceMethodResponse", response}}));
   if (d != nullptr && !d->error_code.empty()) {
     Object e;
+    e.reserve(3);
     e.emplace_back("code", Value::String(d->error_code));
     if (d->error_number != 0) e.emplace_back("errorCode", Value::Number(d->error_number));
     e.emplace_back("description", Value::String(d->error_description));
