@@ -116,35 +116,41 @@ std::string IdOf(const Value& doc, const char* key) {
   return v != nullptr && v->is_string() ? v->as_string() : std::string();
 }
 
+// The entry of one value (its kind and payload; members are entries of their own).
+FlatEntry EntryOf(const Value& value) {
+  FlatEntry e;
+  switch (value.kind()) {
+    case ValueKind::kUndefined:
+    case ValueKind::kNull:
+      e.kind = Kind::kNull;
+      break;
+    case ValueKind::kBool:
+      e.kind = value.as_bool() ? Kind::kTrue : Kind::kFalse;
+      break;
+    case ValueKind::kNumber:
+      e.kind = Kind::kNumber;
+      e.number = value.as_number();
+      break;
+    case ValueKind::kString:
+      e.kind = Kind::kString;
+      e.string = value.as_string();
+      break;
+    case ValueKind::kArray:
+      e.kind = Kind::kArray;
+      e.length = static_cast<uint32_t>(value.as_array().size());
+      break;
+    case ValueKind::kObject:
+      e.kind = Kind::kObject;
+      break;
+  }
+  return e;
+}
+
 void FlattenInto(const Value& v, ColumnPath* path, std::vector<FlatEntry>* out) {
   auto visit = [&](const Value& value) {
-    FlatEntry e;
+    if (value.is_undefined()) return;
+    FlatEntry e = EntryOf(value);
     e.path = *path;
-    switch (value.kind()) {
-      case ValueKind::kUndefined:
-        return;
-      case ValueKind::kNull:
-        e.kind = Kind::kNull;
-        break;
-      case ValueKind::kBool:
-        e.kind = value.as_bool() ? Kind::kTrue : Kind::kFalse;
-        break;
-      case ValueKind::kNumber:
-        e.kind = Kind::kNumber;
-        e.number = value.as_number();
-        break;
-      case ValueKind::kString:
-        e.kind = Kind::kString;
-        e.string = value.as_string();
-        break;
-      case ValueKind::kArray:
-        e.kind = Kind::kArray;
-        e.length = static_cast<uint32_t>(value.as_array().size());
-        break;
-      case ValueKind::kObject:
-        e.kind = Kind::kObject;
-        break;
-    }
     out->push_back(std::move(e));
     if (value.is_array() || value.is_object()) FlattenInto(value, path, out);
   };
@@ -182,36 +188,6 @@ void AppendKeyStep(std::string* key, bool is_index, std::string_view name, uint3
     key->push_back(':');
     key->append(name);
   }
-}
-
-// The entry of one value (its kind and payload; members are entries of their own).
-FlatEntry EntryOf(const Value& value) {
-  FlatEntry e;
-  switch (value.kind()) {
-    case ValueKind::kUndefined:
-    case ValueKind::kNull:
-      e.kind = Kind::kNull;
-      break;
-    case ValueKind::kBool:
-      e.kind = value.as_bool() ? Kind::kTrue : Kind::kFalse;
-      break;
-    case ValueKind::kNumber:
-      e.kind = Kind::kNumber;
-      e.number = value.as_number();
-      break;
-    case ValueKind::kString:
-      e.kind = Kind::kString;
-      e.string = value.as_string();
-      break;
-    case ValueKind::kArray:
-      e.kind = Kind::kArray;
-      e.length = static_cast<uint32_t>(value.as_array().size());
-      break;
-    case ValueKind::kObject:
-      e.kind = Kind::kObject;
-      break;
-  }
-  return e;
 }
 
 // The rows of one column that a batch changes, and their new entries (rows ascending).
