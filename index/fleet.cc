@@ -18,6 +18,7 @@
 #include <utility>
 
 #include "index/column_codec.h"
+#include "index/twin_splice.h"
 
 namespace twinq::index {
 
@@ -145,6 +146,94 @@ std::string Who(const std::string& device, const std::string& module) {
   return module.empty() ? fmt::format("'{}'", device) : fmt::format("'{}/{}'", device, module);
 }
 
+// The patch fast path (twin_splice.h): `m` (a kPatch) applied to the stored document `json`
+// through a partial twin of only the sections the patch can change. nullopt: the fast path
+// declines (a section it needs is missing or not an object, the document does not scan, or the
+// patch fails: the whole-document path then reports the error in its own words). A Change with
+// an empty `json`: the patch changes nothing.
+std::optional<Change> SplicedPatch(std::string_view json, const Mutation& m,
+                                   const PatchOptions& options) {
+  if (!m.patch.is_object()) return std::nullopt;
+  bool wants_tags = m.patch.Find("tags") != nullptr;
+  bool wants_desired = m.patch.Find("properties") != nullptr;
+  std::optional<TwinSections> sec = ScanTwinSections(json, wants_tags, wants_desired);
+  if (!sec || !sec->etag.found() || !sec->version.found()) return std::nullopt;
+  auto is_object = [&](const JsonSpan& span) { return span.found() && json[span.begin] == '{'; };
+  if (wants_tags && !is_object(sec->tags)) return std::nullopt;
+  if (wants_desired && !is_object(sec->desired)) return std::nullopt;
+  auto parse = [&](const JsonSpan& span) -> Expected<Value> {
+    std::string_view text = span.in(json);
+    // The usual etag and version, without the JSON parser: a string without escapes, digits.
+    if (text.size() >= 2 && text.front() == '"' && text.back() == '"' &&
+        text.find_first_of("\\\"", 1) == text.size() - 1) {
+      bool plain = true;
+      for (char ch : text) plain = plain && static_cast<unsigned char>(ch) >= 0x20;
+      if (plain) return Value::String(std::string(text.substr(1, text.size() - 2)));
+    }
+    if (!text.empty() && text.size() <= 15 &&
+        text.find_first_not_of("0123456789") == std::string_view::npos &&
+        (text[0] != '0' || text.size() == 1)) {
+      int64_t n = 0;
+      for (char ch : text) n = n * 10 + (ch - '0');
+      return Value::Number(static_cast<double>(n));
+    }
+    return ParseJson(text, "stored twin");
+  };
+  Object members;
+  members.reserve(6);
+  members.emplace_back("deviceId", Value::String(m.device_id));
+  if (!m.module_id.empty()) members.emplace_back("moduleId", Value::String(m.module_id));
+  for (auto [name, span] : {std::pair<const char*, JsonSpan>{"etag", sec->etag},
+                            {"version", sec->version},
+                            {"tags", wants_tags ? sec->tags : JsonSpan{}}}) {
+    if (!span.found()) continue;
+    Expected<Value> v = parse(span);
+    if (!v.ok()) return std::nullopt;
+    members.emplace_back(name, std::move(v.value()));
+  }
+  if (wants_desired) {
+    Expected<Value> desired = parse(sec->desired);
+    if (!desired.ok()) return std::nullopt;
+    Object props;
+    props.emplace_back("desired", std::move(desired.value()));
+    members.emplace_back("properties", Value::MakeObject(std::move(props)));
+  }
+  Value before = Value::MakeObject(std::move(members));
+  Expected<PatchResult> r = ApplyTwinPatch(before, m.patch, m.if_match, options);
+  if (!r.ok()) return std::nullopt;
+  Change c;
+  if (!r->changed) return c;
+  const Value& after = r->twin;
+  const Value* etag = after.Find("etag");
+  const Value* version = after.Find("version");
+  const Value* tags = after.Find("tags");
+  const Value* props = after.Find("properties");
+  const Value* desired = props != nullptr ? props->Find("desired") : nullptr;
+  if (etag == nullptr || version == nullptr || (r->tags_changed && tags == nullptr) ||
+      (r->desired_changed && desired == nullptr)) {
+    return std::nullopt;  // cannot happen: a patch keeps these members
+  }
+  std::string new_etag = ToJson(*etag), new_version = ToJson(*version), new_tags, new_desired;
+  std::vector<std::pair<JsonSpan, std::string_view>> splices = {{sec->etag, new_etag},
+                                                                {sec->version, new_version}};
+  if (r->tags_changed) {
+    new_tags = ToJson(*tags);
+    splices.emplace_back(sec->tags, new_tags);
+  }
+  if (r->desired_changed) {
+    new_desired = ToJson(*desired);
+    splices.emplace_back(sec->desired, new_desired);
+  }
+  c.kind = Change::Kind::kUpsert;
+  c.device_id = m.device_id;
+  c.module_id = m.module_id;
+  c.json = SpliceJson(json, std::move(splices));
+  c.doc = after;
+  c.partial = true;
+  c.partial_before = std::move(before);
+  return c;
+}
+
 }  // namespace
 
 std::string NowTimestamp() {
@@ -208,8 +297,21 @@ Expected<uint64_t> Fleet::Apply(const std::vector<Mutation>& batch, const std::s
   auto current = [&](const std::string& device, const std::string& module) -> const Value* {
     std::string key = KeyOf(device, module);
     if (auto it = touched.find(key); it != touched.end()) {
-      const Change& c = changes_of(it->second.first)[it->second.second];
-      return c.kind == Change::Kind::kDelete ? nullptr : &c.doc;
+      Change& c = changes_of(it->second.first)[it->second.second];
+      if (c.kind == Change::Kind::kDelete) return nullptr;
+      if (c.partial) {
+        // A spliced patch touched this twin earlier in the batch: from here on the twin goes the
+        // whole-document way (its stored document becomes the row's old document).
+        const Table& t = module.empty() ? *cur->devices : *cur->modules;
+        std::optional<uint32_t> row = t.FindRow(device, module);
+        Expected<Value> doc = ParseJson(c.json, "patched twin");
+        if (!row || !doc.ok()) return nullptr;  // cannot happen: the splice parsed it
+        c.before = &originals.emplace(key, t.Document(*row)).first->second;
+        c.doc = std::move(doc.value());
+        c.partial = false;
+        c.partial_before = Value();
+      }
+      return &c.doc;
     }
     if (auto it = originals.find(key); it != originals.end()) return &it->second;
     const Table& t = module.empty() ? *cur->devices : *cur->modules;
@@ -293,6 +395,20 @@ Expected<uint64_t> Fleet::Apply(const std::vector<Mutation>& batch, const std::s
       }
       case Mutation::Kind::kPatch:
       case Mutation::Kind::kReplace: {
+        if (m.kind == Mutation::Kind::kPatch && splice_patches_.load(std::memory_order_relaxed)) {
+          std::string key = KeyOf(m.device_id, m.module_id);
+          if (touched.find(key) == touched.end() && originals.find(key) == originals.end()) {
+            const Table& t = m.module_id.empty() ? *cur->devices : *cur->modules;
+            std::optional<uint32_t> row = t.FindRow(m.device_id, m.module_id);
+            if (!row) return fail(fmt::format("no twin {}", Who(m.device_id, m.module_id)));
+            std::optional<Change> c = SplicedPatch(t.doc_json(*row), m, options);
+            if (c) {
+              spliced_patches_.fetch_add(1, std::memory_order_relaxed);
+              if (!c->json.empty()) record(std::move(*c));  // empty: nothing changed
+              break;
+            }
+          }
+        }
         const Value* doc = current(m.device_id, m.module_id);
         if (doc == nullptr) {
           return fail(fmt::format("no twin {}", Who(m.device_id, m.module_id)));

@@ -67,6 +67,12 @@ class Fleet {
   // nothing changes and the first error is returned (naming the mutation's position and twin).
   // `now` is written to $lastUpdated by patches (index::FormatTimestamp).
   Expected<uint64_t> Apply(const std::vector<Mutation>& batch, const std::string& now);
+  // Patches (kPatch) of a twin not yet touched by the batch go through the splice fast path
+  // (twin_splice.h) unless this is switched off; off, every patch parses, patches and prints the
+  // whole twin (the oracle of the fast path; the results are the same, byte for byte).
+  void set_splice_patches(bool on) { splice_patches_.store(on, std::memory_order_relaxed); }
+  // Patches applied through the splice path so far (tests and benchmarks check it is taken).
+  uint64_t spliced_patches() const { return spliced_patches_.load(std::memory_order_relaxed); }
   // Single-twin conveniences over Apply.
   Expected<uint64_t> Upsert(Value doc);
   Expected<uint64_t> Delete(const std::string& device_id, const std::string& module_id = "");
@@ -89,6 +95,8 @@ class Fleet {
 
   std::atomic<std::shared_ptr<const FleetState>> state_;
   std::mutex writer_;
+  std::atomic<bool> splice_patches_{true};
+  std::atomic<uint64_t> spliced_patches_{0};
 };
 
 // The live documents of a snapshot, parsed, in id order (the input of the reference engine).

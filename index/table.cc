@@ -205,6 +205,10 @@ class RowDiff {
       : row_(row), touched_(touched) {}
 
   void Documents(const Value* before, const Value* after) {
+    if (before != nullptr && after != nullptr && before->is_object() && after->is_object() &&
+        &before->as_object() == &after->as_object()) {
+      return;
+    }
     if (before != nullptr || after != nullptr) Children(before, after);
   }
 
@@ -243,6 +247,12 @@ class RowDiff {
     }
     bool same_shape = b != nullptr && a != nullptr &&
                       ((b->is_object() && a->is_object()) || (b->is_array() && a->is_array()));
+    // A patched twin shares every unchanged subtree with the twin it came from (twin_patch.h):
+    // the same storage holds the same members, so there is nothing below to compare.
+    if (same_shape &&
+        (b->is_object() ? &b->as_object() == &a->as_object() : &b->as_array() == &a->as_array())) {
+      return;
+    }
     if (same_shape) {
       Children(b, a);
     } else {
@@ -548,6 +558,10 @@ Expected<std::shared_ptr<const Table>> Table::WithChanges(
   // column (rows ascending, as `final` is ordered by row).
   std::unordered_map<std::string, Touch> touched;
   for (const auto& [row, change] : final) {
+    if (change->partial) {
+      RowDiff(row, &touched).Documents(&change->partial_before, &change->doc);
+      continue;
+    }
     Value parsed;
     const Value* before = nullptr;
     if (row < row_count_ && live_.Contains(row)) {
@@ -608,7 +622,7 @@ Expected<std::shared_ptr<const Table>> Table::WithChanges(
     DocChunk* chunk = &t->WritableChunk(row, &slot);
     bool was_live = row < row_count_ && live_.Contains(row);
     if (change->kind == Change::Kind::kUpsert) {
-      chunk->json[slot] = ToJson(change->doc);
+      chunk->json[slot] = change->json.empty() ? ToJson(change->doc) : change->json;
       chunk->device_id[slot] = change->device_id;
       chunk->module_id[slot] = change->module_id;
       if (!was_live) {

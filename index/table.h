@@ -50,6 +50,15 @@ struct Change {
   // Optional: the document the row holds in the table the change is applied to, when the caller
   // has it parsed already (it is then not parsed again). Must be exactly that document.
   const Value* before = nullptr;
+  // Optional, kUpsert: the document's JSON text, exactly ToJson(doc) of the whole new twin, so
+  // it is not printed again.
+  std::string json;
+  // The patch fast path (fleet.cc, twin_splice.h): `doc` and `partial_before` are the same
+  // members (etag, version, tags, ...) of the new and of the stored twin, every other member
+  // being equal in both; the index diffs those, and stores `json` (required) as the document.
+  // Only for a key the table holds (live).
+  bool partial = false;
+  Value partial_before;
 };
 
 class Table;

@@ -982,7 +982,13 @@ Expected<Value> ParseJson(std::string_view text, std::string_view name) {
   text = StripBom(text);
   simdjson::padded_string padded(text);
   std::string_view view(padded.data(), padded.size());
-  dom::parser parser;
+  // Small texts (twin documents and patches, parsed once per write) reuse one parser per thread
+  // instead of allocating its buffers every time; large ones get their own, so no thread keeps a
+  // huge buffer. The Converter below does not parse JSON, so the reuse is never re-entered.
+  constexpr size_t kReusedParserBytes = 64 * 1024;
+  thread_local dom::parser reused;
+  dom::parser own;
+  dom::parser& parser = text.size() <= kReusedParserBytes ? reused : own;
   dom::element root;
   simdjson::error_code code = parser.parse(padded).get(root);
   if (code != simdjson::SUCCESS) {

@@ -882,8 +882,11 @@ std::string Describe(const std::vector<Mutation>& batch) {
   return out;
 }
 
-void RunRandomUpdates(uint64_t seed, size_t batches, const FleetSpec& spec) {
-  SCOPED_TRACE(fmt::format("seed {}", seed));
+// `splice`: patches take the splice fast path (Fleet::set_splice_patches; the default) or the
+// whole-document path. Either way the fleet must agree with the shadow model, whose patches are
+// ApplyTwinPatch on whole documents.
+void RunRandomUpdates(uint64_t seed, size_t batches, const FleetSpec& spec, bool splice = true) {
+  SCOPED_TRACE(fmt::format("seed {}, splice {}", seed, splice));
   RandomTwins r(seed);
   TwinSet initial = Split(GenerateFleetValues(spec));
   // A few hand-written twins beside the generated ones.
@@ -893,6 +896,8 @@ void RunRandomUpdates(uint64_t seed, size_t batches, const FleetSpec& spec) {
   });
   Shadow shadow = ShadowOf(initial);
   auto fleet = std::make_unique<Fleet>(initial);
+  fleet->set_splice_patches(splice);
+  uint64_t spliced = 0;
   Snapshot first = fleet->snapshot();
   Shadow first_shadow = shadow;
   ASSERT_TRUE(CheckSnapshot(first, ShadowTwins(shadow)));
@@ -931,7 +936,9 @@ void RunRandomUpdates(uint64_t seed, size_t batches, const FleetSpec& spec) {
       EXPECT_EQ((*loaded)->Serialize(), bytes);
       EXPECT_EQ((*loaded)->snapshot().version(), after.version());
       ASSERT_TRUE(CheckSnapshot((*loaded)->snapshot(), ShadowTwins(shadow)));
+      spliced += fleet->spliced_patches();
       fleet = std::move(loaded.value());
+      fleet->set_splice_patches(splice);
       ++loads;
     }
   }
@@ -940,6 +947,12 @@ void RunRandomUpdates(uint64_t seed, size_t batches, const FleetSpec& spec) {
   EXPECT_GT(failed, 0u);
   EXPECT_GT(loads, 0u);
   EXPECT_GT(mutations, batches);
+  spliced += fleet->spliced_patches();
+  if (splice) {
+    EXPECT_GT(spliced, 0u) << "no patch took the splice path";
+  } else {
+    EXPECT_EQ(spliced, 0u);
+  }
 }
 
 TEST(IndexOracleTest, RandomUpdatesAgreeWithShadowModel) {
@@ -951,6 +964,19 @@ TEST(IndexOracleTest, RandomUpdatesAgreeWithShadowModel) {
   for (uint64_t seed : {1, 2, 3}) {
     spec.seed = seed;
     RunRandomUpdates(seed, 40, spec);
+    if (HasFatalFailure()) return;
+  }
+}
+
+TEST(IndexOracleTest, RandomUpdatesWithoutTheSpliceFastPath) {
+  FleetSpec spec;
+  spec.devices = 30;
+  spec.module_share = 0.3;
+  spec.optional_tag_share = 0.5;
+  spec.array_tag_share = 0.5;
+  for (uint64_t seed : {1, 2, 3}) {
+    spec.seed = seed;
+    RunRandomUpdates(seed, 40, spec, /*splice=*/false);
     if (HasFatalFailure()) return;
   }
 }

@@ -1,0 +1,240 @@
+// The patch fast path (index/twin_splice.h): the scanner and splicer on their own, and the fleet
+// with the fast path on against the same fleet with it off (the whole-document oracle), byte for
+// byte, on hand-picked sequences that reach every branch: a twin patched twice in one batch, a
+// patched device deleted with its modules, module twins, errors, If-Match, missing sections,
+// no-op patches and documents the scanner refuses. index_oracle_test.cc runs the random
+// sequences both ways against its shadow model.
+#include "index/twin_splice.h"
+
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "engine/common/json_reader.h"
+#include "engine/common/value.h"
+#include "index/fleet.h"
+#include "index/table.h"
+
+namespace twinq::index {
+
+::testing::AssertionResult CheckTableAgainstDocuments(const Table& table,
+                                                      const std::vector<Value>& docs);
+
+namespace {
+
+Value J(std::string_view text) {
+  Expected<Value> v = ParseJson(text, "test");
+  EXPECT_TRUE(v.ok()) << text;
+  return v.ok() ? *v : Value();
+}
+
+std::string Span(std::string_view json, const JsonSpan& s) {
+  return s.found() ? std::string(s.in(json)) : "<absent>";
+}
+
+TEST(TwinSpliceTest, FindsTheSections) {
+  std::string doc =
+      R"({"deviceId":"d","etag":"AAAAAAAAAAE=","version":3,"tags":{"a":{"b":[1,"}"]}},)"
+      R"("properties":{"desired":{"x":"q\"}","$version":2},"reported":{"y":1}},"z":null})";
+  auto s = ScanTwinSections(doc);
+  ASSERT_TRUE(s.has_value());
+  EXPECT_EQ(Span(doc, s->etag), R"("AAAAAAAAAAE=")");
+  EXPECT_EQ(Span(doc, s->version), "3");
+  EXPECT_EQ(Span(doc, s->tags), R"({"a":{"b":[1,"}"]}})");
+  EXPECT_EQ(Span(doc, s->desired), R"({"x":"q\"}","$version":2})");
+  // Not asking for a section: it is not looked for.
+  auto t = ScanTwinSections(doc, /*tags=*/true, /*desired=*/false);
+  ASSERT_TRUE(t.has_value());
+  EXPECT_FALSE(t->desired.found());
+  EXPECT_EQ(Span(doc, t->tags), R"({"a":{"b":[1,"}"]}})");
+}
+
+TEST(TwinSpliceTest, WhitespaceAndMissingMembers) {
+  std::string doc = " { \"deviceId\" : \"d\" ,\n \"tags\" :\t{ } , \"properties\" : { } } ";
+  auto s = ScanTwinSections(doc);
+  ASSERT_TRUE(s.has_value());
+  EXPECT_FALSE(s->etag.found());
+  EXPECT_FALSE(s->version.found());
+  EXPECT_FALSE(s->desired.found());
+  EXPECT_EQ(Span(doc, s->tags), "{ }");
+  auto e = ScanTwinSections("{}");
+  ASSERT_TRUE(e.has_value());
+  EXPECT_FALSE(e->tags.found());
+}
+
+TEST(TwinSpliceTest, RefusesWhatItCannotVouchFor) {
+  for (const char* bad : {
+           "",
+           "[]",
+           "\"x\"",
+           "{",
+           "{\"a\":}",
+           "{\"a\" 1}",
+           "{\"a\":1,}",
+           "{\"a\":1} x",
+           R"({"t\u0061gs":{},"etag":"e","version":1})",        // an escaped key
+           R"({"etag":"e","etag":"f","version":1,"tags":{}})",  // a repeated key
+           R"({"etag":"e","version":1,"properties":{"desired":{},"desired":{}}})",
+           R"({"etag":"e","version":1,"tags":{"a":"unterminated})",  // unbalanced
+           R"({"etag":"e","version":1,"tags":{"a":[1,2}})",
+       }) {
+    EXPECT_FALSE(ScanTwinSections(bad).has_value()) << bad;
+  }
+  // The scan stops once it has everything: what follows is not read.
+  auto s = ScanTwinSections(R"({"etag":"e","version":1,"tags":{}, this is not JSON)", true, false);
+  ASSERT_TRUE(s.has_value());
+  EXPECT_EQ(s->tags.end, s->tags.begin + 2);
+}
+
+TEST(TwinSpliceTest, EscapedQuotesAndBackslashesInStrings) {
+  std::string doc =
+      R"({"etag":"a\\","version":1,"tags":{"k":"\\\"}\\"},"properties":{"desired":{}}})";
+  auto s = ScanTwinSections(doc);
+  ASSERT_TRUE(s.has_value());
+  EXPECT_EQ(Span(doc, s->etag), R"("a\\")");
+  EXPECT_EQ(Span(doc, s->tags), R"({"k":"\\\"}\\"})");
+  EXPECT_EQ(Span(doc, s->desired), "{}");
+}
+
+TEST(TwinSpliceTest, SpliceReplacesSpansInAnyOrder) {
+  std::string text = "0123456789";
+  EXPECT_EQ(SpliceJson(text, {{JsonSpan{7, 9}, "X"}, {JsonSpan{1, 2}, "abc"}}), "0abc23456X9");
+  EXPECT_EQ(SpliceJson(text, {}), text);
+  EXPECT_EQ(SpliceJson(text, {{JsonSpan{0, 10}, ""}}), "");
+}
+
+// ---- the fleet, fast path against the whole-document path ---------------------------------
+
+constexpr const char* kFleet = R"(
+{"deviceId":"a","etag":"AAAAAAAAAAI=","version":2,"status":"enabled","tags":{"floor":3,"loc":{"b":"43"}},"properties":{"desired":{"t":1,"$metadata":{"$lastUpdated":"2024-01-01T00:00:00.0000000Z","$lastUpdatedVersion":1,"t":{"$lastUpdated":"2024-01-01T00:00:00.0000000Z","$lastUpdatedVersion":1}},"$version":1},"reported":{"r":[1,2],"$version":4}},"capabilities":{"iotEdge":false}}
+{"deviceId":"b","etag":"AAAAAAAAAAE=","version":1,"tags":{"x":"é \"q\""},"properties":{"reported":{}}}
+{"deviceId":"c","tags":{"x":1}}
+{"deviceId":"d","etag":"AAAAAAAAAAE=","version":1,"tags":[1,2],"properties":{"desired":{}}}
+{"deviceId":"e","etag":"AAAAAAAAAAE=","version":1,"tags":{},"properties":{"desired":{"$version":1}}}
+{"deviceId":"a","moduleId":"m1","etag":"AAAAAAAAAAE=","version":1,"tags":{"k":"v"},"properties":{"desired":{"$version":1},"reported":{}}}
+{"deviceId":"a","moduleId":"m2","etag":"AAAAAAAAAAE=","version":1,"tags":{},"properties":{"desired":{"$version":1}}}
+)";
+
+Mutation PatchOf(std::string device, std::string module, std::string_view patch,
+                 std::string if_match = "*") {
+  Mutation m;
+  m.kind = Mutation::Kind::kPatch;
+  m.device_id = std::move(device);
+  m.module_id = std::move(module);
+  m.patch = J(patch);
+  m.if_match = std::move(if_match);
+  return m;
+}
+
+Mutation DeleteOf(std::string device) {
+  Mutation m;
+  m.kind = Mutation::Kind::kDelete;
+  m.device_id = std::move(device);
+  return m;
+}
+
+// Every document of a table, in row order ("" for deleted rows).
+std::vector<std::string> Docs(const Table& t) {
+  std::vector<std::string> out;
+  for (uint32_t row = 0; row < t.row_count(); ++row) out.emplace_back(t.doc_json(row));
+  return out;
+}
+
+std::vector<Value> LiveDocs(const Table& t) {
+  std::vector<Value> out;
+  for (uint32_t row : t.order()) out.push_back(t.Document(row));
+  return out;
+}
+
+// Applies each batch to a fleet with the fast path and one without; both must give the same
+// outcome (version or the same error message), the same documents and columns that agree with
+// them. Returns how many patches took the splice path.
+uint64_t ExpectSameBoth(const std::vector<std::vector<Mutation>>& batches) {
+  Fleet fast, slow;
+  EXPECT_TRUE(fast.LoadTwinsText(kFleet, "fleet").ok());
+  EXPECT_TRUE(slow.LoadTwinsText(kFleet, "fleet").ok());
+  slow.set_splice_patches(false);
+  for (size_t b = 0; b < batches.size(); ++b) {
+    SCOPED_TRACE(fmt::format("batch {}", b));
+    std::string now = FormatTimestamp(17'000'000'000'000'000 + static_cast<int64_t>(b));
+    Expected<uint64_t> f = fast.Apply(batches[b], now);
+    Expected<uint64_t> s = slow.Apply(batches[b], now);
+    EXPECT_EQ(f.ok(), s.ok());
+    if (f.ok() && s.ok()) {
+      EXPECT_EQ(*f, *s);
+    } else if (!f.ok() && !s.ok()) {
+      EXPECT_EQ(f.error().message, s.error().message);
+    }
+    for (bool modules : {false, true}) {
+      const Table& ft = modules ? fast.snapshot().modules() : fast.snapshot().devices();
+      const Table& st = modules ? slow.snapshot().modules() : slow.snapshot().devices();
+      EXPECT_EQ(Docs(ft), Docs(st));
+      EXPECT_TRUE(CheckTableAgainstDocuments(ft, LiveDocs(ft)));
+    }
+  }
+  EXPECT_EQ(slow.spliced_patches(), 0u);
+  return fast.spliced_patches();
+}
+
+TEST(TwinSpliceFleetTest, TagsAndDesiredPatches) {
+  uint64_t spliced = ExpectSameBoth({
+      {PatchOf("a", "", R"({"tags":{"floor":4,"loc":{"b":null,"c":[1]},"new":"n"}})")},
+      {PatchOf("a", "", R"({"properties":{"desired":{"t":null,"u":{"v":1}}}})")},
+      {PatchOf("a", "", R"({"tags":{"floor":4},"properties":{"desired":{"u":{"v":2}}}})")},
+      {PatchOf("b", "", R"({"tags":{"x":"y"}})")},
+      {PatchOf("a", "m1", R"({"tags":{"k":null},"properties":{"desired":{"p":true}}})")},
+      {PatchOf("e", "", R"({"properties":{"desired":{"a":1},"reported":{}}})")},
+  });
+  EXPECT_EQ(spliced, 6u);
+}
+
+TEST(TwinSpliceFleetTest, NoOpPatchesChangeNothing) {
+  uint64_t spliced = ExpectSameBoth({
+      {PatchOf("a", "", R"({"tags":{"floor":3}})")},
+      {PatchOf("a", "", R"({"tags":{"gone":null},"properties":{"desired":{"t":1}}})")},
+  });
+  EXPECT_EQ(spliced, 2u);
+}
+
+TEST(TwinSpliceFleetTest, SectionsTheFastPathCannotSplice) {
+  // c has no etag or version; d's tags are an array; b has no desired (the patch needs it).
+  uint64_t spliced = ExpectSameBoth({
+      {PatchOf("c", "", R"({"tags":{"x":2}})")},
+      {PatchOf("d", "", R"({"tags":{"x":2}})")},
+      {PatchOf("b", "", R"({"properties":{"desired":{"x":2}}})")},
+  });
+  EXPECT_EQ(spliced, 0u);
+}
+
+TEST(TwinSpliceFleetTest, ErrorsAreTheWholeDocumentPathsErrors) {
+  uint64_t spliced = ExpectSameBoth({
+      {PatchOf("a", "", R"({"tags":{"a.b":1}})")},
+      {PatchOf("a", "", R"({"tags":{"x":1}})", "\"AAAAAAAAAAE=\"")},
+      {PatchOf("a", "", R"({"tags":{"x":1}})", "\"AAAAAAAAAAI=\"")},  // matches
+      {PatchOf("a", "", R"({"deviceId":"other","tags":{"x":1}})")},
+      {PatchOf("a", "", R"({"tags":5})")},
+      {PatchOf("a", "", R"([1])")},
+      {PatchOf("zz", "", R"({"tags":{"x":1}})")},
+      {PatchOf("b", "", R"({"tags":{"ok":1}})"), PatchOf("b", "", R"({"tags":{"$no":1}})")},
+  });
+  EXPECT_GE(spliced, 2u);
+}
+
+TEST(TwinSpliceFleetTest, OneTwinTouchedSeveralTimesInABatch) {
+  uint64_t spliced = ExpectSameBoth({
+      // patched twice: the second patch sees the first
+      {PatchOf("a", "", R"({"tags":{"n":1}})"), PatchOf("a", "", R"({"tags":{"n":2,"m":1}})")},
+      // patched, then deleted with its modules (one of them patched first)
+      {PatchOf("a", "m1", R"({"tags":{"k":"w"}})"), PatchOf("a", "", R"({"tags":{"n":3}})"),
+       DeleteOf("a")},
+      // patched, then the batch fails: nothing is applied
+      {PatchOf("b", "", R"({"tags":{"x":"z"}})"), DeleteOf("nobody")},
+      {PatchOf("e", "", R"({"tags":{"q":1}})"), PatchOf("e", "", R"({"tags":{"q":null}})")},
+  });
+  EXPECT_GE(spliced, 4u);
+}
+
+}  // namespace
+}  // namespace twinq::index
