@@ -38,7 +38,7 @@ class TableCodec {
       const DocChunk& c = t.chunk_of(row);
       size_t slot = row % kDocChunkRows;
       bool has = slot < c.json.size();
-      PutBytes(out, has ? std::string_view(c.json[slot]) : std::string_view());
+      PutBytes(out, has && c.json[slot] ? std::string_view(*c.json[slot]) : std::string_view());
       PutBytes(out, has ? std::string_view(c.device_id[slot]) : std::string_view());
       PutBytes(out, has ? std::string_view(c.module_id[slot]) : std::string_view());
     }
@@ -85,7 +85,7 @@ class TableCodec {
       if (json.empty() == t->live_.Contains(row)) return fail("document and liveness disagree");
       size_t slot;
       DocChunk& chunk = t->WritableChunk(row, &slot);
-      chunk.json[slot] = json;
+      if (!json.empty()) chunk.json[slot] = std::make_shared<const std::string>(json);
       chunk.device_id[slot] = device;
       chunk.module_id[slot] = module;
     }

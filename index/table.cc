@@ -420,7 +420,7 @@ void TableStream::Add(const Value& doc) {
   uint32_t row = t.row_count_++;
   size_t slot;
   DocChunk& chunk = t.WritableChunk(row, &slot);
-  chunk.json[slot] = ToJson(doc);
+  chunk.json[slot] = std::make_shared<const std::string>(ToJson(doc));
   chunk.device_id[slot] = IdOf(doc, "deviceId");
   chunk.module_id[slot] = t.modules_ ? IdOf(doc, "moduleId") : std::string();
   state_->builder.AddDocument(doc, row);
@@ -477,7 +477,9 @@ std::string_view Table::module_id(uint32_t row) const {
 }
 
 const std::string& Table::doc_json(uint32_t row) const {
-  return chunk_of(row).json[row % kDocChunkRows];
+  static const std::string kNone;
+  const std::shared_ptr<const std::string>& json = chunk_of(row).json[row % kDocChunkRows];
+  return json ? *json : kNone;
 }
 
 Value Table::Document(uint32_t row) const {
@@ -622,7 +624,8 @@ Expected<std::shared_ptr<const Table>> Table::WithChanges(
     DocChunk* chunk = &t->WritableChunk(row, &slot);
     bool was_live = row < row_count_ && live_.Contains(row);
     if (change->kind == Change::Kind::kUpsert) {
-      chunk->json[slot] = change->json.empty() ? ToJson(change->doc) : change->json;
+      chunk->json[slot] = std::make_shared<const std::string>(
+          change->json.empty() ? ToJson(change->doc) : change->json);
       chunk->device_id[slot] = change->device_id;
       chunk->module_id[slot] = change->module_id;
       if (!was_live) {
@@ -630,7 +633,7 @@ Expected<std::shared_ptr<const Table>> Table::WithChanges(
         order_changed = true;
       }
     } else {
-      chunk->json[slot].clear();
+      chunk->json[slot].reset();
       if (was_live) {
         t->live_.Remove(row);
         order_changed = true;
@@ -686,8 +689,10 @@ size_t Table::DocumentMemoryBytes() const {
       if (chunk == nullptr) continue;
       n += sizeof(DocChunk);
       for (size_t i = 0; i < chunk->json.size(); ++i) {
-        n += chunk->json[i].capacity() + chunk->device_id[i].capacity() +
-             chunk->module_id[i].capacity() + 3 * sizeof(std::string);
+        // A document: its pointer, its control block and string (one allocation), its bytes.
+        n += sizeof(chunk->json[i]) + chunk->device_id[i].capacity() +
+             chunk->module_id[i].capacity() + 2 * sizeof(std::string);
+        if (chunk->json[i]) n += 16 + sizeof(std::string) + chunk->json[i]->capacity();
       }
     }
   }
