@@ -10,6 +10,11 @@
 //
 //   bench_index [--fleet FILE] [--generate N] [--reps N] [--patches N] [--batches B1,B2,...]
 //               [--only ingest|patch|bulk|persist] [--index-file PATH] [--top-columns N]
+//               [--splice on|off]
+//
+// --splice off sends every patch down the whole-document path (Fleet::set_splice_patches, the
+// oracle of the splice fast path) to compare the two; the patch rows say how many patches were
+// spliced.
 //
 // FILE defaults to /tmp/fleet1m.ndjson (`twinq gen --devices 1000000 --seed 7 -o FILE`); with
 // --generate N a missing FILE is first written with N devices, seed 7. Google Benchmark is not
@@ -259,6 +264,7 @@ struct Options {
   std::string only;
   std::string index_file;
   int top_columns = 0;
+  bool splice = true;
 };
 
 Options ParseArgs(int argc, char** argv) {
@@ -289,6 +295,9 @@ Options ParseArgs(int argc, char** argv) {
       o.only = v;
     } else if (a == "--index-file") {
       o.index_file = v;
+    } else if (a == "--splice") {
+      if (v != "on" && v != "off") Die("--splice takes on or off");
+      o.splice = v == "on";
     } else if (a == "--top-columns") {
       o.top_columns = std::max(0, std::atoi(v.c_str()));
     } else {
@@ -512,6 +521,7 @@ void SinglePatches(const Options& o, Fleet& fleet) {
   }
   std::vector<std::pair<std::string, int>> done;
   std::vector<double> wall_us, cpu_us;
+  uint64_t spliced_before = fleet.spliced_patches();
   for (int i = 0; i < o.patches; ++i) {
     const std::string& id = ids[rng() % ids.size()];
     const Value& p = patches[i % kValues];
@@ -549,7 +559,8 @@ void SinglePatches(const Options& o, Fleet& fleet) {
   Report("Fleet::Patch latency (one tag, random device)",
          F("%.0f us (p99 %.0f us)", w.median, w.p99), F("%.0f us (p99 %.0f us)", c.median, c.p99),
          F("%.0f patches; cpu min %.0f us, max %.0f us", static_cast<double>(c.n), c.min, c.max) +
-             F(", mean %.1f us", mean),
+             F(", mean %.1f us; %.0f spliced", mean,
+               static_cast<double>(fleet.spliced_patches() - spliced_before)),
          "<= 5 us median", Met(c.median <= 5));
   Report("first read after the patches: merging the pending columns",
          F("%.1f ms", merge.wall * 1e3), F("%.1f ms", merge.cpu * 1e3),
@@ -573,6 +584,7 @@ void BulkPatches(const Options& o, Fleet& fleet) {
     int count = size <= 1000 ? 10 : size <= 10000 ? 5 : o.reps;
     std::fprintf(stderr, "bulk patches: 1 + %d batches of %zu\n", count, size);
     std::vector<Timing> times;
+    uint64_t spliced_before = fleet.spliced_patches();
     for (int b = 0; b <= count; ++b) {  // batch 0 is a warm-up
       ++batch_no;
       // A twin job: one value written to `size` distinct random devices.
@@ -605,8 +617,11 @@ void BulkPatches(const Options& o, Fleet& fleet) {
     Report("Fleet::Apply, batches of " + std::to_string(size) + " patches",
            F("%.0f patches/s (%.3f s)", n / st.wall.median, st.wall.median),
            F("%.0f patches/s (%.3f s)", n / st.cpu.median, st.cpu.median),
-           F("%.0f batches; %.1f us cpu per patch", static_cast<double>(st.cpu.n),
-             st.cpu.median / n * 1e6),
+           F("%.0f batches; %.1f us cpu per patch; ", static_cast<double>(st.cpu.n),
+             st.cpu.median / n * 1e6) +
+               F("%.0f of %.0f patches spliced",
+                 static_cast<double>(fleet.spliced_patches() - spliced_before),
+                 n * static_cast<double>(count + 1)),
            ">= 500k/s", Met(n / st.cpu.median >= 500000));
   }
 }
@@ -717,6 +732,7 @@ int main(int argc, char** argv) {
   Options o = ParseArgs(argc, argv);
   MaybeGenerate(o);
   std::unique_ptr<Fleet> fleet = Ingest(o);
+  fleet->set_splice_patches(o.splice);
   {
     Snapshot s = fleet->snapshot();  // released here: a held snapshot keeps its version alive
     std::fprintf(stderr, "fleet: %llu devices, %llu modules\n",
