@@ -8,11 +8,16 @@
 // Besides crashes and sanitizer reports, these are bugs (the target aborts on them):
 //   - an E199 internal-error diagnostic (the parser caught an exception it did not expect);
 //   - a diagnostic or AST range outside the source text, or with end < begin;
-//   - success without the AST part the entry point promises (query or condition).
+//   - success without the AST part the entry point promises (query or condition);
+//   - the fast parser (engine/parse/fast_parser.h) accepting an input that its oracle, the
+//     ANTLR parser (ParserImpl::kAntlrOnly), rejects, or building another AST (SameAst: ids,
+//     kinds, ranges, values, ...); ParseQuery / ParseCondition (fast parser first) giving
+//     another result than the ANTLR parser alone (AST or rendered diagnostics).
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -21,6 +26,7 @@
 #include "engine/common/diagnostic.h"
 #include "engine/common/result.h"
 #include "engine/common/source.h"
+#include "engine/parse/fast_parser.h"
 #include "engine/parse/parser.h"
 
 namespace {
@@ -115,11 +121,49 @@ void Exercise(const char* entry, const Source& source, const Result<ast::Ast>& r
   g_sink = g_sink + twinq::Render(diags, source).size();
 }
 
+std::string Describe(const Result<ast::Ast>& r, const Source& source) {
+  if (!r.ok()) return twinq::Render(r.diagnostics(), source);
+  ast::PrintOptions with_ranges;
+  with_ranges.ranges = true;
+  return ast::Print(*r, with_ranges);
+}
+
+// The fast parser against the ANTLR parser, and the default entry point (fast, falling back to
+// ANTLR) against the ANTLR parser alone. Returns the ANTLR result for Exercise.
+Result<ast::Ast> Differential(const char* entry, const Source& source, bool query) {
+  namespace pi = twinq::parse_internal;
+  Result<ast::Ast> antlr = query ? twinq::ParseQuery(source, twinq::ParserImpl::kAntlrOnly)
+                                 : twinq::ParseCondition(source, twinq::ParserImpl::kAntlrOnly);
+  std::optional<ast::Ast> fast =
+      pi::FastParse(source, query ? pi::FastEntry::kQuery : pi::FastEntry::kCondition);
+  if (fast) {
+    if (!antlr.ok()) {
+      Fail(entry, source, "the fast parser accepts what ANTLR rejects: " + Describe(antlr, source));
+    }
+    std::string diff;
+    if (!pi::SameAst(*fast, *antlr, &diff)) {
+      Fail(entry, source, "fast and ANTLR ASTs differ: " + diff);
+    }
+  }
+  Result<ast::Ast> dflt = query ? twinq::ParseQuery(source) : twinq::ParseCondition(source);
+  if (dflt.ok() != antlr.ok()) Fail(entry, source, "default and ANTLR parsers disagree");
+  if (dflt.ok()) {
+    std::string diff;
+    if (!pi::SameAst(*dflt, *antlr, &diff))
+      Fail(entry, source, "default and ANTLR differ: " + diff);
+  } else if (Describe(dflt, source) != Describe(antlr, source)) {
+    Fail(entry, source, "default and ANTLR diagnostics differ");
+  }
+  return antlr;
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   Source source("<fuzz>", std::string(reinterpret_cast<const char*>(data), size));
-  Exercise("ParseQuery", source, twinq::ParseQuery(source), /*want_query=*/true);
-  Exercise("ParseCondition", source, twinq::ParseCondition(source), /*want_query=*/false);
+  Exercise("ParseQuery", source, Differential("ParseQuery", source, /*query=*/true),
+           /*want_query=*/true);
+  Exercise("ParseCondition", source, Differential("ParseCondition", source, /*query=*/false),
+           /*want_query=*/false);
   return 0;
 }
