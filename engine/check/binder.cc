@@ -2,9 +2,10 @@
 
 #include <fmt/format.h>
 
+#include <cstdint>
+#include <cstring>
 #include <set>
 #include <string_view>
-#include <unordered_set>
 #include <utility>
 
 #include "engine/check/semantics.h"
@@ -36,6 +37,60 @@ StaticType TypeOfValue(const Value& v) {
   }
   return StaticType::kAny;
 }
+
+// The strings and numbers of an IN list seen so far, for its duplicate check: an open-addressing
+// table of indexes into the list (no allocation per element). Strings are equal when their bytes
+// are; numbers when == holds (0 and -0 are the same; the parser never makes NaN, which would
+// never be equal), as sem::SameJson has it.
+class PrimitiveSet {
+ public:
+  explicit PrimitiveSet(const Array& items) : items_(items) {
+    size_t capacity = 16;
+    while (capacity < 2 * items.size()) capacity <<= 1;
+    slots_.assign(capacity, 0);
+    mask_ = capacity - 1;
+  }
+
+  // Adds items[i] (a string or a number); false when an equal one was added before.
+  bool Insert(size_t i) {
+    const Value& v = items_[i];
+    for (size_t s = Hash(v) & mask_;; s = (s + 1) & mask_) {
+      uint32_t slot = slots_[s];
+      if (slot == 0) {
+        slots_[s] = static_cast<uint32_t>(i + 1);
+        return true;
+      }
+      if (Same(items_[slot - 1], v)) return false;
+    }
+  }
+
+ private:
+  static uint64_t Mix(uint64_t h) {
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    return h;
+  }
+  static uint64_t Hash(const Value& v) {
+    if (v.is_number()) {
+      double d = v.as_number() == 0 ? 0.0 : v.as_number();
+      uint64_t bits;
+      std::memcpy(&bits, &d, sizeof bits);
+      return Mix(bits);
+    }
+    uint64_t h = 0xcbf29ce484222325ULL;  // FNV-1a
+    for (char c : v.as_string()) h = (h ^ static_cast<unsigned char>(c)) * 0x100000001b3ULL;
+    return Mix(h);
+  }
+  static bool Same(const Value& a, const Value& b) {
+    if (a.kind() != b.kind()) return false;
+    return a.is_number() ? a.as_number() == b.as_number() : a.as_string() == b.as_string();
+  }
+
+  const Array& items_;
+  std::vector<uint32_t> slots_;  // index + 1 into items_; 0 is empty
+  size_t mask_ = 0;
+};
 
 // A node whose value is always a boolean or undefined (so `true AND e` is exactly `e`).
 bool IsBoolTyped(const BoundExpr& e) {
@@ -201,19 +256,19 @@ class Binder {
         b->children.push_back(Bind(*e.children[0]));
         // Duplicates removed (first occurrence kept, by sem::SameJson): primitives through hash
         // sets, so that long lists take linear time; arrays and objects (rare) by comparison.
-        Array unique;
-        std::unordered_set<std::string_view> strings;
-        std::unordered_set<double> numbers;
+        // A list without duplicates (the usual case) is shared with the AST, not copied.
+        const Array& items = e.value.as_array();
+        std::vector<bool> keep;  // sized on the first duplicate
+        PrimitiveSet primitives(items);
         bool seen_null = false, seen_false = false, seen_true = false;
-        std::vector<size_t> containers;  // indexes into `unique`
-        for (const Value& v : e.value.as_array()) {
+        std::vector<size_t> containers;  // indexes into `items` of the kept arrays and objects
+        for (size_t i = 0; i < items.size(); ++i) {
+          const Value& v = items[i];
           bool fresh = false;
           switch (v.kind()) {
             case ValueKind::kString:
-              fresh = strings.insert(std::string_view(v.as_string())).second;
-              break;
             case ValueKind::kNumber:  // 0 and -0 are the same (SameJson compares with ==)
-              fresh = numbers.insert(v.as_number() == 0 ? 0.0 : v.as_number()).second;
+              fresh = primitives.Insert(i);
               break;
             case ValueKind::kNull:
               fresh = !std::exchange(seen_null, true);
@@ -223,14 +278,25 @@ class Binder {
               break;
             default: {
               fresh = true;
-              for (size_t u : containers) fresh = fresh && !sem::SameJson(unique[u], v);
-              if (fresh) containers.push_back(unique.size());
+              for (size_t u : containers) fresh = fresh && !sem::SameJson(items[u], v);
+              if (fresh) containers.push_back(i);
               break;
             }
           }
-          if (fresh) unique.push_back(v);
+          if (!fresh) {
+            if (keep.empty()) keep.assign(items.size(), true);
+            keep[i] = false;
+          }
         }
-        b->value = Value::MakeArray(std::move(unique));
+        if (keep.empty()) {
+          b->value = e.value;
+        } else {
+          Array unique;
+          for (size_t i = 0; i < items.size(); ++i) {
+            if (keep[i]) unique.push_back(items[i]);
+          }
+          b->value = Value::MakeArray(std::move(unique));
+        }
         if (options_.fold && AllConst(*b)) {
           Value r = sem::In(b->children[0]->value, b->value);
           return Const(e, e.op == Op::kNin ? sem::Not(r) : r);
