@@ -30,7 +30,11 @@ class Value {
   static Value Null() { return Value(Rep(std::in_place_index<1>, nullptr)); }
   static Value Bool(bool b) { return Value(Rep(std::in_place_index<2>, b)); }
   static Value Number(double d) { return Value(Rep(std::in_place_index<3>, d)); }
-  static Value String(std::string s) { return Value(Rep(std::in_place_index<4>, std::move(s))); }
+  static Value String(std::string s) {
+    Value v;  // the string is moved once, into place
+    v.rep_.emplace<4>(std::move(s));
+    return v;
+  }
   static Value MakeArray(Array a) {
     return Value(Rep(std::in_place_index<5>, std::make_shared<const Array>(std::move(a))));
   }
