@@ -21,8 +21,10 @@ if(TWINQ_JEMALLOC AND NOT TWINQ_SANITIZE AND NOT TWINQ_LIBFUZZER
   message(STATUS "twinq: executables use jemalloc (${TWINQ_JEMALLOC_LIBRARY})")
 endif()
 
+# The options jemalloc starts with are compiled into each executable (cmake/jemalloc_conf.cc).
 function(twinq_use_jemalloc target)
   if(_twinq_jemalloc_lib)
+    target_sources(${target} PRIVATE ${PROJECT_SOURCE_DIR}/cmake/jemalloc_conf.cc)
     target_link_libraries(${target} PRIVATE ${_twinq_jemalloc_lib})
   endif()
 endfunction()

@@ -150,7 +150,7 @@ std::string Who(const std::string& device, const std::string& module) {
 // through a partial twin of only the sections the patch can change. nullopt: the fast path
 // declines (a section it needs is missing or not an object, the document does not scan, or the
 // patch fails: the whole-document path then reports the error in its own words). A Change with
-// an empty `json`: the patch changes nothing.
+// no `json`: the patch changes nothing.
 std::optional<Change> SplicedPatch(std::string_view json, const Mutation& m,
                                    const PatchOptions& options) {
   if (!m.patch.is_object()) return std::nullopt;
@@ -227,7 +227,7 @@ std::optional<Change> SplicedPatch(std::string_view json, const Mutation& m,
   c.kind = Change::Kind::kUpsert;
   c.device_id = m.device_id;
   c.module_id = m.module_id;
-  c.json = SpliceJson(json, std::move(splices));
+  c.json = std::make_shared<const std::string>(SpliceJson(json, std::move(splices)));
   c.doc = after;
   c.partial = true;
   c.partial_before = std::move(before);
@@ -304,7 +304,7 @@ Expected<uint64_t> Fleet::Apply(const std::vector<Mutation>& batch, const std::s
         // whole-document way (its stored document becomes the row's old document).
         const Table& t = module.empty() ? *cur->devices : *cur->modules;
         std::optional<uint32_t> row = t.FindRow(device, module);
-        Expected<Value> doc = ParseJson(c.json, "patched twin");
+        Expected<Value> doc = ParseJson(*c.json, "patched twin");
         if (!row || !doc.ok()) return nullptr;  // cannot happen: the splice parsed it
         c.before = &originals.emplace(key, t.Document(*row)).first->second;
         c.doc = std::move(doc.value());
@@ -404,7 +404,7 @@ Expected<uint64_t> Fleet::Apply(const std::vector<Mutation>& batch, const std::s
             std::optional<Change> c = SplicedPatch(t.doc_json(*row), m, options);
             if (c) {
               spliced_patches_.fetch_add(1, std::memory_order_relaxed);
-              if (!c->json.empty()) record(std::move(*c));  // empty: nothing changed
+              if (c->json) record(std::move(*c));  // no text: nothing changed
               break;
             }
           }

@@ -624,8 +624,8 @@ Expected<std::shared_ptr<const Table>> Table::WithChanges(
     DocChunk* chunk = &t->WritableChunk(row, &slot);
     bool was_live = row < row_count_ && live_.Contains(row);
     if (change->kind == Change::Kind::kUpsert) {
-      chunk->json[slot] = std::make_shared<const std::string>(
-          change->json.empty() ? ToJson(change->doc) : change->json);
+      chunk->json[slot] =
+          change->json ? change->json : std::make_shared<const std::string>(ToJson(change->doc));
       chunk->device_id[slot] = change->device_id;
       chunk->module_id[slot] = change->module_id;
       if (!was_live) {

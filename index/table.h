@@ -53,8 +53,8 @@ struct Change {
   // has it parsed already (it is then not parsed again). Must be exactly that document.
   const Value* before = nullptr;
   // Optional, kUpsert: the document's JSON text, exactly ToJson(doc) of the whole new twin, so
-  // it is not printed again.
-  std::string json;
+  // it is not printed again (the table keeps this very string).
+  std::shared_ptr<const std::string> json;
   // The patch fast path (fleet.cc, twin_splice.h): `doc` and `partial_before` are the same
   // members (etag, version, tags, ...) of the new and of the stored twin, every other member
   // being equal in both; the index diffs those, and stores `json` (required) as the document.

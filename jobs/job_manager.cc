@@ -664,6 +664,12 @@ void JobManager::Run(std::shared_ptr<JobState> job) {
   double c1 = ThreadCpuMs();
   if (!no_invoker) {
     if (job->request.type == JobType::kUpdateTwin) {
+      // A twin job replaces the documents of its targets. Holding the resolution snapshot while
+      // it runs would keep every replaced document alive until the end (for a job over the
+      // whole fleet, a second copy of the fleet, all of it freshly faulted-in memory); with the
+      // ids copied out first, each batch's old documents are freed once the next version is
+      // published and their memory is reused.
+      CompactIds(*job);
       RunTwinJob(*job);
     } else {
       RunMethodJob(*job);
