@@ -6,8 +6,9 @@
 //    page fault (about 16 us per 4 KiB page measured here);
 //  - dirty_decay_ms / muzzy_decay_ms 30000  freed pages are kept for 30 s before they are
 //    returned (the default is 10 s), so a writer's batches reuse them.
-// bench/BENCHLOG.md ("Jobs at 1M", third entry): a twin-update job over 1M devices took 35.5 s of
-// CPU with the defaults and 26.2 s with these options.
+// bench/BENCHLOG.md ("Jobs at 1M devices, second entry", runs b and c): a twin-update job over 1M
+// devices took 35.5 s of CPU with the defaults and 26.2 s with these options set through
+// MALLOC_CONF, at a somewhat different load, so the size of the gain is uncertain.
 extern "C" {
 // NOLINTNEXTLINE: the name and type are jemalloc's interface.
 const char* malloc_conf = "oversize_threshold:0,dirty_decay_ms:30000,muzzy_decay_ms:30000";

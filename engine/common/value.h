@@ -91,6 +91,8 @@ void AppendJson(const Value& v, std::string* out);
 void AppendCanonicalJson(const Value& v, std::string* out);
 // Appends `s` as a JSON string literal (quotes and escapes).
 void AppendJsonString(std::string_view s, std::string* out);
+// Appends code point `cp` (at most U+10FFFF) as UTF-8.
+void AppendUtf8(uint32_t cp, std::string* out);
 // Shortest round-trip text of a number; integers in the exact range print as integers.
 std::string FormatNumber(double d);
 

@@ -17,9 +17,6 @@ namespace twinq::parse_internal {
 // Returns the byte offset of the first invalid UTF-8 sequence, or npos.
 size_t FindInvalidUtf8(std::string_view s);
 
-// Appends code point `cp` as UTF-8.
-void AppendUtf8(uint32_t cp, std::string* out);
-
 // Decodes a STRING token (quotes included) that starts at byte `base` of the source. Escapes:
 // \' \" \\ \/ \b \f \n \r \t \uXXXX (UTF-16 surrogate pairs combine), and a doubled quote stands
 // for one quote. Bad escapes are appended to `diags` (positioned) and make it return false.
