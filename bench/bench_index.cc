@@ -225,7 +225,7 @@ std::string IndexedTag(const Table& t, const std::string& id, const std::string&
   if (c == nullptr) return "<no column>";
   const auto& strings = c->rows(twinq::index::Kind::kString);
   if (!strings.Contains(*row)) return "<absent>";
-  return std::string(c->dictionary().at(c->codes()[strings.Rank(*row) - 1]));
+  return c->dictionary().String(c->codes()[strings.Rank(*row) - 1]);
 }
 
 // tags.<tag> of device `id` in the stored document.

@@ -83,55 +83,124 @@ const char* KindName(Kind k) {
   return "?";
 }
 
+namespace {
+
+void PutVarint(std::string* out, uint64_t v) {
+  while (v >= 0x80) {
+    out->push_back(static_cast<char>((v & 0x7f) | 0x80));
+    v >>= 7;
+  }
+  out->push_back(static_cast<char>(v));
+}
+
+}  // namespace
+
+void Dictionary::Builder::Reserve(size_t strings, size_t bytes) {
+  bytes_.reserve(bytes + 2 * strings);
+  blocks_.reserve((strings + kBlock - 1) / kBlock);
+}
+
+void Dictionary::Builder::Add(std::string_view s) {
+  if (size_ % kBlock == 0) {
+    blocks_.push_back(bytes_.size());
+    PutVarint(&bytes_, s.size());
+    head_offset_ = bytes_.size();
+    head_size_ = static_cast<uint32_t>(s.size());
+    bytes_.append(s);
+  } else {
+    std::string_view head(bytes_.data() + head_offset_, head_size_);
+    size_t n = std::min(head.size(), s.size());
+    size_t shared = static_cast<size_t>(
+        std::mismatch(head.begin(), head.begin() + n, s.begin()).first - head.begin());
+    PutVarint(&bytes_, shared);
+    PutVarint(&bytes_, s.size() - shared);
+    bytes_.append(s.substr(shared));
+  }
+  ++size_;
+}
+
+Dictionary Dictionary::Builder::Finish() && {
+  bytes_.shrink_to_fit();
+  blocks_.shrink_to_fit();
+  Dictionary d;
+  d.bytes_ = std::move(bytes_);
+  d.blocks_ = std::move(blocks_);
+  d.size_ = size_;
+  return d;
+}
+
+std::string_view Dictionary::View(uint32_t code, std::string* scratch) const {
+  const char* p = bytes_.data() + blocks_[code / kBlock];
+  std::string_view head = ReadHead(&p);
+  uint32_t i = code % kBlock;
+  if (i == 0) return head;
+  Entry e;
+  for (uint32_t k = 0; k < i; ++k) e = ReadEntry(&p);
+  scratch->assign(head.data(), e.shared);
+  scratch->append(e.suffix);
+  return *scratch;
+}
+
+uint32_t Dictionary::BoundInBlock(uint32_t b, std::string_view s, bool strict) const {
+  const char* p = bytes_.data() + blocks_[b];
+  std::string_view head = ReadHead(&p);
+  uint32_t first = b * kBlock;
+  int c = head.compare(s);
+  if (strict ? c > 0 : c >= 0) return first;
+  uint32_t end = std::min<uint32_t>(first + kBlock, size_);
+  for (uint32_t code = first + 1; code < end; ++code) {
+    Entry e = ReadEntry(&p);
+    // Compare head[0, shared) + suffix with s, without building the string.
+    size_t k = std::min<size_t>(e.shared, s.size());
+    c = head.substr(0, k).compare(s.substr(0, k));
+    if (c == 0) c = s.size() < e.shared ? 1 : e.suffix.compare(s.substr(e.shared));
+    if (strict ? c > 0 : c >= 0) return code;
+  }
+  return end;
+}
+
+uint32_t Dictionary::Bound(std::string_view s, bool strict) const {
+  // The first block whose head satisfies the bound; the answer is in the block before it (or is
+  // that head).
+  uint32_t lo = 0, hi = static_cast<uint32_t>(blocks_.size());
+  while (lo < hi) {
+    uint32_t mid = lo + (hi - lo) / 2;
+    int c = Head(mid).compare(s);
+    if (strict ? c > 0 : c >= 0) {
+      hi = mid;
+    } else {
+      lo = mid + 1;
+    }
+  }
+  if (lo == 0) return 0;
+  return BoundInBlock(lo - 1, s, strict);
+}
+
 int64_t Dictionary::Find(std::string_view s) const {
   uint32_t lb = LowerBound(s);
-  if (lb < size() && at(lb) == s) return lb;
-  return -1;
+  if (lb >= size()) return -1;
+  std::string scratch;
+  return View(lb, &scratch) == s ? int64_t{lb} : int64_t{-1};
 }
 
-uint32_t Dictionary::LowerBound(std::string_view s) const {
-  uint32_t lo = 0, hi = static_cast<uint32_t>(size());
-  while (lo < hi) {
-    uint32_t mid = lo + (hi - lo) / 2;
-    if (at(mid) < s) {
-      lo = mid + 1;
-    } else {
-      hi = mid;
-    }
-  }
-  return lo;
-}
+uint32_t Dictionary::LowerBound(std::string_view s) const { return Bound(s, false); }
 
-uint32_t Dictionary::UpperBound(std::string_view s) const {
-  uint32_t lo = 0, hi = static_cast<uint32_t>(size());
-  while (lo < hi) {
-    uint32_t mid = lo + (hi - lo) / 2;
-    if (!(s < at(mid))) {
-      lo = mid + 1;
-    } else {
-      hi = mid;
-    }
-  }
-  return lo;
-}
+uint32_t Dictionary::UpperBound(std::string_view s) const { return Bound(s, true); }
 
 std::pair<uint32_t, uint32_t> Dictionary::PrefixRange(std::string_view prefix) const {
-  // Strings with the prefix are contiguous from LowerBound(prefix).
+  // Strings with the prefix are [LowerBound(prefix), LowerBound(the least string above them)):
+  // the prefix with trailing 0xff bytes dropped and its last byte incremented (strings compare
+  // as unsigned bytes).
   uint32_t begin = LowerBound(prefix);
-  uint32_t lo = begin, hi = static_cast<uint32_t>(size());
-  while (lo < hi) {
-    uint32_t mid = lo + (hi - lo) / 2;
-    if (at(mid).starts_with(prefix)) {
-      lo = mid + 1;
-    } else {
-      hi = mid;
-    }
-  }
-  return {begin, lo};
+  std::string next(prefix);
+  while (!next.empty() && static_cast<unsigned char>(next.back()) == 0xff) next.pop_back();
+  if (next.empty()) return {begin, static_cast<uint32_t>(size())};
+  next.back() = static_cast<char>(static_cast<unsigned char>(next.back()) + 1);
+  return {begin, LowerBound(next)};
 }
 
 size_t Dictionary::MemoryBytes() const {
-  return bytes_.capacity() + offsets_.capacity() * sizeof(uint64_t);
+  return bytes_.capacity() + blocks_.capacity() * sizeof(uint64_t);
 }
 
 Kind Column::KindAt(uint32_t row, bool* present) const {
@@ -158,7 +227,7 @@ Value Column::ValueAt(uint32_t row) const {
     case Kind::kNumber:
       return Value::Number(numbers_[rows(Kind::kNumber).Rank(row) - 1]);
     case Kind::kString:
-      return Value::String(std::string(dict_.at(codes_[rows(Kind::kString).Rank(row) - 1])));
+      return Value::String(dict_.String(codes_[rows(Kind::kString).Rank(row) - 1]));
     case Kind::kArray:
       return Value::MakeArray({});
     case Kind::kObject:
@@ -305,9 +374,12 @@ void ColumnBuilder::CopyFrom(const Column& c, uint32_t row, uint32_t new_row) {
     case Kind::kNumber:
       AddNumber(new_row, c.numbers()[c.rows(Kind::kNumber).Rank(row) - 1]);
       break;
-    case Kind::kString:
-      AddString(new_row, c.dictionary().at(c.codes()[c.rows(Kind::kString).Rank(row) - 1]));
+    case Kind::kString: {
+      std::string scratch;
+      AddString(new_row,
+                c.dictionary().View(c.codes()[c.rows(Kind::kString).Rank(row) - 1], &scratch));
       break;
+    }
     case Kind::kArray:
       AddArray(new_row, c.array_lengths()[c.rows(Kind::kArray).Rank(row) - 1]);
       break;
@@ -346,8 +418,11 @@ std::shared_ptr<const Column> ColumnBuilder::Build() && {
   c->codes_.reserve(temp_codes_.size());
   for (uint32_t t : temp_codes_) c->codes_.push_back(final_code[t]);
   c->dict_ = Dictionary(sorted);
+  // The builder's vectors grew by doubling: keep only what they hold.
   c->numbers_ = std::move(numbers_);
+  c->numbers_.shrink_to_fit();
   c->array_lengths_ = std::move(array_lengths_);
+  c->array_lengths_.shrink_to_fit();
   // Postings where they pay: few distinct values relative to the rows that hold them.
   size_t string_rows = kind_rows[static_cast<size_t>(Kind::kString)].size();
   if (c->dict_.size() > 0 && c->dict_.size() <= kMaxPostingsAbsolute &&
@@ -380,6 +455,7 @@ std::shared_ptr<const Column> ColumnBuilder::Build() && {
         c->number_postings_.push_back(Bitmap::Of(l));
         c->number_postings_.back().Optimize();
       }
+      distinct.shrink_to_fit();  // a copy of every number before the duplicates went
       c->distinct_numbers_ = std::move(distinct);
     }
   }

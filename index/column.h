@@ -5,6 +5,7 @@
 #ifndef TWINQ_INDEX_COLUMN_H_
 #define TWINQ_INDEX_COLUMN_H_
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cstdint>
@@ -44,28 +45,69 @@ const char* KindName(Kind k);
 
 // A sorted set of distinct strings; a string's code is its rank, so ranges and prefixes of
 // strings are ranges of codes.
-// The strings live back to back in one buffer (no per-string header or allocation: most of the
-// index's strings are near-unique timestamps and etags, where that overhead would dominate).
+// The strings are front-coded in blocks of kBlock (most of the index's strings are near-unique
+// timestamps and etags, where a header or an allocation per string would dominate, and sorted
+// timestamps share long prefixes): a block starts with its head string, whole; every other
+// string of the block is stored as the length of the prefix it shares with the head plus the
+// rest. Random access is therefore O(1) (skip at most kBlock - 1 lengths, copy two pieces), and
+// a head is a view into the buffer itself. Lengths are LEB128 varints.
 class Dictionary {
  public:
+  static constexpr uint32_t kBlock = 16;
+
+  // Appends strings in strictly ascending order, then Finish()es into a Dictionary.
+  class Builder {
+   public:
+    void Reserve(size_t strings, size_t bytes);
+    void Add(std::string_view s);
+    Dictionary Finish() &&;
+
+   private:
+    std::string bytes_;
+    std::vector<uint64_t> blocks_;
+    uint32_t size_ = 0;
+    uint64_t head_offset_ = 0;  // the current block's head in bytes_
+    uint32_t head_size_ = 0;
+  };
+
   Dictionary() = default;
   // `sorted_unique` must be strictly ascending.
   template <class Strings>
   explicit Dictionary(const Strings& sorted_unique) {
+    Builder b;
     size_t bytes = 0;
     for (const auto& s : sorted_unique) bytes += std::string_view(s).size();
-    bytes_.reserve(bytes);
-    offsets_.reserve(sorted_unique.size() + 1);
-    offsets_.push_back(0);
-    for (const auto& s : sorted_unique) {
-      bytes_.append(std::string_view(s));
-      offsets_.push_back(bytes_.size());
-    }
+    b.Reserve(sorted_unique.size(), bytes);
+    for (const auto& s : sorted_unique) b.Add(std::string_view(s));
+    *this = std::move(b).Finish();
   }
 
-  size_t size() const { return offsets_.empty() ? 0 : offsets_.size() - 1; }
-  std::string_view at(uint32_t code) const {
-    return std::string_view(bytes_.data() + offsets_[code], offsets_[code + 1] - offsets_[code]);
+  size_t size() const { return size_; }
+  // The string of `code`: a view into the dictionary for a block head, else into *scratch
+  // (which it overwrites). Valid until the dictionary or *scratch changes.
+  std::string_view View(uint32_t code, std::string* scratch) const;
+  // The string of `code`, as a copy.
+  std::string String(uint32_t code) const {
+    std::string scratch;
+    return std::string(View(code, &scratch));
+  }
+  // Calls f(code, view) for every string in code order (the view lives until the next call).
+  template <class F>
+  void ForEach(F&& f) const {
+    std::string scratch;
+    for (uint32_t b = 0; b < blocks_.size(); ++b) {
+      const char* p = bytes_.data() + blocks_[b];
+      std::string_view head = ReadHead(&p);
+      uint32_t first = b * kBlock;
+      f(first, head);
+      uint32_t end = std::min<uint32_t>(first + kBlock, size_);
+      for (uint32_t code = first + 1; code < end; ++code) {
+        Entry e = ReadEntry(&p);
+        scratch.assign(head.data(), e.shared);
+        scratch.append(e.suffix);
+        f(code, std::string_view(scratch));
+      }
+    }
   }
   // Code of `s`, or -1.
   int64_t Find(std::string_view s) const;
@@ -78,8 +120,44 @@ class Dictionary {
   size_t MemoryBytes() const;
 
  private:
+  struct Entry {
+    uint32_t shared = 0;  // bytes shared with the block's head
+    std::string_view suffix;
+  };
+  static uint64_t ReadVarint(const char** p) {
+    uint64_t v = 0;
+    for (int shift = 0;; shift += 7) {
+      uint8_t b = static_cast<uint8_t>(*(*p)++);
+      v |= static_cast<uint64_t>(b & 0x7f) << shift;
+      if ((b & 0x80) == 0) return v;
+    }
+  }
+  static std::string_view ReadHead(const char** p) {
+    uint64_t n = ReadVarint(p);
+    std::string_view s(*p, n);
+    *p += n;
+    return s;
+  }
+  static Entry ReadEntry(const char** p) {
+    Entry e;
+    e.shared = static_cast<uint32_t>(ReadVarint(p));
+    uint64_t n = ReadVarint(p);
+    e.suffix = std::string_view(*p, n);
+    *p += n;
+    return e;
+  }
+  // The first code of block `b` whose string is >= s (strict: > s); kBlock when none.
+  uint32_t BoundInBlock(uint32_t b, std::string_view s, bool strict) const;
+  // The first code whose string is >= s (strict: > s).
+  uint32_t Bound(std::string_view s, bool strict) const;
+  std::string_view Head(uint32_t b) const {
+    const char* p = bytes_.data() + blocks_[b];
+    return ReadHead(&p);
+  }
+
   std::string bytes_;
-  std::vector<uint64_t> offsets_;  // size() + 1 entries (empty when size() is 0)
+  std::vector<uint64_t> blocks_;  // offset of each block in bytes_
+  uint32_t size_ = 0;
 };
 
 struct ColumnStats {

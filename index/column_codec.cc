@@ -157,20 +157,21 @@ std::shared_ptr<const Column> ColumnCodec::Merge(
   added.erase(std::unique(added.begin(), added.end()), added.end());
   const Dictionary& before = old.dict_;
   std::vector<uint32_t> remap(before.size());
-  std::vector<std::string_view> merged;
-  merged.reserve(before.size() + added.size());
   {
-    size_t i = 0, j = 0;
-    while (i < before.size() || j < added.size()) {
-      if (j == added.size() || (i < before.size() && before.at(i) < added[j])) {
-        remap[i] = static_cast<uint32_t>(merged.size());
-        merged.push_back(before.at(i++));
-      } else {
-        merged.push_back(added[j++]);
+    Dictionary::Builder merged;
+    uint32_t code = 0;
+    size_t j = 0;
+    before.ForEach([&](uint32_t i, std::string_view v) {
+      while (j < added.size() && added[j] < v) {
+        merged.Add(added[j++]);
+        ++code;
       }
-    }
+      remap[i] = code++;
+      merged.Add(v);
+    });
+    while (j < added.size()) merged.Add(added[j++]);
+    c->dict_ = std::move(merged).Finish();
   }
-  c->dict_ = Dictionary(merged);
   std::vector<std::pair<uint32_t, uint32_t>> fresh_codes;
   fresh_codes.reserve(fresh_strings.size());
   for (const auto& [row, s] : fresh_strings) {
@@ -249,7 +250,7 @@ void ColumnCodec::Write(const Column& c, std::string* out) {
   PutArray(out, c.codes_);
   PutArray(out, c.array_lengths_);
   PutU32(out, static_cast<uint32_t>(c.dict_.size()));
-  for (uint32_t i = 0; i < c.dict_.size(); ++i) PutBytes(out, c.dict_.at(i));
+  c.dict_.ForEach([&](uint32_t, std::string_view s) { PutBytes(out, s); });
   PutU32(out, static_cast<uint32_t>(c.string_postings_.size()));
   for (const Bitmap& b : c.string_postings_) PutBitmap(out, b);
   PutArray(out, c.distinct_numbers_);

@@ -98,7 +98,7 @@ Value ValueAt(const index::Table& table, const ResolvedPath& path,
       case Kind::kNumber:
         return Value::Number(c.column->numbers()[slot]);
       case Kind::kString:
-        return Value::String(std::string(c.column->dictionary().at(c.column->codes()[slot])));
+        return Value::String(c.column->dictionary().String(c.column->codes()[slot]));
       case Kind::kArray:
       case Kind::kObject: {
         if (doc_cache->is_undefined()) *doc_cache = table.Document(row);

@@ -617,10 +617,9 @@ Bitmap Run(const Program& program, const index::Table& table, Trace* trace) {
             const Column& col = *p.candidates[c].column;
             const index::Dictionary& strings = col.dictionary();
             std::vector<bool> marked(strings.size());
-            for (uint32_t i = 0; i < strings.size(); ++i) {
-              marked[i] = in.c == 0 ? strings.at(i).ends_with(n)
-                                    : strings.at(i).find(n) != std::string_view::npos;
-            }
+            strings.ForEach([&](uint32_t i, std::string_view v) {
+              marked[i] = in.c == 0 ? v.ends_with(n) : v.find(n) != std::string_view::npos;
+            });
             Bitmap t = StringCodeSet(col, marked);
             if (!p.candidates[c].whole) t &= p.candidates[c].rows;
             if (need_f[in.d]) s.f |= p.RowsOfKinds(c, KindBit(Kind::kString)) - t;
@@ -877,10 +876,9 @@ bool EvaluateByValue(const check::BoundExpr& expr, const index::Table& table, co
   for (const Candidate& c : p.candidates) {
     const Column& col = *c.column;
     std::vector<const Bitmap*> tp, fp;
-    for (uint32_t code = 0; code < col.dictionary().size(); ++code) {
-      add(EvalScalar(expr, Value::String(std::string(col.dictionary().at(code)))),
-          &col.string_posting(code), &tp, &fp);
-    }
+    col.dictionary().ForEach([&](uint32_t code, std::string_view s) {
+      add(EvalScalar(expr, Value::String(std::string(s))), &col.string_posting(code), &tp, &fp);
+    });
     const std::vector<double>& numbers = col.distinct_numbers();
     for (size_t i = 0; i < numbers.size(); ++i) {
       Value v = EvalScalar(expr, Value::Number(numbers[i]));

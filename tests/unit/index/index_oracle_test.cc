@@ -326,9 +326,9 @@ std::string OracleKey(const ColumnPath& path) {
         return;
       }
       const FlatEntry* e = exp.Find(row);
-      if (e != nullptr && e->kind == Kind::kString && c.dictionary().at(code) != e->string) {
+      if (e != nullptr && e->kind == Kind::kString && c.dictionary().String(code) != e->string) {
         fail(fmt::format("{}: {} holds string \"{}\", the document \"{}\"", where, name(row),
-                         c.dictionary().at(code), e->string));
+                         c.dictionary().String(code), e->string));
       }
     });
     j = 0;
@@ -365,8 +365,9 @@ std::string OracleKey(const ColumnPath& path) {
       }
     }
     // Dictionary: sorted, unique; string postings are the rows holding each string.
-    std::vector<std::string_view> strings;
-    for (uint32_t i = 0; i < c.dictionary().size(); ++i) strings.push_back(c.dictionary().at(i));
+    std::vector<std::string> strings;
+    for (uint32_t i = 0; i < c.dictionary().size(); ++i)
+      strings.push_back(c.dictionary().String(i));
     for (size_t i = 1; i < strings.size(); ++i) {
       if (!(strings[i - 1] < strings[i])) {
         fail(fmt::format("{}: dictionary not sorted and unique at {}: \"{}\", \"{}\"", where, i,
