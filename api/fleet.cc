@@ -118,7 +118,7 @@ StatusOr<std::string> Snapshot::TwinJson(std::string_view device_id,
       }
       return Status(ErrorCode::kNotFound, "no twin " + who);
     }
-    return t.doc_json(*row);
+    return std::string(t.doc_json(*row));
   });
 }
 

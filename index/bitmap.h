@@ -60,6 +60,8 @@ class Bitmap {
   bool Contains(uint32_t row) const { return r_.contains(row); }
   uint64_t Cardinality() const { return r_.cardinality(); }
   bool Empty() const { return r_.isEmpty(); }
+  // The largest row (the bitmap must not be empty).
+  uint32_t Maximum() const { return r_.maximum(); }
   // Number of set rows smaller than or equal to `row`.
   uint64_t Rank(uint32_t row) const { return r_.rank(row); }
   void Optimize() {

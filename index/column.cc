@@ -93,10 +93,35 @@ void PutVarint(std::string* out, uint64_t v) {
   out->push_back(static_cast<char>(v));
 }
 
+size_t VarintBytes(uint64_t v) {
+  size_t n = 1;
+  while (v >= 0x80) {
+    v >>= 7;
+    ++n;
+  }
+  return n;
+}
+
+size_t SharedPrefix(std::string_view a, std::string_view b) {
+  size_t n = std::min(a.size(), b.size());
+  return static_cast<size_t>(std::mismatch(a.begin(), a.begin() + n, b.begin()).first - a.begin());
+}
+
 }  // namespace
 
+void Dictionary::Sizer::Add(std::string_view s) {
+  if (size_ % kBlock == 0) {
+    head_ = s;
+    bytes_ += VarintBytes(s.size()) + s.size();
+  } else {
+    size_t shared = SharedPrefix(head_, s);
+    bytes_ += VarintBytes(shared) + VarintBytes(s.size() - shared) + (s.size() - shared);
+  }
+  ++size_;
+}
+
 void Dictionary::Builder::Reserve(size_t strings, size_t bytes) {
-  bytes_.reserve(bytes + 2 * strings);
+  bytes_.reserve(bytes);
   blocks_.reserve((strings + kBlock - 1) / kBlock);
 }
 
@@ -108,10 +133,7 @@ void Dictionary::Builder::Add(std::string_view s) {
     head_size_ = static_cast<uint32_t>(s.size());
     bytes_.append(s);
   } else {
-    std::string_view head(bytes_.data() + head_offset_, head_size_);
-    size_t n = std::min(head.size(), s.size());
-    size_t shared = static_cast<size_t>(
-        std::mismatch(head.begin(), head.begin() + n, s.begin()).first - head.begin());
+    size_t shared = SharedPrefix(std::string_view(bytes_.data() + head_offset_, head_size_), s);
     PutVarint(&bytes_, shared);
     PutVarint(&bytes_, s.size() - shared);
     bytes_.append(s.substr(shared));
@@ -120,7 +142,8 @@ void Dictionary::Builder::Add(std::string_view s) {
 }
 
 Dictionary Dictionary::Builder::Finish() && {
-  bytes_.shrink_to_fit();
+  // A buffer reserved at its exact size (Sizer) is kept as is; an estimate is trimmed.
+  if (bytes_.capacity() > bytes_.size() + bytes_.size() / 16) bytes_.shrink_to_fit();
   blocks_.shrink_to_fit();
   Dictionary d;
   d.bytes_ = std::move(bytes_);
@@ -240,7 +263,7 @@ const DenseView& Column::dense() const {
   Ensure();
   std::call_once(dense_once_, [this] {
     auto d = std::make_unique<DenseView>();
-    size_t n = present_.Empty() ? 0 : present_.ToVector().back() + 1;
+    size_t n = present_.Empty() ? 0 : present_.Maximum() + 1;
     d->kind.assign(n, kAbsent);
     d->slot.assign(n, 0);
     for (size_t k = 0; k < kKindCount; ++k) {

@@ -55,9 +55,25 @@ class Dictionary {
  public:
   static constexpr uint32_t kBlock = 16;
 
+  // The exact encoded size of strings given in order (a first pass before a Builder, so the
+  // buffer is allocated once, at its final size). Keeps a view of the current block's head: the
+  // strings must outlive the Sizer.
+  class Sizer {
+   public:
+    void Add(std::string_view s);
+    size_t strings() const { return size_; }
+    size_t bytes() const { return bytes_; }
+
+   private:
+    std::string_view head_;
+    size_t bytes_ = 0;
+    uint32_t size_ = 0;
+  };
+
   // Appends strings in strictly ascending order, then Finish()es into a Dictionary.
   class Builder {
    public:
+    // `bytes`: the encoded size (Sizer::bytes()), or an estimate.
     void Reserve(size_t strings, size_t bytes);
     void Add(std::string_view s);
     Dictionary Finish() &&;
@@ -74,10 +90,10 @@ class Dictionary {
   // `sorted_unique` must be strictly ascending.
   template <class Strings>
   explicit Dictionary(const Strings& sorted_unique) {
+    Sizer sizer;
+    for (const auto& s : sorted_unique) sizer.Add(std::string_view(s));
     Builder b;
-    size_t bytes = 0;
-    for (const auto& s : sorted_unique) bytes += std::string_view(s).size();
-    b.Reserve(sorted_unique.size(), bytes);
+    b.Reserve(sizer.strings(), sizer.bytes());
     for (const auto& s : sorted_unique) b.Add(std::string_view(s));
     *this = std::move(b).Finish();
   }

@@ -292,15 +292,28 @@ bool ColumnCodec::Read(std::string_view* in, std::shared_ptr<const Column>* out,
   }
   uint32_t dict_size;
   if (!GetU32(in, &dict_size) || dict_size > in->size() / 4) return fail("bad dictionary");
-  std::vector<std::string_view> strings;  // views into `in`, copied by Dictionary
-  strings.reserve(dict_size);
+  // Two passes over the strings: validate and size them, then build the dictionary at its exact
+  // size (no list of views, no second copy of the buffer).
+  Dictionary::Sizer sizer;
+  std::string_view strings = *in;
+  {
+    std::string_view prev;
+    for (uint32_t i = 0; i < dict_size; ++i) {
+      std::string_view s;
+      if (!GetBytes(in, &s)) return fail("truncated dictionary");
+      if (i > 0 && !(prev < s)) return fail("unsorted dictionary");
+      sizer.Add(s);
+      prev = s;
+    }
+  }
+  Dictionary::Builder builder;
+  builder.Reserve(dict_size, sizer.bytes());
   for (uint32_t i = 0; i < dict_size; ++i) {
     std::string_view s;
-    if (!GetBytes(in, &s)) return fail("truncated dictionary");
-    if (!strings.empty() && !(strings.back() < s)) return fail("unsorted dictionary");
-    strings.push_back(s);
+    GetBytes(&strings, &s);
+    builder.Add(s);
   }
-  c->dict_ = Dictionary(strings);
+  c->dict_ = std::move(builder).Finish();
   uint32_t n;
   if (!GetU32(in, &n) || (n != 0 && n != dict_size)) return fail("bad string postings");
   c->string_postings_.resize(n);

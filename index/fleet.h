@@ -89,6 +89,10 @@ class Fleet {
                                                       const std::string& name);
 
  private:
+  // Deserialize; with an `owner` of `bytes`, the documents are views into them (Open's mapping).
+  static Expected<std::unique_ptr<Fleet>> DeserializeOwned(std::string_view bytes,
+                                                           const std::string& name,
+                                                           std::shared_ptr<const void> owner);
   // Publishes the tables of a streamed load (see LoadTwinsFile).
   template <class Visit>
   Expected<size_t> LoadStreamed(Visit&& visit);

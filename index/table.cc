@@ -420,7 +420,7 @@ void TableStream::Add(const Value& doc) {
   uint32_t row = t.row_count_++;
   size_t slot;
   DocChunk& chunk = t.WritableChunk(row, &slot);
-  chunk.json[slot] = std::make_shared<const std::string>(ToJson(doc));
+  chunk.json[slot] = DocText::Adopt(ToJson(doc));
   chunk.device_id[slot] = IdOf(doc, "deviceId");
   chunk.module_id[slot] = t.modules_ ? IdOf(doc, "moduleId") : std::string();
   state_->builder.AddDocument(doc, row);
@@ -476,14 +476,12 @@ std::string_view Table::module_id(uint32_t row) const {
   return chunk_of(row).module_id[row % kDocChunkRows];
 }
 
-const std::string& Table::doc_json(uint32_t row) const {
-  static const std::string kNone;
-  const std::shared_ptr<const std::string>& json = chunk_of(row).json[row % kDocChunkRows];
-  return json ? *json : kNone;
+std::string_view Table::doc_json(uint32_t row) const {
+  return chunk_of(row).json[row % kDocChunkRows].view();
 }
 
 Value Table::Document(uint32_t row) const {
-  const std::string& json = doc_json(row);
+  std::string_view json = doc_json(row);
   if (json.empty()) return Value();
   Expected<Value> v = ParseJson(json, "stored twin");
   return v.ok() ? std::move(v.value()) : Value();
@@ -624,8 +622,7 @@ Expected<std::shared_ptr<const Table>> Table::WithChanges(
     DocChunk* chunk = &t->WritableChunk(row, &slot);
     bool was_live = row < row_count_ && live_.Contains(row);
     if (change->kind == Change::Kind::kUpsert) {
-      chunk->json[slot] =
-          change->json ? change->json : std::make_shared<const std::string>(ToJson(change->doc));
+      chunk->json[slot] = change->json ? change->json : DocText::Adopt(ToJson(change->doc));
       chunk->device_id[slot] = change->device_id;
       chunk->module_id[slot] = change->module_id;
       if (!was_live) {
@@ -689,10 +686,11 @@ size_t Table::DocumentMemoryBytes() const {
       if (chunk == nullptr) continue;
       n += sizeof(DocChunk);
       for (size_t i = 0; i < chunk->json.size(); ++i) {
-        // A document: its pointer, its control block and string (one allocation), its bytes.
+        // A document: its handle, its control block and string (one allocation) and its bytes;
+        // a document in a mapped file counts its bytes (the mapping's pages stay resident).
         n += sizeof(chunk->json[i]) + chunk->device_id[i].capacity() +
              chunk->module_id[i].capacity() + 2 * sizeof(std::string);
-        if (chunk->json[i]) n += 16 + sizeof(std::string) + chunk->json[i]->capacity();
+        if (chunk->json[i]) n += 16 + sizeof(std::string) + chunk->json[i].size();
       }
     }
   }

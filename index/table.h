@@ -25,13 +25,43 @@ namespace twinq::index {
 // exactly as ingested) in chunks of 16 rows, the leaves of a persistent radix tree of fanout 16.
 // Versions share every node and chunk they did not change: a change to one row copies the path
 // to its chunk (a few nodes of 16 pointers) and that chunk, whatever the size of the fleet.
+// A stored document's text, shared by every version (and every chunk copy) that holds it. The
+// bytes belong to `owner`: a string of its own (Adopt, Copy), or the mapped index file a fleet
+// was opened from (Fleet::Open maps the file and its documents are views into the mapping, so
+// loading copies no document; the mapping lives while any document still points into it).
+class DocText {
+ public:
+  DocText() = default;
+  DocText(std::shared_ptr<const void> owner, std::string_view text)
+      : data_(std::move(owner), text.data()), size_(text.size()) {}
+  // Keeps `text` itself (no copy of its bytes).
+  static DocText Adopt(std::string text) {
+    auto s = std::make_shared<const std::string>(std::move(text));
+    std::string_view v(*s);
+    return DocText(std::move(s), v);
+  }
+  static DocText Copy(std::string_view text) { return Adopt(std::string(text)); }
+
+  std::string_view view() const { return std::string_view(data_.get(), size_); }
+  size_t size() const { return size_; }
+  explicit operator bool() const { return data_ != nullptr; }
+  void reset() {
+    data_.reset();
+    size_ = 0;
+  }
+
+ private:
+  std::shared_ptr<const char> data_;  // aliasing: points at the text, owns what holds it
+  size_t size_ = 0;
+};
+
 inline constexpr uint32_t kDocChunkRows = 16;
 inline constexpr uint32_t kDocFanoutBits = 4;
 inline constexpr uint32_t kDocFanout = 1u << kDocFanoutBits;
 struct DocChunk {
   // Each document is shared, not copied, by the versions of its chunk: a change to one row
   // copies 16 pointers, not 16 documents (a chunk of generated twins holds about 27 KB).
-  std::vector<std::shared_ptr<const std::string>> json;  // nullptr: no document (deleted row)
+  std::vector<DocText> json;  // empty DocText: no document (deleted row)
   std::vector<std::string> device_id;
   std::vector<std::string> module_id;  // empty for device twins
 };
@@ -53,8 +83,8 @@ struct Change {
   // has it parsed already (it is then not parsed again). Must be exactly that document.
   const Value* before = nullptr;
   // Optional, kUpsert: the document's JSON text, exactly ToJson(doc) of the whole new twin, so
-  // it is not printed again (the table keeps this very string).
-  std::shared_ptr<const std::string> json;
+  // it is not printed again (the table keeps this very text).
+  DocText json;
   // The patch fast path (fleet.cc, twin_splice.h): `doc` and `partial_before` are the same
   // members (etag, version, tags, ...) of the new and of the stored twin, every other member
   // being equal in both; the index diffs those, and stores `json` (required) as the document.
@@ -115,7 +145,8 @@ class Table {
 
   std::string_view device_id(uint32_t row) const;
   std::string_view module_id(uint32_t row) const;
-  const std::string& doc_json(uint32_t row) const;
+  // The stored document's JSON text (empty for a deleted row). Valid while this version lives.
+  std::string_view doc_json(uint32_t row) const;
   // The stored document parsed back into a Value.
   Value Document(uint32_t row) const;
   // Row of a twin by id; nullopt when absent or deleted.

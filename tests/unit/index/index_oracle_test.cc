@@ -179,7 +179,7 @@ std::string OracleKey(const ColumnPath& path) {
       if (!(a < b))
         fail(fmt::format("order() is not sorted at {}: {} then {}", i, name(prev), name(row)));
     }
-    if (table.doc_json(row) != ToJson(doc)) {
+    if (std::string(table.doc_json(row)) != ToJson(doc)) {
       fail(fmt::format("{}: doc_json {} != {}", name(row), table.doc_json(row), ToJson(doc)));
     }
     if (!(table.Document(row) == doc)) fail(fmt::format("{}: Document() differs", name(row)));
@@ -1186,7 +1186,7 @@ TEST(IndexOracleTest, ByteFlipsAreRefused) {
 
 constexpr size_t kHeaderBytes = 28;
 
-uint64_t CopyOfChecksum(std::string_view data) {
+uint64_t CopyOfChecksumV1(std::string_view data) {
   uint64_t h = 0x9E3779B97F4A7C15ULL ^ data.size();
   size_t i = 0;
   for (; i + 8 <= data.size(); i += 8) {
@@ -1199,6 +1199,33 @@ uint64_t CopyOfChecksum(std::string_view data) {
   std::memcpy(&tail, data.data() + i, data.size() - i);
   h = (h ^ tail) * 0xC4CEB9FE1A85EC53ULL;
   return h ^ (h >> 29);
+}
+
+// Format version 2: four lanes.
+uint64_t CopyOfChecksum(std::string_view data) {
+  uint64_t h[4] = {0x9E3779B97F4A7C15ULL ^ data.size(), 0xBF58476D1CE4E5B9ULL,
+                   0x94D049BB133111EBULL, 0xD6E8FEB86659FD93ULL};
+  size_t i = 0;
+  for (; i + 32 <= data.size(); i += 32) {
+    for (int k = 0; k < 4; ++k) {
+      uint64_t w;
+      std::memcpy(&w, data.data() + i + 8 * k, 8);
+      h[k] = (h[k] ^ w) * 0xFF51AFD7ED558CCDULL;
+      h[k] ^= h[k] >> 32;
+    }
+  }
+  for (int k = 0; i + 8 <= data.size(); i += 8, ++k) {
+    uint64_t w;
+    std::memcpy(&w, data.data() + i, 8);
+    h[k] = (h[k] ^ w) * 0xFF51AFD7ED558CCDULL;
+    h[k] ^= h[k] >> 32;
+  }
+  uint64_t tail = 0;
+  std::memcpy(&tail, data.data() + i, data.size() - i);
+  uint64_t r = h[0];
+  for (int k = 1; k < 4; ++k) r = (r ^ h[k]) * 0xC4CEB9FE1A85EC53ULL;
+  r = (r ^ tail) * 0xC4CEB9FE1A85EC53ULL;
+  return r ^ (r >> 29);
 }
 
 // Re-seals a file whose payload was edited (length and checksum).
@@ -1313,6 +1340,35 @@ TEST(IndexOracleTest, WalkerFollowsTheFormat) {
   EXPECT_EQ(devices.columns.size(), s.devices().columns().size());
   EXPECT_EQ(modules.columns.size(), s.modules().columns().size());
   EXPECT_EQ(Reseal(bytes), bytes);
+}
+
+// Files of format version 1 (the one-lane checksum) are still read: the same payload under a
+// version 1 header gives the same fleet; a version 1 header with a version 2 checksum (or the
+// reverse) is refused.
+TEST(IndexOracleTest, ReadsFormatVersion1) {
+  std::string v2 = SmallFleetBytes();
+  uint32_t version;
+  std::memcpy(&version, v2.data() + 8, 4);
+  ASSERT_EQ(version, 2u);
+  std::string v1 = v2;
+  version = 1;
+  std::memcpy(v1.data() + 8, &version, 4);
+  uint64_t sum = CopyOfChecksumV1(std::string_view(v1).substr(kHeaderBytes));
+  std::string v1_wrong_sum = v1;
+  std::memcpy(v1.data() + 20, &sum, 8);
+  Expected<std::unique_ptr<Fleet>> old = Fleet::Deserialize(v1, "v1");
+  ASSERT_TRUE(old.ok()) << old.error().message;
+  EXPECT_EQ((*old)->Serialize(), v2);  // and it is written back as version 2
+  Expected<std::unique_ptr<Fleet>> bad = Fleet::Deserialize(v1_wrong_sum, "v1");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message.find("checksum mismatch"), std::string::npos);
+  std::string v3 = v2;
+  version = 3;
+  std::memcpy(v3.data() + 8, &version, 4);
+  Expected<std::unique_ptr<Fleet>> future = Fleet::Deserialize(v3, "v3");
+  ASSERT_FALSE(future.ok());
+  EXPECT_NE(future.error().message.find("index format version 3 is not supported"),
+            std::string::npos);
 }
 
 // Every single-byte edit of the payload, re-sealed with a valid checksum, is either refused or

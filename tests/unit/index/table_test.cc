@@ -3,8 +3,11 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include <cstdio>
+
 #include "engine/common/json_reader.h"
 #include "index/fleet.h"
+#include "index/fleet_gen.h"
 
 namespace twinq::index {
 namespace {
@@ -157,6 +160,59 @@ TEST(FleetTest, OpenRefusesDirectoriesAndMissingFiles) {
   Expected<std::unique_ptr<Fleet>> dev = Fleet::Open("/dev/null");
   ASSERT_FALSE(dev.ok());
   EXPECT_NE(dev.error().message.find("not a regular file"), std::string::npos);
+}
+
+// Fleet::Open keeps the documents as views into the mapped file: they must outlive the fleet
+// (a snapshot keeps them), survive the file being replaced or removed, and be replaced by
+// patches like any other document; Deserialize (copies) is the oracle.
+TEST(FleetTest, OpenedDocumentsLiveInTheMappingAsLongAsTheyAreReferenced) {
+  FleetSpec spec;
+  spec.devices = 300;
+  Fleet built{TwinSet{}};
+  std::string text;
+  GenerateFleet(spec, [&](std::string_view line) {
+    text.append(line);
+    text.push_back('\n');
+  });
+  ASSERT_TRUE(built.LoadTwinsText(text, "gen").ok());
+  std::string path = ::testing::TempDir() + "/mapped_docs.twinq";
+  ASSERT_TRUE(built.Save(path).ok());
+  std::string saved = built.Serialize();
+
+  Expected<std::unique_ptr<Fleet>> opened = Fleet::Open(path);
+  ASSERT_TRUE(opened.ok()) << opened.error().message;
+  Expected<std::unique_ptr<Fleet>> copied = Fleet::Deserialize(saved, "copy");
+  ASSERT_TRUE(copied.ok());
+  EXPECT_EQ((*opened)->Serialize(), saved);
+
+  // The file goes away (replaced by a rename, as Save does, then removed): nothing changes.
+  ASSERT_TRUE(built.Save(path).ok());
+  ASSERT_EQ(std::remove(path.c_str()), 0);
+  Snapshot before = (*opened)->snapshot();
+  std::string now = "2026-11-27T00:00:00.0000000Z";
+  Value patch =
+      ParseJson(R"({"tags":{"mapped":"no"},"properties":{"desired":{"x":1}}})", "p").value();
+  for (uint32_t row : before.devices().order()) {
+    if (row % 3 != 0) continue;
+    std::string id(before.devices().device_id(row));
+    ASSERT_TRUE((*opened)->Patch(id, "", patch, "*", now).ok());
+    ASSERT_TRUE((*copied)->Patch(id, "", patch, "*", now).ok());
+  }
+  EXPECT_EQ((*opened)->Serialize(), (*copied)->Serialize());
+
+  // The fleet goes away; the snapshot taken before the patches still reads every document.
+  std::unique_ptr<Fleet> gone = std::move(opened.value());
+  gone.reset();
+  Expected<std::unique_ptr<Fleet>> again = Fleet::Deserialize(saved, "again");
+  ASSERT_TRUE(again.ok());
+  Snapshot expect = (*again)->snapshot();
+  for (const auto& [got_t, want_t] : {std::pair{&before.devices(), &expect.devices()},
+                                      std::pair{&before.modules(), &expect.modules()}}) {
+    ASSERT_EQ(got_t->row_count(), want_t->row_count());
+    for (uint32_t row = 0; row < got_t->row_count(); ++row) {
+      ASSERT_EQ(got_t->doc_json(row), want_t->doc_json(row)) << "row " << row;
+    }
+  }
 }
 
 TEST(FleetTest, FindRowByHashAgreesWithTheOrder) {
