@@ -11,6 +11,7 @@
 //   bench_index [--fleet FILE] [--generate N] [--reps N] [--patches N] [--batches B1,B2,...]
 //               [--only ingest|patch|bulk|persist] [--index-file PATH] [--top-columns N]
 //               [--splice on|off]
+//   bench_index --open INDEX [--reps N]
 //
 // --splice off sends every patch down the whole-document path (Fleet::set_splice_patches, the
 // oracle of the splice fast path) to compare the two; the patch rows say how many patches were
@@ -37,6 +38,8 @@
 // --top-columns N prints the N columns that take the most index memory (where the memory goes).
 // --only PHASE runs the ingest (which every phase needs) and one phase; with a small fleet this
 // is the entry point for profilers (perf record, valgrind --tool=callgrind).
+// --open INDEX times only Fleet::Open of an index file saved earlier (`twinq index build`), after
+// checking once that the opened fleet serializes to the file's bytes and equals Deserialize's.
 //
 // The last thing printed (stdout) is the result table in Markdown, for bench/BENCHLOG.md.
 #include <malloc.h>
@@ -265,6 +268,7 @@ struct Options {
   std::string index_file;
   int top_columns = 0;
   bool splice = true;
+  std::string open;  // --open FILE: time Fleet::Open of an existing index file, nothing else
 };
 
 Options ParseArgs(int argc, char** argv) {
@@ -298,6 +302,8 @@ Options ParseArgs(int argc, char** argv) {
     } else if (a == "--splice") {
       if (v != "on" && v != "off") Die("--splice takes on or off");
       o.splice = v == "on";
+    } else if (a == "--open") {
+      o.open = v;
     } else if (a == "--top-columns") {
       o.top_columns = std::max(0, std::atoi(v.c_str()));
     } else {
@@ -728,8 +734,51 @@ void Persist(const Options& o, std::unique_ptr<Fleet> fleet) {
 
 }  // namespace
 
+// --open FILE: Fleet::Open of a saved index (in the page cache after the first, untimed, open),
+// --reps times; the first open's fleet is checked against Deserialize of the same bytes.
+void OpenOnly(const Options& o) {
+  std::string file = ReadFile(o.open);
+  size_t file_size = file.size();
+  {
+    auto opened = Fleet::Open(o.open);
+    if (!opened.ok()) Die(opened.error().message);
+    auto copied = Fleet::Deserialize(file, o.open);
+    if (!copied.ok()) Die(copied.error().message);
+    Check((*opened)->Serialize() == (*copied)->Serialize(), "Open and Deserialize differ");
+    Check((*opened)->Serialize() == file, "Serialize() after Open differs from the file");
+  }
+  file = std::string();
+  std::vector<Timing> open;
+  for (int r = 0; r < o.reps; ++r) {
+    Timer t;
+    auto loaded = Fleet::Open(o.open);
+    open.push_back(t.Elapsed());
+    if (!loaded.ok()) Die(loaded.error().message);
+    std::fprintf(stderr, "  rep %d: Open %.3f s (cpu %.3f)\n", r + 1, open.back().wall,
+                 open.back().cpu);
+  }
+  double gb = static_cast<double>(file_size) / 1e9;
+  TimingStats s = Summarize(open);
+  Report("index file size", F("%.1f MB", MB(file_size)), "", "");
+  Report("Open (read from page cache + Deserialize)",
+         F("%.2f s = %.2f GB/s", s.wall.median, gb / s.wall.median),
+         F("%.2f s = %.2f GB/s", s.cpu.median, gb / s.cpu.median),
+         F("%.0f reps; cpu range %.2f-%.2f s", o.reps, s.cpu.min, s.cpu.max), ">= 1 GB/s",
+         Met(gb / s.cpu.median >= 1));
+}
+
 int main(int argc, char** argv) {
   Options o = ParseArgs(argc, argv);
+  if (!o.open.empty()) {
+    OpenOnly(o);
+    std::printf("| metric | wall (median) | CPU (median) | detail | target (on CPU) | met |\n");
+    std::printf("|---|---:|---:|---|---|---|\n");
+    for (const Row& r : g_rows) {
+      std::printf("| %s | %s | %s | %s | %s | %s |\n", r.metric.c_str(), r.wall.c_str(),
+                  r.cpu.c_str(), r.detail.c_str(), r.target.c_str(), r.met.c_str());
+    }
+    return 0;
+  }
   MaybeGenerate(o);
   std::unique_ptr<Fleet> fleet = Ingest(o);
   fleet->set_splice_patches(o.splice);

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <iterator>
 
 namespace twinq::index {
 
@@ -221,12 +222,49 @@ void PutArray(std::string* out, const std::vector<T>& v) {
   out->append(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(T));
 }
 
+// Reads the T at p (any alignment): the input of assign(), so a vector is filled in one pass,
+// without first being zeroed by resize().
+template <class T>
+struct UnalignedIterator {
+  using iterator_category = std::random_access_iterator_tag;
+  using value_type = T;
+  using difference_type = std::ptrdiff_t;
+  using pointer = const T*;
+  using reference = T;
+  const char* p;
+  T operator*() const {
+    T v;
+    std::memcpy(&v, p, sizeof(T));
+    return v;
+  }
+  UnalignedIterator& operator++() {
+    p += sizeof(T);
+    return *this;
+  }
+  UnalignedIterator operator++(int) {
+    UnalignedIterator old = *this;
+    p += sizeof(T);
+    return old;
+  }
+  UnalignedIterator& operator--() {
+    p -= sizeof(T);
+    return *this;
+  }
+  UnalignedIterator& operator+=(difference_type n) {
+    p += n * static_cast<difference_type>(sizeof(T));
+    return *this;
+  }
+  difference_type operator-(const UnalignedIterator& o) const {
+    return (p - o.p) / static_cast<difference_type>(sizeof(T));
+  }
+  bool operator==(const UnalignedIterator& o) const { return p == o.p; }
+};
+
 template <class T>
 bool GetArray(std::string_view* in, std::vector<T>* v) {
   uint64_t n;
   if (!GetU64(in, &n) || n > in->size() / sizeof(T)) return false;
-  v->resize(n);
-  if (n > 0) std::memcpy(v->data(), in->data(), n * sizeof(T));  // data() may be null when empty
+  v->assign(UnalignedIterator<T>{in->data()}, UnalignedIterator<T>{in->data() + n * sizeof(T)});
   in->remove_prefix(n * sizeof(T));
   return true;
 }
@@ -258,8 +296,8 @@ void ColumnCodec::Write(const Column& c, std::string* out) {
   for (const Bitmap& b : c.number_postings_) PutBitmap(out, b);
 }
 
-bool ColumnCodec::Read(std::string_view* in, std::shared_ptr<const Column>* out,
-                       std::string* error) {
+bool ColumnCodec::Read(std::string_view* in, std::shared_ptr<const Column>* out, std::string* error,
+                       uint32_t row_count) {
   auto c = std::make_shared<Column>();
   auto fail = [&](const char* what) {
     *error = what;
@@ -283,6 +321,7 @@ bool ColumnCodec::Read(std::string_view* in, std::shared_ptr<const Column>* out,
     c->path_.push_back(std::move(s));
   }
   if (!GetBitmap(in, &c->present_)) return fail("bad presence bitmap");
+  if (!c->present_.Empty() && c->present_.Maximum() >= row_count) return fail("row out of range");
   for (Bitmap& b : c->by_kind_) {
     if (!GetBitmap(in, &b)) return fail("bad kind bitmap");
   }
@@ -357,33 +396,44 @@ bool ColumnCodec::Read(std::string_view* in, std::shared_ptr<const Column>* out,
       return fail("bad distinct numbers");
     }
   }
-  auto postings_hold = [](const Bitmap& rows, const std::vector<Bitmap>& postings,
-                          auto&& posting_of) {
+  // Checked posting by posting, each read in order: `slot_of_row` maps each row of the kind's
+  // bitmap to its index in the value array (rows outside it map to kNoSlot), so an entry is
+  // checked in O(1) (a rank or a search of the distinct values per row would cost several
+  // times the whole read on a large fleet). `value_ok(p, slot)`: the value at `slot` is
+  // posting p's value.
+  constexpr uint32_t kNoSlot = UINT32_MAX;
+  std::vector<uint32_t> slot_of_row;
+  auto postings_hold = [&](const Bitmap& rows, const std::vector<Bitmap>& postings,
+                           auto&& value_ok) {
     uint64_t entries = 0;
     for (const Bitmap& p : postings) entries += p.Cardinality();
     if (entries != rows.Cardinality()) return false;
+    if (rows.Empty()) return true;
+    slot_of_row.assign(static_cast<size_t>(rows.Maximum()) + 1, kNoSlot);
+    uint32_t i = 0;
+    rows.ForEach([&](uint32_t row) { slot_of_row[row] = i++; });
     bool ok = true;
-    size_t i = 0;
-    rows.ForEach([&](uint32_t row) {
-      int64_t p = ok ? posting_of(i) : -1;
-      ok = ok && p >= 0 && postings[p].Contains(row);
-      ++i;
-    });
+    for (size_t p = 0; p < postings.size() && ok; ++p) {
+      postings[p].ForEach([&](uint32_t row) {
+        uint32_t slot = row < slot_of_row.size() ? slot_of_row[row] : kNoSlot;
+        ok = ok && slot != kNoSlot && value_ok(p, slot);
+      });
+    }
+    // Every entry names a row of the kind with the posting's value; as many entries as rows, so
+    // every row is in exactly one posting.
     return ok;
   };
   if (!c->number_postings_.empty() &&
       !postings_hold(c->by_kind_[static_cast<size_t>(Kind::kNumber)], c->number_postings_,
-                     [&](size_t i) {
-                       auto it = std::lower_bound(distinct.begin(), distinct.end(), c->numbers_[i]);
-                       return it != distinct.end() && *it == c->numbers_[i]
-                                  ? static_cast<int64_t>(it - distinct.begin())
-                                  : int64_t{-1};
+                     [&](size_t p, uint32_t slot) {
+                       // == is false for NaN, and -0 == 0 shares one posting, as in Build.
+                       return c->numbers_[slot] == distinct[p];
                      })) {
     return fail("number postings disagree with the numbers");
   }
   if (!c->string_postings_.empty() &&
       !postings_hold(c->by_kind_[static_cast<size_t>(Kind::kString)], c->string_postings_,
-                     [&](size_t i) { return static_cast<int64_t>(c->codes_[i]); })) {
+                     [&](size_t p, uint32_t slot) { return c->codes_[slot] == p; })) {
     return fail("string postings disagree with the codes");
   }
   if (!c->numbers_.empty()) {

@@ -23,8 +23,10 @@ class ColumnCodec {
       const std::vector<std::pair<uint32_t, const FlatEntry*>>& entries);
 
   static void Write(const Column& c, std::string* out);
-  // Reads a column written by Write from `in` (advanced past it); false when malformed.
-  static bool Read(std::string_view* in, std::shared_ptr<const Column>* out, std::string* error);
+  // Reads a column written by Write from `in` (advanced past it); false when malformed,
+  // including a row at or beyond `row_count` (the table's rows).
+  static bool Read(std::string_view* in, std::shared_ptr<const Column>* out, std::string* error,
+                   uint32_t row_count);
 };
 
 // Little-endian primitives for index files.

@@ -81,24 +81,42 @@ class TableCodec {
     if (!t->live_.Empty() && t->live_.Maximum() >= t->row_count_) {
       return fail("live row out of range");
     }
-    for (uint32_t row = 0; row < t->row_count_; ++row) {
+    // The rows' documents and ids, as views into `in` (checked first, then stored a chunk at a
+    // time: one tree walk per 16 rows).
+    struct RowText {
       std::string_view json, device, module;
-      if (!GetBytes(in, &json) || !GetBytes(in, &device) || !GetBytes(in, &module)) {
+    };
+    // Each row takes at least its three lengths: a row count beyond that is refused before
+    // anything is allocated for it.
+    if (t->row_count_ > in->size() / 12) return fail("truncated documents");
+    std::vector<RowText> rows(t->row_count_);
+    for (uint32_t row = 0; row < t->row_count_; ++row) {
+      RowText& r = rows[row];
+      if (!GetBytes(in, &r.json) || !GetBytes(in, &r.device) || !GetBytes(in, &r.module)) {
         return fail("truncated documents");
       }
-      if (json.empty() == t->live_.Contains(row)) return fail("document and liveness disagree");
-      size_t slot;
-      DocChunk& chunk = t->WritableChunk(row, &slot);
-      if (!json.empty()) chunk.json[slot] = owner ? DocText(owner, json) : DocText::Copy(json);
-      chunk.device_id[slot] = device;
-      chunk.module_id[slot] = module;
+      if (r.json.empty() == t->live_.Contains(row)) return fail("document and liveness disagree");
     }
     // FindRow binary-searches order(): it must hold each live row once, strictly by id.
     for (size_t i = 1; i < t->order_->size(); ++i) {
-      uint32_t a = (*t->order_)[i - 1], b = (*t->order_)[i];
-      if (!(std::make_pair(t->device_id(a), t->module_id(a)) <
-            std::make_pair(t->device_id(b), t->module_id(b)))) {
+      const RowText& a = rows[(*t->order_)[i - 1]];
+      const RowText& b = rows[(*t->order_)[i]];
+      if (!(std::make_pair(a.device, a.module) < std::make_pair(b.device, b.module))) {
         return fail("order is not strictly by id");
+      }
+    }
+    for (uint32_t first = 0; first < t->row_count_; first += kDocChunkRows) {
+      uint32_t last = std::min<uint32_t>(first + kDocChunkRows, t->row_count_) - 1;
+      size_t slot;
+      DocChunk& chunk = t->WritableChunk(last, &slot);  // sized to hold rows first..last
+      for (uint32_t row = first; row <= last; ++row) {
+        const RowText& r = rows[row];
+        size_t k = row - first;
+        if (!r.json.empty()) {
+          chunk.json[k] = owner ? DocText(owner, r.json) : DocText::Copy(r.json);
+        }
+        chunk.device_id[k] = r.device;
+        chunk.module_id[k] = r.module;
       }
     }
     *columns_at = in->data();
@@ -108,9 +126,8 @@ class TableCodec {
     for (uint32_t i = 0; i < columns; ++i) {
       std::shared_ptr<const Column> c;
       std::string why;
-      if (!ColumnCodec::Read(in, &c, &why)) return fail(fmt::format("column {}: {}", i, why));
-      if (!c->present().Empty() && c->present().Maximum() >= t->row_count_) {
-        return fail(fmt::format("column {}: row out of range", i));
+      if (!ColumnCodec::Read(in, &c, &why, t->row_count_)) {
+        return fail(fmt::format("column {}: {}", i, why));
       }
       t->columns_.push_back(std::move(c));
     }
