@@ -373,12 +373,37 @@ void Column::AdoptData(Column&& o) {
 
 void ColumnBuilder::AddString(uint32_t row, std::string_view s) {
   Add(row, Kind::kString);
-  auto it = intern_.find(s);
-  if (it == intern_.end()) {
-    it = intern_.emplace(std::string(s), static_cast<uint32_t>(distinct_.size())).first;
-    distinct_.emplace_back(s);
+  uint64_t h = std::hash<std::string_view>()(s);
+  if (slots_.empty()) slots_.assign(16, 0);
+  size_t mask = slots_.size() - 1;
+  for (size_t i = h & mask;; i = (i + 1) & mask) {
+    uint32_t slot = slots_[i];
+    if (slot == 0) {
+      uint32_t code = static_cast<uint32_t>(hashes_.size());
+      arena_.append(s);
+      arena_offsets_.push_back(arena_.size());
+      hashes_.push_back(h);
+      slots_[i] = code + 1;
+      temp_codes_.push_back(code);
+      if (hashes_.size() * 2 > slots_.size()) GrowSlots();  // at most half full
+      return;
+    }
+    if (hashes_[slot - 1] == h && Distinct(slot - 1) == s) {
+      temp_codes_.push_back(slot - 1);
+      return;
+    }
   }
-  temp_codes_.push_back(it->second);
+}
+
+void ColumnBuilder::GrowSlots() {
+  std::vector<uint32_t> slots(slots_.size() * 2, 0);
+  size_t mask = slots.size() - 1;
+  for (uint32_t code = 0; code < hashes_.size(); ++code) {
+    size_t i = hashes_[code] & mask;
+    while (slots[i] != 0) i = (i + 1) & mask;
+    slots[i] = code + 1;
+  }
+  slots_ = std::move(slots);
 }
 
 void ColumnBuilder::CopyFrom(const Column& c, uint32_t row, uint32_t new_row) {
@@ -427,16 +452,17 @@ std::shared_ptr<const Column> ColumnBuilder::Build() && {
     c->stats_.kind_counts[k] = kind_rows[k].size();
   }
   // Strings: sort the distinct strings, recode.
-  std::vector<uint32_t> order(distinct_.size());
+  size_t distinct = hashes_.size();
+  std::vector<uint32_t> order(distinct);
   std::iota(order.begin(), order.end(), 0);
   std::sort(order.begin(), order.end(),
-            [&](uint32_t a, uint32_t b) { return distinct_[a] < distinct_[b]; });
-  std::vector<uint32_t> final_code(distinct_.size());
-  std::vector<std::string> sorted;
-  sorted.reserve(distinct_.size());
+            [&](uint32_t a, uint32_t b) { return Distinct(a) < Distinct(b); });
+  std::vector<uint32_t> final_code(distinct);
+  std::vector<std::string_view> sorted;  // views into arena_, copied by the Dictionary
+  sorted.reserve(distinct);
   for (uint32_t i = 0; i < order.size(); ++i) {
     final_code[order[i]] = i;
-    sorted.push_back(std::move(distinct_[order[i]]));
+    sorted.push_back(Distinct(order[i]));
   }
   c->codes_.reserve(temp_codes_.size());
   for (uint32_t t : temp_codes_) c->codes_.push_back(final_code[t]);

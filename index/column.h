@@ -13,7 +13,6 @@
 #include <mutex>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 #include "engine/common/value.h"
@@ -360,14 +359,21 @@ class ColumnBuilder {
   std::vector<Kind> kinds_;
   std::vector<double> numbers_;
   std::vector<uint32_t> array_lengths_;
-  // Strings are interned while building: temporary codes in first-seen order.
+  // Strings are interned while building: temporary codes in first-seen order. The distinct
+  // strings lie back to back in `arena_` and are found through an open-addressing table of
+  // temporary codes (most strings of a twin fleet are near-unique timestamps and etags: a node
+  // and a string allocation per distinct value, as a std::unordered_map<std::string> takes,
+  // were most of an ingest).
+  std::string_view Distinct(uint32_t code) const {
+    return std::string_view(arena_.data() + arena_offsets_[code],
+                            arena_offsets_[code + 1] - arena_offsets_[code]);
+  }
+  void GrowSlots();
   std::vector<uint32_t> temp_codes_;
-  std::vector<std::string> distinct_;
-  struct Hash {
-    using is_transparent = void;
-    size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
-  };
-  std::unordered_map<std::string, uint32_t, Hash, std::equal_to<>> intern_;
+  std::string arena_;
+  std::vector<uint64_t> arena_offsets_ = {0};  // distinct strings + 1
+  std::vector<uint64_t> hashes_;               // per distinct string
+  std::vector<uint32_t> slots_;                // temporary code + 1; 0: free
 };
 
 // Postings are built when a column has at most this many distinct values, or few relative to
