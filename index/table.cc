@@ -686,8 +686,9 @@ size_t Table::DocumentMemoryBytes() const {
       if (chunk == nullptr) continue;
       n += sizeof(DocChunk);
       for (size_t i = 0; i < chunk->json.size(); ++i) {
-        // A document: its handle, its control block and string (one allocation) and its bytes;
-        // a document in a mapped file counts its bytes (the mapping's pages stay resident).
+        // A document: its handle, its control block and string (one allocation) and its bytes
+        // (DocText::Adopt trims a string to its size); a document in a mapped file counts its
+        // bytes (the mapping's pages stay resident).
         n += sizeof(chunk->json[i]) + chunk->device_id[i].capacity() +
              chunk->module_id[i].capacity() + 2 * sizeof(std::string);
         if (chunk->json[i]) n += 16 + sizeof(std::string) + chunk->json[i].size();

@@ -34,8 +34,10 @@ class DocText {
   DocText() = default;
   DocText(std::shared_ptr<const void> owner, std::string_view text)
       : data_(std::move(owner), text.data()), size_(text.size()) {}
-  // Keeps `text` itself (no copy of its bytes).
+  // Keeps `text` itself (no copy of its bytes unless it has spare capacity: a printed document
+  // grew by doubling, and the slack would be a quarter of the stored documents' memory).
   static DocText Adopt(std::string text) {
+    if (text.capacity() > text.size()) text.shrink_to_fit();
     auto s = std::make_shared<const std::string>(std::move(text));
     std::string_view v(*s);
     return DocText(std::move(s), v);
