@@ -21,39 +21,6 @@ bool Bitmap::Read(std::string_view bytes, Bitmap* out, size_t* consumed) {
   }
 }
 
-void PutU32(std::string* out, uint32_t v) { out->append(reinterpret_cast<const char*>(&v), 4); }
-void PutU64(std::string* out, uint64_t v) { out->append(reinterpret_cast<const char*>(&v), 8); }
-void PutF64(std::string* out, double v) { out->append(reinterpret_cast<const char*>(&v), 8); }
-void PutBytes(std::string* out, std::string_view s) {
-  PutU32(out, static_cast<uint32_t>(s.size()));
-  out->append(s);
-}
-bool GetU32(std::string_view* in, uint32_t* v) {
-  if (in->size() < 4) return false;
-  std::memcpy(v, in->data(), 4);
-  in->remove_prefix(4);
-  return true;
-}
-bool GetU64(std::string_view* in, uint64_t* v) {
-  if (in->size() < 8) return false;
-  std::memcpy(v, in->data(), 8);
-  in->remove_prefix(8);
-  return true;
-}
-bool GetF64(std::string_view* in, double* v) {
-  if (in->size() < 8) return false;
-  std::memcpy(v, in->data(), 8);
-  in->remove_prefix(8);
-  return true;
-}
-bool GetBytes(std::string_view* in, std::string_view* s) {
-  uint32_t n;
-  if (!GetU32(in, &n) || in->size() < n) return false;
-  *s = in->substr(0, n);
-  in->remove_prefix(n);
-  return true;
-}
-
 namespace {
 
 // Merges the old (row, value) sequence of one kind, minus the changed rows, with new entries.

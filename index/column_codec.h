@@ -3,6 +3,7 @@
 #ifndef TWINQ_INDEX_COLUMN_CODEC_H_
 #define TWINQ_INDEX_COLUMN_CODEC_H_
 
+#include <cstring>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -30,14 +31,45 @@ class ColumnCodec {
 };
 
 // Little-endian primitives for index files.
-void PutU32(std::string* out, uint32_t v);
-void PutU64(std::string* out, uint64_t v);
-void PutF64(std::string* out, double v);
-void PutBytes(std::string* out, std::string_view s);  // u32 length + bytes
-bool GetU32(std::string_view* in, uint32_t* v);
-bool GetU64(std::string_view* in, uint64_t* v);
-bool GetF64(std::string_view* in, double* v);
-bool GetBytes(std::string_view* in, std::string_view* s);
+// Inline: a load reads three of them per document and two per dictionary string.
+inline void PutU32(std::string* out, uint32_t v) {
+  out->append(reinterpret_cast<const char*>(&v), 4);
+}
+inline void PutU64(std::string* out, uint64_t v) {
+  out->append(reinterpret_cast<const char*>(&v), 8);
+}
+inline void PutF64(std::string* out, double v) {
+  out->append(reinterpret_cast<const char*>(&v), 8);
+}
+inline void PutBytes(std::string* out, std::string_view s) {  // u32 length + bytes
+  PutU32(out, static_cast<uint32_t>(s.size()));
+  out->append(s);
+}
+inline bool GetU32(std::string_view* in, uint32_t* v) {
+  if (in->size() < 4) return false;
+  std::memcpy(v, in->data(), 4);
+  in->remove_prefix(4);
+  return true;
+}
+inline bool GetU64(std::string_view* in, uint64_t* v) {
+  if (in->size() < 8) return false;
+  std::memcpy(v, in->data(), 8);
+  in->remove_prefix(8);
+  return true;
+}
+inline bool GetF64(std::string_view* in, double* v) {
+  if (in->size() < 8) return false;
+  std::memcpy(v, in->data(), 8);
+  in->remove_prefix(8);
+  return true;
+}
+inline bool GetBytes(std::string_view* in, std::string_view* s) {
+  uint32_t n;
+  if (!GetU32(in, &n) || in->size() < n) return false;
+  *s = in->substr(0, n);
+  in->remove_prefix(n);
+  return true;
+}
 
 }  // namespace twinq::index
 
