@@ -805,16 +805,21 @@ void OpenOnly(const Options& o) {
          Met(gb / s.cpu.median >= 1));
 }
 
+// The result table (markdown), every Report row in order.
+void PrintTable() {
+  std::printf("| metric | wall (median) | CPU (median) | detail | target (on CPU) | met |\n");
+  std::printf("|---|---:|---:|---|---|---|\n");
+  for (const Row& r : g_rows) {
+    std::printf("| %s | %s | %s | %s | %s | %s |\n", r.metric.c_str(), r.wall.c_str(),
+                r.cpu.c_str(), r.detail.c_str(), r.target.c_str(), r.met.c_str());
+  }
+}
+
 int main(int argc, char** argv) {
   Options o = ParseArgs(argc, argv);
   if (!o.open.empty()) {
     OpenOnly(o);
-    std::printf("| metric | wall (median) | CPU (median) | detail | target (on CPU) | met |\n");
-    std::printf("|---|---:|---:|---|---|---|\n");
-    for (const Row& r : g_rows) {
-      std::printf("| %s | %s | %s | %s | %s | %s |\n", r.metric.c_str(), r.wall.c_str(),
-                  r.cpu.c_str(), r.detail.c_str(), r.target.c_str(), r.met.c_str());
-    }
+    PrintTable();
     return 0;
   }
   MaybeGenerate(o);
@@ -831,11 +836,6 @@ int main(int argc, char** argv) {
   if (o.only.empty() || o.only == "bulk") BulkPatches(o, *fleet);
   if (o.only.empty() || o.only == "persist") Persist(o, std::move(fleet));
 
-  std::printf("| metric | wall (median) | CPU (median) | detail | target (on CPU) | met |\n");
-  std::printf("|---|---:|---:|---|---|---|\n");
-  for (const Row& r : g_rows) {
-    std::printf("| %s | %s | %s | %s | %s | %s |\n", r.metric.c_str(), r.wall.c_str(),
-                r.cpu.c_str(), r.detail.c_str(), r.target.c_str(), r.met.c_str());
-  }
+  PrintTable();
   return 0;
 }
