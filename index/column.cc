@@ -146,14 +146,72 @@ Dictionary Dictionary::Builder::Finish() && {
   if (bytes_.capacity() > bytes_.size() + bytes_.size() / 16) bytes_.shrink_to_fit();
   blocks_.shrink_to_fit();
   Dictionary d;
-  d.bytes_ = std::move(bytes_);
+  auto owned = std::make_shared<const std::string>(std::move(bytes_));
+  d.bytes_ = std::shared_ptr<const char>(owned, owned->data());
+  d.size_bytes_ = owned->size();
+  d.capacity_bytes_ = owned->capacity();
   d.blocks_ = std::move(blocks_);
   d.size_ = size_;
   return d;
 }
 
+bool Dictionary::FromEncoded(std::string_view encoded, uint32_t size,
+                             const std::shared_ptr<const void>& owner, Dictionary* out) {
+  const char* p = encoded.data();
+  const char* const end = p + encoded.size();
+  // A varint of at most 10 bytes (as ReadVarint decodes it) whose value fits in what is left
+  // (`limit` for a shared prefix, which must not exceed its head).
+  auto varint = [&](uint64_t limit, uint64_t* v) {
+    *v = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+      if (p == end) return false;
+      uint8_t b = static_cast<uint8_t>(*p++);
+      *v |= static_cast<uint64_t>(b & 0x7f) << shift;
+      if ((b & 0x80) == 0) return *v <= limit;
+    }
+    return false;
+  };
+  std::vector<uint64_t> blocks;
+  blocks.reserve((static_cast<size_t>(size) + kBlock - 1) / kBlock);
+  std::string prev, cur;  // the previous and the current string, to check the order
+  std::string_view head;
+  for (uint32_t i = 0; i < size; ++i) {
+    uint64_t shared = 0, n;
+    if (i % kBlock == 0) {
+      blocks.push_back(static_cast<uint64_t>(p - encoded.data()));
+      if (!varint(static_cast<uint64_t>(end - p), &n) || n > static_cast<uint64_t>(end - p)) {
+        return false;
+      }
+      head = std::string_view(p, n);
+    } else if (!varint(head.size(), &shared) || !varint(static_cast<uint64_t>(end - p), &n) ||
+               n > static_cast<uint64_t>(end - p)) {
+      return false;
+    }
+    cur.assign(head.data(), shared);
+    cur.append(p, n);
+    p += n;
+    if (i > 0 && !(prev < cur)) return false;
+    prev.swap(cur);
+  }
+  if (p != end) return false;
+  Dictionary d;
+  if (owner) {
+    d.bytes_ = std::shared_ptr<const char>(owner, encoded.data());
+    d.capacity_bytes_ = encoded.size();
+  } else {
+    auto owned = std::make_shared<const std::string>(encoded);
+    d.bytes_ = std::shared_ptr<const char>(owned, owned->data());
+    d.capacity_bytes_ = owned->capacity();
+  }
+  d.size_bytes_ = encoded.size();
+  d.blocks_ = std::move(blocks);
+  d.size_ = size;
+  *out = std::move(d);
+  return true;
+}
+
 std::string_view Dictionary::View(uint32_t code, std::string* scratch) const {
-  const char* p = bytes_.data() + blocks_[code / kBlock];
+  const char* p = data() + blocks_[code / kBlock];
   std::string_view head = ReadHead(&p);
   uint32_t i = code % kBlock;
   if (i == 0) return head;
@@ -165,7 +223,7 @@ std::string_view Dictionary::View(uint32_t code, std::string* scratch) const {
 }
 
 uint32_t Dictionary::BoundInBlock(uint32_t b, std::string_view s, bool strict) const {
-  const char* p = bytes_.data() + blocks_[b];
+  const char* p = data() + blocks_[b];
   std::string_view head = ReadHead(&p);
   uint32_t first = b * kBlock;
   int c = head.compare(s);
@@ -223,7 +281,7 @@ std::pair<uint32_t, uint32_t> Dictionary::PrefixRange(std::string_view prefix) c
 }
 
 size_t Dictionary::MemoryBytes() const {
-  return bytes_.capacity() + blocks_.capacity() * sizeof(uint64_t);
+  return capacity_bytes_ + blocks_.capacity() * sizeof(uint64_t);
 }
 
 Kind Column::KindAt(uint32_t row, bool* present) const {

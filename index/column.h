@@ -111,7 +111,7 @@ class Dictionary {
   void ForEach(F&& f) const {
     std::string scratch;
     for (uint32_t b = 0; b < blocks_.size(); ++b) {
-      const char* p = bytes_.data() + blocks_[b];
+      const char* p = data() + blocks_[b];
       std::string_view head = ReadHead(&p);
       uint32_t first = b * kBlock;
       f(first, head);
@@ -133,6 +133,16 @@ class Dictionary {
   // Codes [begin, end) of the strings starting with `prefix`.
   std::pair<uint32_t, uint32_t> PrefixRange(std::string_view prefix) const;
   size_t MemoryBytes() const;
+
+  // The encoded strings, exactly as a Builder wrote them (the index file stores dictionaries in
+  // this form, so loading one does not rebuild it).
+  std::string_view encoded() const { return std::string_view(data(), size_bytes_); }
+  // A dictionary of `size` strings over `encoded` bytes (as encoded() gives them), after checking
+  // them: every length within the bytes, the strings strictly ascending, no byte left over.
+  // With an `owner` (which keeps the bytes alive), the dictionary views the bytes in place (the
+  // mapped index file, Fleet::Open); without one, it copies them. False when the check fails.
+  static bool FromEncoded(std::string_view encoded, uint32_t size,
+                          const std::shared_ptr<const void>& owner, Dictionary* out);
 
  private:
   struct Entry {
@@ -166,12 +176,17 @@ class Dictionary {
   // The first code whose string is >= s (strict: > s).
   uint32_t Bound(std::string_view s, bool strict) const;
   std::string_view Head(uint32_t b) const {
-    const char* p = bytes_.data() + blocks_[b];
+    const char* p = data() + blocks_[b];
     return ReadHead(&p);
   }
+  const char* data() const { return bytes_.get(); }
 
-  std::string bytes_;
-  std::vector<uint64_t> blocks_;  // offset of each block in bytes_
+  // The encoded strings: a string of the dictionary's own (Builder, FromEncoded without an
+  // owner) or a view into a mapped index file. Shared by copies (it is never modified).
+  std::shared_ptr<const char> bytes_;
+  size_t size_bytes_ = 0;
+  size_t capacity_bytes_ = 0;     // memory held for the bytes (their string's capacity)
+  std::vector<uint64_t> blocks_;  // offset of each block in the bytes
   uint32_t size_ = 0;
 };
 

@@ -236,6 +236,34 @@ bool GetArray(std::string_view* in, std::vector<T>* v) {
   return true;
 }
 
+// Format versions 1 and 2: the dictionary as `size` strings (u32 length + bytes) in order.
+template <class Fail>
+bool ReadDictionaryAsList(std::string_view* in, uint32_t dict_size, Dictionary* out, Fail* fail) {
+  // Two passes over the strings: validate and size them, then build the dictionary at its exact
+  // size (no list of views, no second copy of the buffer).
+  Dictionary::Sizer sizer;
+  std::string_view strings = *in;
+  {
+    std::string_view prev;
+    for (uint32_t i = 0; i < dict_size; ++i) {
+      std::string_view s;
+      if (!GetBytes(in, &s)) return (*fail)("truncated dictionary");
+      if (i > 0 && !(prev < s)) return (*fail)("unsorted dictionary");
+      sizer.Add(s);
+      prev = s;
+    }
+  }
+  Dictionary::Builder builder;
+  builder.Reserve(dict_size, sizer.bytes());
+  for (uint32_t i = 0; i < dict_size; ++i) {
+    std::string_view s;
+    GetBytes(&strings, &s);
+    builder.Add(s);
+  }
+  *out = std::move(builder).Finish();
+  return true;
+}
+
 }  // namespace
 
 void ColumnCodec::Write(const Column& c, std::string* out) {
@@ -255,7 +283,9 @@ void ColumnCodec::Write(const Column& c, std::string* out) {
   PutArray(out, c.codes_);
   PutArray(out, c.array_lengths_);
   PutU32(out, static_cast<uint32_t>(c.dict_.size()));
-  c.dict_.ForEach([&](uint32_t, std::string_view s) { PutBytes(out, s); });
+  std::string_view encoded = c.dict_.encoded();
+  PutU64(out, encoded.size());
+  out->append(encoded);
   PutU32(out, static_cast<uint32_t>(c.string_postings_.size()));
   for (const Bitmap& b : c.string_postings_) PutBitmap(out, b);
   PutArray(out, c.distinct_numbers_);
@@ -264,7 +294,8 @@ void ColumnCodec::Write(const Column& c, std::string* out) {
 }
 
 bool ColumnCodec::Read(std::string_view* in, std::shared_ptr<const Column>* out, std::string* error,
-                       uint32_t row_count) {
+                       uint32_t row_count, uint32_t format_version,
+                       const std::shared_ptr<const void>& owner) {
   auto c = std::make_shared<Column>();
   auto fail = [&](const char* what) {
     *error = what;
@@ -297,29 +328,21 @@ bool ColumnCodec::Read(std::string_view* in, std::shared_ptr<const Column>* out,
     return fail("bad value arrays");
   }
   uint32_t dict_size;
-  if (!GetU32(in, &dict_size) || dict_size > in->size() / 4) return fail("bad dictionary");
-  // Two passes over the strings: validate and size them, then build the dictionary at its exact
-  // size (no list of views, no second copy of the buffer).
-  Dictionary::Sizer sizer;
-  std::string_view strings = *in;
-  {
-    std::string_view prev;
-    for (uint32_t i = 0; i < dict_size; ++i) {
-      std::string_view s;
-      if (!GetBytes(in, &s)) return fail("truncated dictionary");
-      if (i > 0 && !(prev < s)) return fail("unsorted dictionary");
-      sizer.Add(s);
-      prev = s;
+  // Each string takes at least 4 bytes in a list (its length), at least 1 encoded.
+  if (!GetU32(in, &dict_size) || dict_size > in->size() / (format_version >= 3 ? 1 : 4)) {
+    return fail("bad dictionary");
+  }
+  if (format_version >= 3) {
+    uint64_t encoded_size;
+    if (!GetU64(in, &encoded_size) || encoded_size > in->size()) return fail("bad dictionary");
+    std::string_view encoded = in->substr(0, encoded_size);
+    in->remove_prefix(encoded_size);
+    if (!Dictionary::FromEncoded(encoded, dict_size, owner, &c->dict_)) {
+      return fail("bad dictionary encoding or unsorted dictionary");
     }
+  } else if (!ReadDictionaryAsList(in, dict_size, &c->dict_, &fail)) {
+    return false;
   }
-  Dictionary::Builder builder;
-  builder.Reserve(dict_size, sizer.bytes());
-  for (uint32_t i = 0; i < dict_size; ++i) {
-    std::string_view s;
-    GetBytes(&strings, &s);
-    builder.Add(s);
-  }
-  c->dict_ = std::move(builder).Finish();
   uint32_t n;
   if (!GetU32(in, &n) || (n != 0 && n != dict_size)) return fail("bad string postings");
   c->string_postings_.resize(n);

@@ -23,11 +23,17 @@ class ColumnCodec {
       const Column& old, const std::vector<uint32_t>& changed,
       const std::vector<std::pair<uint32_t, const FlatEntry*>>& entries);
 
+  // Writes the column in the layout of the current index format (version 3: the dictionary is
+  // stored encoded, Dictionary::encoded()).
   static void Write(const Column& c, std::string* out);
   // Reads a column written by Write from `in` (advanced past it); false when malformed,
-  // including a row at or beyond `row_count` (the table's rows).
+  // including a row at or beyond `row_count` (the table's rows). `format_version`: the file's
+  // (1 and 2 store the dictionary as a list of strings). With an `owner` of the bytes `in` views,
+  // a version 3 dictionary stays in place (a view, Dictionary::FromEncoded); otherwise, and for
+  // older versions, it is copied.
   static bool Read(std::string_view* in, std::shared_ptr<const Column>* out, std::string* error,
-                   uint32_t row_count);
+                   uint32_t row_count, uint32_t format_version,
+                   const std::shared_ptr<const void>& owner);
 };
 
 // Little-endian primitives for index files.

@@ -34,14 +34,35 @@ class TableCodec {
     PutBytes(out, live);
     PutU64(out, t.order_->size());
     out->append(reinterpret_cast<const char*>(t.order_->data()), t.order_->size() * 4);
-    for (uint32_t row = 0; row < t.row_count_; ++row) {
-      const DocChunk& c = t.chunk_of(row);
-      size_t slot = row % kDocChunkRows;
-      bool has = slot < c.json.size();
-      PutBytes(out, has ? c.json[slot].view() : std::string_view());
-      PutBytes(out, has ? std::string_view(c.device_id[slot]) : std::string_view());
-      PutBytes(out, has ? std::string_view(c.module_id[slot]) : std::string_view());
-    }
+    // The rows (format version 3): three arrays of u32 lengths, one entry per row (documents,
+    // device ids, module ids; all 0 for a deleted row), then the device ids, the module ids and
+    // the documents, each kind back to back in row order. A reader checks the ids without
+    // touching the documents, and keeps the documents where they are (Fleet::Open).
+    auto each_row = [&](auto&& f) {
+      for (uint32_t first = 0; first < t.row_count_; first += kDocChunkRows) {
+        const DocChunk& c = t.chunk_of(first);
+        uint32_t end = std::min<uint32_t>(kDocChunkRows, t.row_count_ - first);
+        for (uint32_t k = 0; k < end; ++k) f(c, k, k < c.json.size());
+      }
+    };
+    each_row([&](const DocChunk& c, uint32_t k, bool has) {
+      PutU32(out, has ? static_cast<uint32_t>(c.json[k].size()) : 0);
+    });
+    each_row([&](const DocChunk& c, uint32_t k, bool has) {
+      PutU32(out, has ? static_cast<uint32_t>(c.device_id[k].size()) : 0);
+    });
+    each_row([&](const DocChunk& c, uint32_t k, bool has) {
+      PutU32(out, has ? static_cast<uint32_t>(c.module_id[k].size()) : 0);
+    });
+    each_row([&](const DocChunk& c, uint32_t k, bool has) {
+      if (has) out->append(c.device_id[k]);
+    });
+    each_row([&](const DocChunk& c, uint32_t k, bool has) {
+      if (has) out->append(c.module_id[k]);
+    });
+    each_row([&](const DocChunk& c, uint32_t k, bool has) {
+      if (has) out->append(c.json[k].view());
+    });
     PutU32(out, static_cast<uint32_t>(t.columns_.size()));
     for (const auto& c : t.columns_) ColumnCodec::Write(*c, out);
   }
@@ -50,7 +71,8 @@ class TableCodec {
   // them (no copy); otherwise each document is copied. `*columns_at` receives where the columns
   // start in `in` (the caller may release the pages of the columns: they are copied out).
   static bool Read(std::string_view* in, std::shared_ptr<const Table>* out, std::string* error,
-                   const std::shared_ptr<const void>& owner, const char** columns_at) {
+                   uint32_t version, const std::shared_ptr<const void>& owner,
+                   const char** columns_at) {
     auto t = std::shared_ptr<Table>(new Table());
     auto fail = [&](const std::string& what) {
       *error = what;
@@ -83,42 +105,12 @@ class TableCodec {
     }
     // The rows' documents and ids, as views into `in` (checked first, then stored a chunk at a
     // time: one tree walk per 16 rows).
-    struct RowText {
-      std::string_view json, device, module;
-    };
     // Each row takes at least its three lengths: a row count beyond that is refused before
     // anything is allocated for it.
     if (t->row_count_ > in->size() / 12) return fail("truncated documents");
-    std::vector<RowText> rows(t->row_count_);
-    for (uint32_t row = 0; row < t->row_count_; ++row) {
-      RowText& r = rows[row];
-      if (!GetBytes(in, &r.json) || !GetBytes(in, &r.device) || !GetBytes(in, &r.module)) {
-        return fail("truncated documents");
-      }
-      if (r.json.empty() == t->live_.Contains(row)) return fail("document and liveness disagree");
-    }
-    // FindRow binary-searches order(): it must hold each live row once, strictly by id.
-    for (size_t i = 1; i < t->order_->size(); ++i) {
-      const RowText& a = rows[(*t->order_)[i - 1]];
-      const RowText& b = rows[(*t->order_)[i]];
-      if (!(std::make_pair(a.device, a.module) < std::make_pair(b.device, b.module))) {
-        return fail("order is not strictly by id");
-      }
-    }
-    for (uint32_t first = 0; first < t->row_count_; first += kDocChunkRows) {
-      uint32_t last = std::min<uint32_t>(first + kDocChunkRows, t->row_count_) - 1;
-      size_t slot;
-      DocChunk& chunk = t->WritableChunk(last, &slot);  // sized to hold rows first..last
-      for (uint32_t row = first; row <= last; ++row) {
-        const RowText& r = rows[row];
-        size_t k = row - first;
-        if (!r.json.empty()) {
-          chunk.json[k] = owner ? DocText(owner, r.json) : DocText::Copy(r.json);
-        }
-        chunk.device_id[k] = r.device;
-        chunk.module_id[k] = r.module;
-      }
-    }
+    bool ok =
+        version >= 3 ? ReadRows(in, t.get(), owner, error) : ReadRowsV1(in, t.get(), owner, error);
+    if (!ok) return false;
     *columns_at = in->data();
     uint32_t columns;
     if (!GetU32(in, &columns) || columns > in->size()) return fail("bad column count");
@@ -126,7 +118,7 @@ class TableCodec {
     for (uint32_t i = 0; i < columns; ++i) {
       std::shared_ptr<const Column> c;
       std::string why;
-      if (!ColumnCodec::Read(in, &c, &why, t->row_count_)) {
+      if (!ColumnCodec::Read(in, &c, &why, t->row_count_, version, owner)) {
         return fail(fmt::format("column {}: {}", i, why));
       }
       t->columns_.push_back(std::move(c));
@@ -136,14 +128,109 @@ class TableCodec {
     *out = std::move(t);
     return true;
   }
+
+ private:
+  struct RowText {
+    std::string_view json, device, module;
+  };
+
+  // Checks the rows' texts (`text(row)` gives them) and stores them in `t`: documents only in
+  // live rows, order() strictly by id.
+  template <class Text>
+  static bool StoreRows(Table* t, const std::shared_ptr<const void>& owner, std::string* error,
+                        Text&& text) {
+    for (uint32_t row = 0; row < t->row_count_; ++row) {
+      if (text(row).json.empty() == t->live_.Contains(row)) {
+        *error = "document and liveness disagree";
+        return false;
+      }
+    }
+    // FindRow binary-searches order(): it must hold each live row once, strictly by id.
+    for (size_t i = 1; i < t->order_->size(); ++i) {
+      RowText a = text((*t->order_)[i - 1]);
+      RowText b = text((*t->order_)[i]);
+      if (!(std::make_pair(a.device, a.module) < std::make_pair(b.device, b.module))) {
+        *error = "order is not strictly by id";
+        return false;
+      }
+    }
+    for (uint32_t first = 0; first < t->row_count_; first += kDocChunkRows) {
+      uint32_t last = std::min<uint32_t>(first + kDocChunkRows, t->row_count_) - 1;
+      size_t slot;
+      DocChunk& chunk = t->WritableChunk(last, &slot);  // sized to hold rows first..last
+      for (uint32_t row = first; row <= last; ++row) {
+        RowText r = text(row);
+        size_t k = row - first;
+        if (!r.json.empty()) {
+          chunk.json[k] = owner ? DocText(owner, r.json) : DocText::Copy(r.json);
+        }
+        chunk.device_id[k] = r.device;
+        chunk.module_id[k] = r.module;
+      }
+    }
+    return true;
+  }
+
+  // Format version 3: the length arrays, then the ids and documents back to back.
+  static bool ReadRows(std::string_view* in, Table* t, const std::shared_ptr<const void>& owner,
+                       std::string* error) {
+    const size_t rows = t->row_count_;
+    const char* lengths = in->data();
+    in->remove_prefix(12 * rows);
+    auto length = [&](size_t which, size_t row) {
+      uint32_t v;
+      std::memcpy(&v, lengths + (which * rows + row) * 4, 4);
+      return uint64_t{v};
+    };
+    // Where each row's ids and document start in their runs.
+    std::vector<uint64_t> device_at(rows + 1), module_at(rows + 1), json_at(rows + 1);
+    for (size_t row = 0; row < rows; ++row) {
+      json_at[row + 1] = json_at[row] + length(0, row);
+      device_at[row + 1] = device_at[row] + length(1, row);
+      module_at[row + 1] = module_at[row] + length(2, row);
+    }
+    const uint64_t devices = device_at[rows], modules = module_at[rows], json = json_at[rows];
+    if (devices > in->size() || modules > in->size() - devices ||
+        json > in->size() - devices - modules) {
+      *error = "truncated documents";
+      return false;
+    }
+    const char* device_text = in->data();
+    const char* module_text = device_text + devices;
+    const char* json_text = module_text + modules;
+    in->remove_prefix(devices + modules + json);
+    return StoreRows(t, owner, error, [&](uint32_t row) {
+      return RowText{
+          std::string_view(json_text + json_at[row], json_at[row + 1] - json_at[row]),
+          std::string_view(device_text + device_at[row], device_at[row + 1] - device_at[row]),
+          std::string_view(module_text + module_at[row], module_at[row + 1] - module_at[row])};
+    });
+  }
+
+  // Format versions 1 and 2: for each row, its document, device id and module id (u32 length +
+  // bytes each).
+  static bool ReadRowsV1(std::string_view* in, Table* t, const std::shared_ptr<const void>& owner,
+                         std::string* error) {
+    std::vector<RowText> rows(t->row_count_);
+    for (RowText& r : rows) {
+      if (!GetBytes(in, &r.json) || !GetBytes(in, &r.device) || !GetBytes(in, &r.module)) {
+        *error = "truncated documents";
+        return false;
+      }
+    }
+    return StoreRows(t, owner, error, [&](uint32_t row) { return rows[row]; });
+  }
 };
 
 namespace {
 
 constexpr char kMagic[8] = {'T', 'W', 'I', 'N', 'Q', 'I', 'D', 'X'};
 // Version 2 changed only the checksum (four interleaved lanes: the one-lane version 1 was a chain
-// of dependent multiplies, about 1 s for a 1M-device file). Version 1 files are still read.
-constexpr uint32_t kFormatVersion = 2;
+// of dependent multiplies, about 1 s for a 1M-device file). Version 3 changed the layout of the
+// rows (lengths apart from the texts, ids apart from documents: TableCodec::Write) and of the
+// dictionaries (stored encoded, Dictionary::encoded()), so that loading touches neither the
+// documents nor rebuilds a dictionary. Versions 1 and 2 are still read.
+constexpr uint32_t kFormatVersion = 3;
 constexpr size_t kHeaderBytes = 8 + 4 + 8 + 8;
 
 // Version 1: a 64-bit checksum over 8-byte words (detects truncation and corruption, not
@@ -574,7 +661,7 @@ Expected<std::unique_ptr<Fleet>> Fleet::DeserializeOwned(std::string_view bytes,
   GetU32(&in, &version);
   GetU64(&in, &length);
   GetU64(&in, &checksum);
-  if (version != kFormatVersion && version != 1) {
+  if (version < 1 || version > kFormatVersion) {
     return fail(
         fmt::format("index format version {} is not supported (this build reads versions 1 to {})",
                     version, kFormatVersion));
@@ -592,18 +679,19 @@ Expected<std::unique_ptr<Fleet>> Fleet::DeserializeOwned(std::string_view bytes,
   const char* device_columns = nullptr;
   const char* module_columns = nullptr;
   const char* devices_end = nullptr;
-  if (!TableCodec::Read(&in, &s->devices, &why, owner, &device_columns)) {
+  if (!TableCodec::Read(&in, &s->devices, &why, version, owner, &device_columns)) {
     return fail("device table: " + why);
   }
   devices_end = in.data();
-  if (!TableCodec::Read(&in, &s->modules, &why, owner, &module_columns)) {
+  if (!TableCodec::Read(&in, &s->modules, &why, version, owner, &module_columns)) {
     return fail("module table: " + why);
   }
   if (!in.empty()) return fail("unexpected bytes after the tables");
   if (s->devices->modules() || !s->modules->modules()) return fail("tables in the wrong order");
   if (owner) {
-    // Only the documents are kept as views into `bytes`; the columns were copied out, so their
-    // pages are handed back (a private mapping re-reads them from the file if ever touched).
+    // The documents and the dictionaries are views into `bytes`; the rest of the columns was
+    // copied out. The column pages are handed back all the same: a private mapping re-reads a
+    // page from the file when it is touched again (a dictionary's, on its first lookup).
     ReleasePages(device_columns, devices_end);
     ReleasePages(module_columns, bytes.data() + bytes.size());
   }

@@ -89,7 +89,8 @@ class Fleet {
                                                       const std::string& name);
 
  private:
-  // Deserialize; with an `owner` of `bytes`, the documents are views into them (Open's mapping).
+  // Deserialize; with an `owner` of `bytes`, the documents and dictionaries are views into them
+  // (Open's mapping).
   static Expected<std::unique_ptr<Fleet>> DeserializeOwned(std::string_view bytes,
                                                            const std::string& name,
                                                            std::shared_ptr<const void> owner);

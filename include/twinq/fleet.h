@@ -141,7 +141,8 @@ class Fleet {
   static StatusOr<Fleet> FromTwinsText(std::string_view text, std::string_view name = "<twins>");
   // A fleet from an index file written by Save (or `twinq index build`). A truncated or
   // corrupted file is refused (kIoError). The file is memory-mapped and the twins' documents
-  // stay in the mapping (they are not copied), so no other program may rewrite or truncate the
+  // and the index's string dictionaries stay in the mapping (they are not copied), so no other
+  // program may rewrite or truncate the
   // file in place while the fleet, or a snapshot of it, is alive; SaveIndex and `twinq index
   // build` write a new file and rename it, which is safe (docs/index.md, "File format").
   static StatusOr<Fleet> OpenIndex(const std::string& path);

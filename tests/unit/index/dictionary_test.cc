@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
@@ -15,10 +16,8 @@ namespace {
 
 // Checks every accessor of a dictionary built from `strings` (sorted and made unique here)
 // against the vector, for every stored string and for `probes`.
-void CheckAgainstVector(std::vector<std::string> strings, const std::vector<std::string>& probes) {
-  std::sort(strings.begin(), strings.end());
-  strings.erase(std::unique(strings.begin(), strings.end()), strings.end());
-  Dictionary d(strings);
+void CheckDictionary(const Dictionary& d, const std::vector<std::string>& strings,
+                     const std::vector<std::string>& probes) {
   ASSERT_EQ(d.size(), strings.size());
   std::string scratch;
   for (uint32_t i = 0; i < strings.size(); ++i) {
@@ -59,6 +58,27 @@ void CheckAgainstVector(std::vector<std::string> strings, const std::vector<std:
     ASSERT_EQ(b, begin) << "prefix \"" << p << "\"";
     ASSERT_EQ(e, end) << "prefix \"" << p << "\"";
   }
+}
+
+// The same for the built dictionary and for the two read back from its encoding (as the index
+// file stores it): a copy, and a view of bytes kept alive by an owner.
+void CheckAgainstVector(std::vector<std::string> strings, const std::vector<std::string>& probes) {
+  std::sort(strings.begin(), strings.end());
+  strings.erase(std::unique(strings.begin(), strings.end()), strings.end());
+  Dictionary built(strings);
+  CheckDictionary(built, strings, probes);
+  Dictionary copied;
+  ASSERT_TRUE(Dictionary::FromEncoded(built.encoded(), static_cast<uint32_t>(strings.size()),
+                                      nullptr, &copied));
+  CheckDictionary(copied, strings, probes);
+  EXPECT_EQ(copied.encoded(), built.encoded());
+  auto bytes = std::make_shared<const std::string>(built.encoded());
+  Dictionary viewed;
+  ASSERT_TRUE(
+      Dictionary::FromEncoded(*bytes, static_cast<uint32_t>(strings.size()), bytes, &viewed));
+  EXPECT_EQ(viewed.encoded().data(), bytes->data());  // in place, not copied
+  bytes.reset();                                      // the dictionary keeps its bytes alive
+  CheckDictionary(viewed, strings, probes);
 }
 
 TEST(DictionaryTest, Empty) {
@@ -136,6 +156,76 @@ TEST(DictionaryTest, LongStringsAndLongSharedPrefixes) {
   for (int i = 0; i < 40; ++i) s.push_back(base.substr(0, 100 + i * 7) + std::to_string(i));
   s.push_back(std::string(5000, 'y'));
   CheckAgainstVector(s, {base, base.substr(0, 129), std::string(5000, 'y') + "z"});
+}
+
+// Encoded bytes that are not a dictionary of the given size are refused, never read out of
+// bounds (the index reader relies on it: a file can be edited and re-sealed).
+TEST(DictionaryTest, FromEncodedRefusesWhatIsNotADictionary) {
+  std::vector<std::string> strings;
+  for (int i = 0; i < 40; ++i) strings.push_back("key-" + std::to_string(1000 + i));
+  Dictionary d(strings);
+  const std::string good(d.encoded());
+  const uint32_t n = static_cast<uint32_t>(strings.size());
+  auto accepted = [](std::string_view bytes, uint32_t size) {
+    Dictionary out;
+    // Bytes of their own, so a read past them is caught by sanitizers.
+    auto own = std::make_shared<const std::string>(bytes);
+    return Dictionary::FromEncoded(*own, size, own, &out);
+  };
+  EXPECT_TRUE(accepted(good, n));
+  EXPECT_TRUE(accepted("", 0));
+  EXPECT_FALSE(accepted(good, n - 1)) << "bytes left over";
+  EXPECT_FALSE(accepted(good, n + 1)) << "more strings than the bytes hold";
+  EXPECT_FALSE(accepted(good + 'x', n)) << "a trailing byte";
+  for (size_t cut = 0; cut < good.size(); ++cut) {
+    EXPECT_FALSE(accepted(good.substr(0, cut), n)) << "truncated to " << cut;
+  }
+  // Two equal strings, and strings out of order.
+  EXPECT_FALSE(accepted(
+      std::string(Dictionary(std::vector<std::string>{"a"}).encoded()) + std::string("\x01\x00", 2),
+      2));  // "a" then head[0,1) + "" = "a" again
+  EXPECT_FALSE(accepted(std::string("\x01"
+                                    "b"
+                                    "\x00\x01"
+                                    "a",
+                                    5),
+                        2));  // "b" then "a"
+  EXPECT_TRUE(accepted(std::string("\x01"
+                                   "a"
+                                   "\x00\x01"
+                                   "b",
+                                   5),
+                       2));  // "a" then "b"
+  // A shared prefix longer than the block's head.
+  EXPECT_FALSE(accepted(std::string("\x01"
+                                    "a"
+                                    "\x02\x01"
+                                    "b",
+                                    5),
+                        2));
+  // A length past the end, and a varint that never ends.
+  EXPECT_FALSE(accepted(std::string("\x05"
+                                    "ab",
+                                    3),
+                        1));
+  EXPECT_FALSE(accepted(std::string(12, '\x80'), 1));
+  // Every single-byte change is refused or gives a dictionary that reads safely and in order.
+  for (size_t pos = 0; pos < good.size(); ++pos) {
+    for (unsigned char mask : {0x01, 0x40, 0x80, 0xff}) {
+      std::string bad = good;
+      bad[pos] = static_cast<char>(bad[pos] ^ mask);
+      Dictionary out;
+      if (!Dictionary::FromEncoded(bad, n, nullptr, &out)) continue;
+      std::string prev;
+      out.ForEach([&](uint32_t code, std::string_view s) {
+        if (code > 0) {
+          EXPECT_LT(prev, s);
+        }
+        prev = std::string(s);
+      });
+      for (const std::string& s : strings) out.Find(s);
+    }
+  }
 }
 
 }  // namespace
