@@ -757,6 +757,15 @@ Expected<std::unique_ptr<Fleet>> Fleet::Open(const std::string& path) {
                           std::move(mapping));
 }
 
+std::string SealIndexPayload(std::string_view payload, uint32_t version) {
+  std::string out(kMagic, 8);
+  PutU32(&out, version);
+  PutU64(&out, payload.size());
+  PutU64(&out, version == 1 ? ChecksumV1(payload) : Checksum(payload));
+  out.append(payload);
+  return out;
+}
+
 TwinSet ToTwinSet(const Snapshot& snapshot) {
   TwinSet out;
   for (uint32_t row : snapshot.devices().order())

@@ -10,6 +10,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "engine/common/json_reader.h"
@@ -103,6 +104,11 @@ class Fleet {
   std::atomic<bool> splice_patches_{true};
   std::atomic<uint64_t> spliced_patches_{0};
 };
+
+// A whole index file around `payload` (the bytes after the header): magic, format `version`
+// (1 to the current one), payload length and the version's checksum. For tests and fuzzers
+// that edit a payload and must get past the checksum to the structure checks behind it.
+std::string SealIndexPayload(std::string_view payload, uint32_t version);
 
 // The live documents of a snapshot, parsed, in id order (the input of the reference engine).
 TwinSet ToTwinSet(const Snapshot& snapshot);

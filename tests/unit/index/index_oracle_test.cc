@@ -1373,6 +1373,8 @@ TEST(IndexOracleTest, ReadsFormatVersions1And2) {
   std::memcpy(&version, v2.data() + 8, 4);
   ASSERT_EQ(version, 2u);
   ASSERT_EQ(Reseal(v2), v2);  // the version 2 checksum is the current one
+  EXPECT_EQ(SealIndexPayload(std::string_view(v2).substr(kHeaderBytes), 2), v2);
+  EXPECT_EQ(SealIndexPayload(std::string_view(current).substr(kHeaderBytes), 3), current);
   Expected<std::unique_ptr<Fleet>> from_v2 = Fleet::Deserialize(v2, "v2");
   ASSERT_TRUE(from_v2.ok()) << from_v2.error().message;
   EXPECT_EQ((*from_v2)->Serialize(), current);
@@ -1384,6 +1386,7 @@ TEST(IndexOracleTest, ReadsFormatVersions1And2) {
   uint64_t sum = CopyOfChecksumV1(std::string_view(v1).substr(kHeaderBytes));
   std::string v1_wrong_sum = v1;
   std::memcpy(v1.data() + 20, &sum, 8);
+  EXPECT_EQ(SealIndexPayload(std::string_view(v2).substr(kHeaderBytes), 1), v1);
   Expected<std::unique_ptr<Fleet>> from_v1 = Fleet::Deserialize(v1, "v1");
   ASSERT_TRUE(from_v1.ok()) << from_v1.error().message;
   EXPECT_EQ((*from_v1)->Serialize(), current);
