@@ -4,14 +4,109 @@
 #include <cmath>
 #include <cstring>
 #include <iterator>
+#include <vector>
 
 namespace twinq::index {
 
+namespace {
+
+// Checks a bitmap in CRoaring's portable format (github.com/RoaringBitmap/RoaringFormatSpec) and
+// returns its size in bytes, or 0 when it is not sound. CRoaring's own safe reader (0.2.66)
+// stays within the bytes, but takes the containers as they come: array values or runs out of
+// order, or a cardinality that disagrees with the container, give a bitmap whose iteration,
+// Maximum() and operations break their invariants (an edited index file made Read write past a
+// buffer sized by Maximum()). So every container is checked here first:
+//  - keys strictly ascending;
+//  - array containers (at most 4096 values) strictly ascending;
+//  - bitset containers (more than 4096 values) holding exactly the stated cardinality;
+//  - run containers with runs in order, not overlapping, within 16 bits, adding up to the stated
+//    cardinality.
+size_t SoundPortableBitmapSize(std::string_view bytes) {
+  constexpr uint32_t kCookieNoRuns = 12346, kCookieRuns = 12347, kNoOffsetThreshold = 4;
+  size_t at = 0;
+  auto u16 = [&](uint32_t* v) {
+    if (bytes.size() - at < 2) return false;
+    uint16_t x;
+    std::memcpy(&x, bytes.data() + at, 2);
+    at += 2;
+    *v = x;
+    return true;
+  };
+  auto u32 = [&](uint32_t* v) {
+    if (bytes.size() - at < 4) return false;
+    std::memcpy(v, bytes.data() + at, 4);
+    at += 4;
+    return true;
+  };
+  uint32_t cookie, size;
+  if (!u32(&cookie)) return 0;
+  bool runs = (cookie & 0xFFFF) == kCookieRuns;
+  std::string_view run_flags;
+  if (runs) {
+    size = (cookie >> 16) + 1;
+    size_t n = (size + 7) / 8;
+    if (bytes.size() - at < n) return 0;
+    run_flags = bytes.substr(at, n);
+    at += n;
+  } else if (cookie != kCookieNoRuns || !u32(&size)) {
+    return 0;
+  }
+  if (size > 65536) return 0;
+  std::vector<uint32_t> keys(size), cards(size);
+  for (uint32_t i = 0; i < size; ++i) {
+    if (!u16(&keys[i]) || !u16(&cards[i])) return 0;
+    cards[i] += 1;
+    if (i > 0 && keys[i] <= keys[i - 1]) return 0;
+  }
+  if (!runs || size >= kNoOffsetThreshold) {  // container offsets: not needed to read
+    if ((bytes.size() - at) / 4 < size) return 0;
+    at += 4 * static_cast<size_t>(size);
+  }
+  for (uint32_t i = 0; i < size; ++i) {
+    bool run = runs && (static_cast<uint8_t>(run_flags[i / 8]) >> (i % 8)) & 1;
+    if (run) {
+      uint32_t n, total = 0;
+      if (!u16(&n)) return 0;
+      int64_t end = -1;  // last value of the previous run
+      for (uint32_t r = 0; r < n; ++r) {
+        uint32_t start, length;
+        if (!u16(&start) || !u16(&length)) return 0;
+        if (static_cast<int64_t>(start) <= end || start + length > 0xFFFF) return 0;
+        end = start + length;
+        total += length + 1;
+      }
+      if (n == 0 || total != cards[i]) return 0;
+    } else if (cards[i] > 4096) {
+      if (bytes.size() - at < 8192) return 0;
+      uint32_t count = 0;
+      for (size_t w = 0; w < 1024; ++w) {
+        uint64_t word;
+        std::memcpy(&word, bytes.data() + at + 8 * w, 8);
+        count += static_cast<uint32_t>(__builtin_popcountll(word));
+      }
+      at += 8192;
+      if (count != cards[i]) return 0;
+    } else {
+      uint32_t prev = 0;
+      for (uint32_t k = 0; k < cards[i]; ++k) {
+        uint32_t v;
+        if (!u16(&v) || (k > 0 && v <= prev)) return 0;
+        prev = v;
+      }
+    }
+  }
+  return at;
+}
+
+}  // namespace
+
 bool Bitmap::Read(std::string_view bytes, Bitmap* out, size_t* consumed) {
+  size_t sound = SoundPortableBitmapSize(bytes);
+  if (sound == 0) return false;
   try {
-    ::Roaring r = ::Roaring::readSafe(bytes.data(), bytes.size());
+    ::Roaring r = ::Roaring::readSafe(bytes.data(), sound);
     size_t n = r.getSizeInBytes(true);
-    if (n > bytes.size()) return false;
+    if (n != sound) return false;
     out->r_ = std::move(r);
     out->r_.setCopyOnWrite(false);  // bitmap.h: copies must never touch the source
     *consumed = n;
