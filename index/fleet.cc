@@ -35,7 +35,8 @@ class TableCodec {
     PutU64(out, t.order_->size());
     out->append(reinterpret_cast<const char*>(t.order_->data()), t.order_->size() * 4);
     // The rows (format version 3): three arrays of u32 lengths, one entry per row (documents,
-    // device ids, module ids; all 0 for a deleted row), then the device ids, the module ids and
+    // device ids, module ids; a deleted row's document is empty, and it keeps its ids as the
+    // table does), then the device ids, the module ids and
     // the documents, each kind back to back in row order. A reader checks the ids without
     // touching the documents, and keeps the documents where they are (Fleet::Open).
     auto each_row = [&](auto&& f) {
