@@ -36,9 +36,9 @@ class TableCodec {
     out->append(reinterpret_cast<const char*>(t.order_->data()), t.order_->size() * 4);
     // The rows (format version 3): three arrays of u32 lengths, one entry per row (documents,
     // device ids, module ids; a deleted row's document is empty, and it keeps its ids as the
-    // table does), then the device ids, the module ids and
-    // the documents, each kind back to back in row order. A reader checks the ids without
-    // touching the documents, and keeps the documents where they are (Fleet::Open).
+    // table does), then the device ids, the module ids and the documents, each kind back to
+    // back in row order. A reader checks the ids without touching the documents, and keeps the
+    // documents where they are (Fleet::Open).
     auto each_row = [&](auto&& f) {
       for (uint32_t first = 0; first < t.row_count_; first += kDocChunkRows) {
         const DocChunk& c = t.chunk_of(first);
