@@ -205,8 +205,8 @@ std::string Quoted(const std::string& s) { return "'" + s + "'"; }
 std::vector<Case> Cases(const twinq::index::FleetSpec& spec) {
   std::vector<Case> cs;
   // tags.building is Zipf over 200 buildings: '114' holds ~0.5 % of the devices.
-  cs.push_back({"eq_selective", "tag equality, selective (~0.5 %)", false,
-                "tags.building = '114'", 0.2});
+  cs.push_back(
+      {"eq_selective", "tag equality, selective (~0.5 %)", false, "tags.building = '114'", 0.2});
   // tags.deviceType: 'thermostat' is ~31 % of the devices.
   cs.push_back({"eq_unselective", "tag equality, unselective (~31 %)", false,
                 "tags.deviceType = 'thermostat'", -1});
@@ -236,14 +236,14 @@ std::vector<Case> Cases(const twinq::index::FleetSpec& spec) {
                 "properties.reported.batteryLevel < 20", 2});
   cs.push_back({"startswith_id", "STARTSWITH on deviceId (10,000 ids)", false,
                 "STARTSWITH(deviceId, 'dev-001')", 1});
-  cs.push_back({"is_defined", "IS_DEFINED of an optional tag", false, "IS_DEFINED(tags.owner)",
-                -1});
+  cs.push_back(
+      {"is_defined", "IS_DEFINED of an optional tag", false, "IS_DEFINED(tags.owner)", -1});
   cs.push_back({"not_is_defined", "NOT IS_DEFINED of an optional tag", false,
                 "NOT IS_DEFINED(tags.owner)", -1});
   cs.push_back({"not_undefined", "NOT over a path missing in ~70 %", false,
                 "NOT (tags.owner = 'team-hvac')", -1});
-  cs.push_back({"ne_undefined", "!= over a path missing in ~70 %", false,
-                "tags.owner != 'team-hvac'", -1});
+  cs.push_back(
+      {"ne_undefined", "!= over a path missing in ~70 %", false, "tags.owner != 'team-hvac'", -1});
   cs.push_back({"arith", "arithmetic on a reported property", false,
                 "properties.reported.batteryLevel * 2 > 150", -1});
   cs.push_back({"lower_eq", "LOWER(...) = const", false, "LOWER(tags.deviceType) = 'camera'", -1});
@@ -391,8 +391,8 @@ Loaded Load(const Options& o) {
       return;
     }
     twinq::Expected<Value> v = twinq::ParseJson(line, "generated");
-    if (!v.ok()) Die(std::string("generated line ") + std::to_string(line_no) + ": " +
-                     v.error().message);
+    if (!v.ok())
+      Die(std::string("generated line ") + std::to_string(line_no) + ": " + v.error().message);
     l.devices.push_back(std::move(*v));
   });
   std::fprintf(stderr, "parsed %zu device documents for the reference in %.1f s (RSS %.2f GB)\n",
@@ -454,10 +454,11 @@ struct CaseResult {
 void LoopParts(const Options& o, const std::string& name,
                const std::vector<std::pair<std::string, std::function<void()>>>& parts) {
   for (const std::string& what : o.what) {
-    auto it = std::find_if(parts.begin(), parts.end(),
-                           [&](const auto& p) { return p.first == what; });
-    if (it == parts.end()) Die(name + ": --what " + what + " is not run, select, ids, compile or ref" +
-                               " (a query has run, compile and ref)");
+    auto it =
+        std::find_if(parts.begin(), parts.end(), [&](const auto& p) { return p.first == what; });
+    if (it == parts.end())
+      Die(name + ": --what " + what + " is not run, select, ids, compile or ref" +
+          " (a query has run, compile and ref)");
     Timer t;
     twinq_bench::ProfiledLoop(it->second, o.loop_n);
     Timing e = t.Elapsed();
@@ -474,18 +475,20 @@ void LoopParts(const Options& o, const std::string& name,
 twinq::check::BoundCondition BindCondition(const std::string& text) {
   Source src("<condition>", text);
   auto r = twinq::tools::CompileCondition(src);
-  if (!r.ok()) Die(std::string("condition does not compile: ").append(twinq::Render(r.diagnostics(), src)));
+  if (!r.ok())
+    Die(std::string("condition does not compile: ").append(twinq::Render(r.diagnostics(), src)));
   return std::move(r).value();
 }
 twinq::check::BoundQuery BindQuery(const std::string& text) {
   Source src("<query>", text);
   auto r = twinq::tools::CompileQuery(src);
-  if (!r.ok()) Die(std::string("query does not compile: ").append(twinq::Render(r.diagnostics(), src)));
+  if (!r.ok())
+    Die(std::string("query does not compile: ").append(twinq::Render(r.diagnostics(), src)));
   return std::move(r).value();
 }
 
 CaseResult RunCase(const Case& c, const Options& o, const Snapshot& snap,
-               const twinq::ref::Documents& docs) {
+                   const twinq::ref::Documents& docs) {
   CaseResult res;
   res.c = &c;
   const Table& table = snap.devices();
@@ -549,7 +552,10 @@ CaseResult RunCase(const Case& c, const Options& o, const Snapshot& snap,
 
     if (o.loop_n > 0) {
       LoopParts(o, c.name,
-                {{"run", run}, {"select", select}, {"ids", ids}, {"compile", compile_total},
+                {{"run", run},
+                 {"select", select},
+                 {"ids", ids},
+                 {"compile", compile_total},
                  {"ref", ref}});
       return res;
     }
@@ -628,9 +634,8 @@ CaseResult RunCase(const Case& c, const Options& o, const Snapshot& snap,
   std::fprintf(stderr,
                "  compile %.1f us (parse+bind %.1f, CompileFilter %.1f) | run %.4f ms | select "
                "%.4f ms | ids %.4f ms | ref %.1f ms (CPU medians)\n",
-               res.compile_total.cpu * 1e6, res.parse_bind.cpu * 1e6,
-               res.compile_filter.cpu * 1e6, res.run.cpu * 1e3, res.select.cpu * 1e3,
-               res.ids.cpu * 1e3, res.ref.cpu * 1e3);
+               res.compile_total.cpu * 1e6, res.parse_bind.cpu * 1e6, res.compile_filter.cpu * 1e6,
+               res.run.cpu * 1e3, res.select.cpu * 1e3, res.ids.cpu * 1e3, res.ref.cpu * 1e3);
   return res;
 }
 
@@ -698,13 +703,15 @@ int main(int argc, char** argv) {
   std::string load_end = LoadAvg();
 
   double n = static_cast<double>(snap.devices().live_count());
-  std::printf("\nFleet: %llu devices (+%zu modules), seed %llu; load average %s at the start of "
-              "the timings, %s at the end (before loading: %s)\n\n",
-              static_cast<unsigned long long>(snap.devices().live_count()), l.modules,
-              static_cast<unsigned long long>(o.seed), load_start.c_str(), load_end.c_str(),
-              load_before.c_str());
-  std::printf("| class | rows | %% | compile µs (parse+bind / CompileFilter) | VM run ms | VM "
-              "select ms | VM ids ms | ref ms | speedup ref/select | speedup ref/run |\n");
+  std::printf(
+      "\nFleet: %llu devices (+%zu modules), seed %llu; load average %s at the start of "
+      "the timings, %s at the end (before loading: %s)\n\n",
+      static_cast<unsigned long long>(snap.devices().live_count()), l.modules,
+      static_cast<unsigned long long>(o.seed), load_start.c_str(), load_end.c_str(),
+      load_before.c_str());
+  std::printf(
+      "| class | rows | %% | compile µs (parse+bind / CompileFilter) | VM run ms | VM "
+      "select ms | VM ids ms | ref ms | speedup ref/select | speedup ref/run |\n");
   std::printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
   for (const CaseResult& r : results) {
     std::string speed = r.ref_timed ? Fmt("%.0f×", r.ref.cpu / r.select.cpu) : "-";
@@ -718,19 +725,20 @@ int main(int argc, char** argv) {
                 r.ref_timed ? Ms(r.ref.cpu).c_str() : "-", speed.c_str(), speed_run.c_str());
   }
   std::printf("\nWall-time medians (ms; compile in µs) and repetitions:\n\n");
-  std::printf("| class | compile µs | VM run | VM select | VM ids | ref | reps run/select/ids/ref | "
-              "run CPU min–max ms | program |\n");
+  std::printf(
+      "| class | compile µs | VM run | VM select | VM ids | ref | reps run/select/ids/ref | "
+      "run CPU min–max ms | program |\n");
   std::printf("|---|---:|---:|---:|---:|---:|---|---|---|\n");
   for (const CaseResult& r : results) {
     std::printf("| `%s` | %s | %s | %s | %s | %s | %zu/%zu/%zu/%zu | %s–%s | %s |\n",
                 r.c->name.c_str(), Us(r.compile_total.wall).c_str(),
                 r.c->query ? "-" : Ms(r.run.wall).c_str(), Ms(r.select.wall).c_str(),
                 r.c->query ? "-" : Ms(r.ids.wall).c_str(),
-                r.ref_timed ? Ms(r.ref.wall).c_str() : "-", r.run.n, r.select.n, r.ids.n,
-                r.ref.n, Ms(r.run.cpu_min).c_str(), Ms(r.run.cpu_max).c_str(),
-                r.program_size.c_str());
+                r.ref_timed ? Ms(r.ref.wall).c_str() : "-", r.run.n, r.select.n, r.ids.n, r.ref.n,
+                Ms(r.run.cpu_min).c_str(), Ms(r.run.cpu_max).c_str(), r.program_size.c_str());
   }
-  std::printf("\nTargets (CPU medians):\n\n| class | target | measured | verdict |\n|---|---|---:|---|\n");
+  std::printf(
+      "\nTargets (CPU medians):\n\n| class | target | measured | verdict |\n|---|---|---:|---|\n");
   for (const CaseResult& r : results) {
     auto verdict = [](bool ok) { return ok ? "met" : "**missed**"; };
     std::printf("| `%s` | compile ≤ 50 µs | %s µs | %s |\n", r.c->name.c_str(),

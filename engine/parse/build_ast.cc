@@ -105,8 +105,8 @@ class Builder {
   }
 
   static bool IsUnparenthesizedComparison(const Expr* e) {
-    return !e->parenthesized && ((e->kind == ExprKind::kBinary && ast::IsComparison(e->op)) ||
-                                 e->kind == ExprKind::kIn);
+    return !e->parenthesized &&
+           ((e->kind == ExprKind::kBinary && ast::IsComparison(e->op)) || e->kind == ExprKind::kIn);
   }
 
   // Applies one link of an operator chain to the already built left operand.
@@ -156,13 +156,25 @@ class Builder {
       op = c->op;
       right_ctx = c->expr(1);
       switch (op->getType()) {
-        case P::EQ: e->op = Op::kEq; break;
+        case P::EQ:
+          e->op = Op::kEq;
+          break;
         case P::NEQ:
-        case P::LTGT: e->op = Op::kNe; break;
-        case P::LT: e->op = Op::kLt; break;
-        case P::LE: e->op = Op::kLe; break;
-        case P::GT: e->op = Op::kGt; break;
-        default: e->op = Op::kGe; break;
+        case P::LTGT:
+          e->op = Op::kNe;
+          break;
+        case P::LT:
+          e->op = Op::kLt;
+          break;
+        case P::LE:
+          e->op = Op::kLe;
+          break;
+        case P::GT:
+          e->op = Op::kGt;
+          break;
+        default:
+          e->op = Op::kGe;
+          break;
       }
       if (IsUnparenthesizedComparison(left)) ChainError(op);
     }
@@ -256,8 +268,9 @@ class Builder {
     seg->escaped = true;
     seg->range = whole;
     if (l0.end != l1.begin || r0.end != r1.begin) {
-      Error(DiagCode::kBadEscapedName, whole, "write an escaped name as [[name]], with no space "
-                                              "between the brackets");
+      Error(DiagCode::kBadEscapedName, whole,
+            "write an escaped name as [[name]], with no space "
+            "between the brackets");
       return false;
     }
     return EscapedText(source_.Slice({l1.end, r0.begin}), seg);
@@ -273,8 +286,7 @@ class Builder {
       return false;
     }
     if (raw.find('[') != std::string_view::npos || raw.find('\n') != std::string_view::npos) {
-      Error(DiagCode::kBadEscapedName, whole,
-            "escaped name must not contain '[' or a line break");
+      Error(DiagCode::kBadEscapedName, whole, "escaped name must not contain '[' or a line break");
       return false;
     }
     seg->name = std::string(raw);
@@ -347,11 +359,11 @@ class Builder {
     if (name == "devices") return ast::Collection::kDevices;
     if (name == "devices.modules") return ast::Collection::kModules;
     if (name == "devices.jobs") return ast::Collection::kJobs;
-    std::string msg = fmt::format("unknown collection '{}'; expected devices, devices.modules or "
-                                  "devices.jobs",
-                                  ctx->getText());
-    std::string_view guess =
-        ClosestMatch(name, {"devices", "devices.modules", "devices.jobs"});
+    std::string msg = fmt::format(
+        "unknown collection '{}'; expected devices, devices.modules or "
+        "devices.jobs",
+        ctx->getText());
+    std::string_view guess = ClosestMatch(name, {"devices", "devices.modules", "devices.jobs"});
     if (!guess.empty()) msg += fmt::format("; did you mean '{}'?", guess);
     Error(DiagCode::kUnknownCollection, *range, std::move(msg));
     return ast::Collection::kDevices;
@@ -437,8 +449,8 @@ class Builder {
 
 }  // namespace
 
-void BuildQuery(P::QueryContext* ctx, const Source& source, const TokenTable& tokens,
-                ast::Ast* ast, Diagnostics* diags) {
+void BuildQuery(P::QueryContext* ctx, const Source& source, const TokenTable& tokens, ast::Ast* ast,
+                Diagnostics* diags) {
   Builder b(source, tokens, ast, diags);
   ast->query = b.BuildQuery(ctx);
 }
