@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -91,10 +92,13 @@ class Fleet {
 
  private:
   // Deserialize; with an `owner` of `bytes`, the documents and dictionaries are views into them
-  // (Open's mapping).
+  // (Open's mapping). `payload_checksum`, when set, gives the checksum of the payload for the
+  // file's format version (Open reads it from the file) instead of a pass over `bytes`.
+  using PayloadChecksum = std::function<Expected<uint64_t>(uint32_t version)>;
   static Expected<std::unique_ptr<Fleet>> DeserializeOwned(std::string_view bytes,
                                                            const std::string& name,
-                                                           std::shared_ptr<const void> owner);
+                                                           std::shared_ptr<const void> owner,
+                                                           const PayloadChecksum& payload_checksum);
   // Publishes the tables of a streamed load (see LoadTwinsFile).
   template <class Visit>
   Expected<size_t> LoadStreamed(Visit&& visit);
