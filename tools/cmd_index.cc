@@ -1,6 +1,8 @@
 // twinq index build / twinq index info: the columnar index as a file.
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <initializer_list>
 #include <iostream>
@@ -131,8 +133,15 @@ int Info(const Args& args) {
   }
   double open_s = Seconds(start);
   index::Snapshot s = (*fleet)->snapshot();
+  // The file's size, and its format version (the u32 after the 8-byte magic; Open checked the
+  // header, so it is one this build reads).
   std::FILE* f = std::fopen(path.c_str(), "rb");
   long size = -1;
+  uint32_t format = 0;
+  unsigned char header[12];
+  if (f != nullptr && std::fread(header, 1, sizeof header, f) == sizeof header) {
+    std::memcpy(&format, header + 8, 4);
+  }
   if (f != nullptr && std::fseek(f, 0, SEEK_END) == 0) size = std::ftell(f);
   if (f != nullptr) std::fclose(f);
   char open[48];
@@ -141,7 +150,8 @@ int Info(const Args& args) {
             << (size >= 0 ? HumanBytes(static_cast<uint64_t>(size)) + " (" + std::to_string(size) +
                                 " bytes)"
                           : std::string("size unknown"))
-            << ", version " << s.version() << ", " << open << "\n";
+            << ", format version " << format << ", fleet version " << s.version() << ", " << open
+            << "\n";
   PrintTable("devices", s.devices());
   PrintTable("modules", s.modules());
   return 0;

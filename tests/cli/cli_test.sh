@@ -61,8 +61,8 @@ if [[ -e "$WORK/fleet.twinq.tmp" ]]; then fail "build: left a temporary file beh
 
 run info "$TWINQ" index info --index "$WORK/fleet.twinq"
 expect_rc info 0
-for text in "400 devices" "devices: rows 400, live 400" "modules: rows" "index memory" \
-            "document memory"; do
+for text in "400 devices" "format version 3, fleet version" "devices: rows 400, live 400" \
+            "modules: rows" "index memory" "document memory"; do
   grep -qF -- "$text" "$WORK/info.out" || fail "info: stdout does not contain '$text'"
 done
 
