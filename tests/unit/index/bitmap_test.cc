@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "index/column_codec.h"  // PutU32
+
 namespace twinq::index {
 namespace {
 
@@ -31,7 +33,6 @@ bool Reads(const std::string& bytes, Bitmap* out = nullptr) {
 }
 
 void PutU16(std::string* s, uint16_t v) { s->append(reinterpret_cast<const char*>(&v), 2); }
-void PutU32(std::string* s, uint32_t v) { s->append(reinterpret_cast<const char*>(&v), 4); }
 
 // A bitmap of one array container (no run containers): cookie 12346, one key, its values.
 std::string OneArray(uint16_t key, const std::vector<uint16_t>& values) {

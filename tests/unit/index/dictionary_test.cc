@@ -184,30 +184,12 @@ TEST(DictionaryTest, FromEncodedRefusesWhatIsNotADictionary) {
   EXPECT_FALSE(accepted(
       std::string(Dictionary(std::vector<std::string>{"a"}).encoded()) + std::string("\x01\x00", 2),
       2));  // "a" then head[0,1) + "" = "a" again
-  EXPECT_FALSE(accepted(std::string("\x01"
-                                    "b"
-                                    "\x00\x01"
-                                    "a",
-                                    5),
-                        2));  // "b" then "a"
-  EXPECT_TRUE(accepted(std::string("\x01"
-                                   "a"
-                                   "\x00\x01"
-                                   "b",
-                                   5),
-                       2));  // "a" then "b"
+  EXPECT_FALSE(accepted(std::string{'\x01', 'b', '\x00', '\x01', 'a'}, 2));  // "b" then "a"
+  EXPECT_TRUE(accepted(std::string{'\x01', 'a', '\x00', '\x01', 'b'}, 2));   // "a" then "b"
   // A shared prefix longer than the block's head.
-  EXPECT_FALSE(accepted(std::string("\x01"
-                                    "a"
-                                    "\x02\x01"
-                                    "b",
-                                    5),
-                        2));
+  EXPECT_FALSE(accepted(std::string{'\x01', 'a', '\x02', '\x01', 'b'}, 2));
   // A length past the end, and a varint that never ends.
-  EXPECT_FALSE(accepted(std::string("\x05"
-                                    "ab",
-                                    3),
-                        1));
+  EXPECT_FALSE(accepted(std::string{'\x05', 'a', 'b'}, 1));
   EXPECT_FALSE(accepted(std::string(12, '\x80'), 1));
   // Every single-byte change is refused or gives a dictionary that reads safely and in order.
   for (size_t pos = 0; pos < good.size(); ++pos) {

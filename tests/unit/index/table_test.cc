@@ -164,19 +164,24 @@ TEST(FleetTest, OpenRefusesDirectoriesAndMissingFiles) {
   EXPECT_NE(dev.error().message.find("not a regular file"), std::string::npos);
 }
 
-// Fleet::Open keeps the documents as views into the mapped file: they must outlive the fleet
-// (a snapshot keeps them), survive the file being replaced or removed, and be replaced by
-// patches like any other document; Deserialize (copies) is the oracle.
-TEST(FleetTest, OpenedDocumentsLiveInTheMappingAsLongAsTheyAreReferenced) {
+// Loads a generated fleet of `devices` devices (GenerateFleet's defaults otherwise).
+void LoadGenerated(size_t devices, Fleet* fleet) {
   FleetSpec spec;
-  spec.devices = 300;
-  Fleet built{TwinSet{}};
+  spec.devices = devices;
   std::string text;
   GenerateFleet(spec, [&](std::string_view line) {
     text.append(line);
     text.push_back('\n');
   });
-  ASSERT_TRUE(built.LoadTwinsText(text, "gen").ok());
+  ASSERT_TRUE(fleet->LoadTwinsText(text, "gen").ok());
+}
+
+// Fleet::Open keeps the documents as views into the mapped file: they must outlive the fleet
+// (a snapshot keeps them), survive the file being replaced or removed, and be replaced by
+// patches like any other document; Deserialize (copies) is the oracle.
+TEST(FleetTest, OpenedDocumentsLiveInTheMappingAsLongAsTheyAreReferenced) {
+  Fleet built{TwinSet{}};
+  LoadGenerated(300, &built);
   std::string path = ::testing::TempDir() + "/mapped_docs.twinq";
   ASSERT_TRUE(built.Save(path).ok());
   std::string saved = built.Serialize();
@@ -220,17 +225,11 @@ TEST(FleetTest, OpenedDocumentsLiveInTheMappingAsLongAsTheyAreReferenced) {
 // Fleet::Open checks the checksum by reading the file in pieces of 1 MiB (not through the
 // mapping): a file of several pieces, every truncation point near the header and the piece
 // boundaries, and byte flips in every piece, give exactly what Deserialize of the same bytes
-// gives (the same fleet, or the same error). A version 1 file (the one-lane checksum) opens too.
+// gives (the same fleet, or the same error), also under a version 1 header (the one-lane
+// checksum).
 TEST(FleetTest, OpenChecksTheFileAsDeserializeChecksTheBytes) {
-  FleetSpec spec;
-  spec.devices = 1500;  // a file of several MiB
   Fleet built{TwinSet{}};
-  std::string text;
-  GenerateFleet(spec, [&](std::string_view line) {
-    text.append(line);
-    text.push_back('\n');
-  });
-  ASSERT_TRUE(built.LoadTwinsText(text, "gen").ok());
+  LoadGenerated(1500, &built);  // a file of several MiB
   const std::string good = built.Serialize();
   constexpr size_t kHeader = 28, kPiece = size_t{1} << 20;
   ASSERT_GT(good.size(), kHeader + 3 * kPiece);
