@@ -573,9 +573,20 @@ Expected<std::shared_ptr<const Table>> Table::WithChanges(
   }
   // 3. New versions of the touched columns (deferred merges; see Column::Deferred); new columns
   // for new paths.
+  // In key order, not the hash map's: new columns get their ids in this loop, and the ids (so
+  // the saved file) must not depend on the order the diff happened to visit the paths in (the
+  // splice path diffs partial twins, the whole-document path whole ones: fuzz_patch found two
+  // batches that added the same columns in different orders).
+  std::vector<std::pair<const std::string*, Touch*>> in_order;
+  in_order.reserve(touched.size());
+  for (auto& [k, touch] : touched) in_order.emplace_back(&k, &touch);
+  std::sort(in_order.begin(), in_order.end(),
+            [](const auto& a, const auto& b) { return *a.first < *b.first; });
   bool new_columns = false;
   size_t max_pending = MaxPendingRows(t->row_count_);
-  for (auto& [k, touch] : touched) {
+  for (auto [key, touch_ptr] : in_order) {
+    const std::string& k = *key;
+    Touch& touch = *touch_ptr;
     auto it = exact_->find(k);
     if (it == exact_->end()) {
       ColumnBuilder b(PathOfKey(k));
