@@ -5,7 +5,8 @@
 //  - ScanTwinSections never crashes on any text (the raw twin text, whatever it is);
 //  - when the twin text parses as a JSON object and the scan succeeds, each span found holds
 //    exactly the value the parsed object has there (etag, version, tags, properties.desired), and
-//    each member the scan reports absent is absent;
+//    each member the scan reports absent is absent; ScanObjectMembers, when it accepts the tags,
+//    reports the members of the parsed tags, in order, each with its value's span;
 //  - a fleet holding that twin with the fast path on and one with it off give the same outcome
 //    for the patch: both fail with the same message, or both succeed with byte-identical
 //    serialised fleets (documents and every column).
@@ -56,6 +57,18 @@ void CheckScan(std::string_view text) {
   CheckSpan(text, s->version, doc->Find("version"), "version");
   CheckSpan(text, s->tags, doc->Find("tags"), "tags");
   CheckSpan(text, s->desired, desired, "desired");
+  // The members of the tags, as the fast path reads them: the same keys in the same order, each
+  // value's span holding that member's value.
+  const Value* tags = doc->Find("tags");
+  if (!s->tags.found() || tags == nullptr || !tags->is_object()) return;
+  auto members = twinq::index::ScanObjectMembers(text, s->tags);
+  if (!members) return;
+  const twinq::Object& o = tags->as_object();
+  if (members->size() != o.size()) Fail("tag member count", s->tags.in(text), twinq::ToJson(*tags));
+  for (size_t i = 0; i < o.size(); ++i) {
+    if ((*members)[i].key != o[i].first) Fail("tag member key", (*members)[i].key, o[i].first);
+    CheckSpan(text, (*members)[i].value, &o[i].second, "tag member");
+  }
 }
 
 }  // namespace

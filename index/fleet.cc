@@ -344,13 +344,30 @@ std::optional<Change> SplicedPatch(std::string_view json, const Mutation& m,
   members.reserve(6);
   members.emplace_back("deviceId", Value::String(m.device_id));
   if (!m.module_id.empty()) members.emplace_back("moduleId", Value::String(m.module_id));
-  for (auto [name, span] : {std::pair<const char*, JsonSpan>{"etag", sec->etag},
-                            {"version", sec->version},
-                            {"tags", wants_tags ? sec->tags : JsonSpan{}}}) {
+  for (auto [name, span] :
+       {std::pair<const char*, JsonSpan>{"etag", sec->etag}, {"version", sec->version}}) {
     if (!span.found()) continue;
     Expected<Value> v = parse(span);
     if (!v.ok()) return std::nullopt;
     members.emplace_back(name, std::move(v.value()));
+  }
+  // Of the tags, only the members the patch names are parsed: a merge patch changes no other
+  // member (twin_patch.h), so the partial twin holds just those, and the rest of the tags stays
+  // text. The patch's tags must be an object (else the whole-document path reports the error).
+  const Value* patch_tags = wants_tags ? m.patch.Find("tags") : nullptr;
+  std::optional<std::vector<JsonMember>> tag_members;
+  if (wants_tags) {
+    if (!patch_tags->is_object()) return std::nullopt;
+    tag_members = ScanObjectMembers(json, sec->tags);
+    if (!tag_members) return std::nullopt;
+    Object named;
+    for (const JsonMember& member : *tag_members) {
+      if (patch_tags->Find(member.key) == nullptr) continue;
+      Expected<Value> v = parse(member.value);
+      if (!v.ok()) return std::nullopt;
+      named.emplace_back(std::string(member.key), std::move(v.value()));
+    }
+    members.emplace_back("tags", Value::MakeObject(std::move(named)));
   }
   if (wants_desired) {
     Expected<Value> desired = parse(sec->desired);
@@ -378,7 +395,43 @@ std::optional<Change> SplicedPatch(std::string_view json, const Mutation& m,
   std::vector<std::pair<JsonSpan, std::string_view>> splices = {{sec->etag, new_etag},
                                                                 {sec->version, new_version}};
   if (r->tags_changed) {
-    new_tags = ToJson(*tags);
+    // The whole new tags: every member the patch does not name, as it was; the named ones as
+    // the merge left them, in place (or gone); members the merge added, at the end, in its order
+    // (twin_patch.h: existing keys keep their position, new keys are appended).
+    const Object& merged = tags->as_object();
+    new_tags.reserve(sec->tags.end - sec->tags.begin + 64);
+    new_tags.push_back('{');
+    auto comma = [&] {
+      if (new_tags.size() > 1) new_tags.push_back(',');
+    };
+    size_t kept = 0;  // members of `merged` that were in the twin
+    for (const JsonMember& member : *tag_members) {
+      if (patch_tags->Find(member.key) == nullptr) {
+        comma();
+        new_tags.append(member.member.in(json));
+        continue;
+      }
+      const Value* now_value = tags->Find(member.key);
+      if (now_value == nullptr) continue;  // deleted
+      ++kept;
+      comma();
+      new_tags.append(json.substr(member.member.begin, member.value.begin - member.member.begin));
+      AppendJson(*now_value, &new_tags);
+    }
+    for (size_t k = kept; k < merged.size(); ++k) {
+      comma();
+      AppendJsonString(merged[k].first, &new_tags);
+      new_tags.push_back(':');
+      AppendJson(merged[k].second, &new_tags);
+    }
+    new_tags.push_back('}');
+    // The size rule on the whole new tags (ApplyTwinPatch saw only the named members). A section
+    // of n bytes of JSON is at most 8n by TwinSectionSize (a number counts 8 and takes at least a
+    // byte; nothing else counts more than its bytes), so only large tags need the exact count.
+    if (new_tags.size() * 8 > kMaxTagsBytes) {
+      Expected<Value> whole = ParseJson(new_tags, "patched tags");
+      if (!whole.ok() || TwinSectionSize(whole.value()) > kMaxTagsBytes) return std::nullopt;
+    }
     splices.emplace_back(sec->tags, new_tags);
   }
   if (r->desired_changed) {
@@ -678,8 +731,8 @@ Expected<std::unique_ptr<Fleet>> Fleet::DeserializeOwned(std::string_view bytes,
     return fail("not a twinq index file");
   }
   std::string_view in = bytes.substr(8);
-  uint32_t version;
-  uint64_t length, checksum;
+  uint32_t version = 0;
+  uint64_t length = 0, checksum = 0;
   GetU32(&in, &version);
   GetU64(&in, &length);
   GetU64(&in, &checksum);

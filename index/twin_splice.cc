@@ -9,7 +9,7 @@ namespace {
 
 class Scanner {
  public:
-  explicit Scanner(std::string_view s) : s_(s) {}
+  explicit Scanner(std::string_view s, size_t at = 0) : s_(s), i_(at) {}
 
   size_t pos() const { return i_; }
   bool at_end() const { return i_ >= s_.size(); }
@@ -158,6 +158,43 @@ std::optional<TwinSections> ScanTwinSections(std::string_view json, bool tags, b
   }
   sc.Space();
   if (!sc.at_end()) return std::nullopt;
+  return out;
+}
+
+std::optional<std::vector<JsonMember>> ScanObjectMembers(std::string_view json, JsonSpan object) {
+  std::string_view text = object.in(json);
+  Scanner sc(text);
+  std::vector<JsonMember> out;
+  if (!sc.Eat('{')) return std::nullopt;
+  if (!sc.Eat('}')) {
+    do {
+      JsonMember m;
+      sc.Space();
+      m.member.begin = object.begin + sc.pos();
+      if (!sc.Key(&m.key) || !sc.Eat(':') || !sc.Value(&m.value)) return std::nullopt;
+      m.value.begin += object.begin;
+      m.value.end += object.begin;
+      m.member.end = m.value.end;
+      out.push_back(m);
+    } while (sc.Eat(','));
+    if (!sc.Eat('}')) return std::nullopt;
+  }
+  sc.Space();
+  if (!sc.at_end()) return std::nullopt;
+  // No key twice: pairwise for the usual handful of members, sorted beyond.
+  if (out.size() <= 32) {
+    for (size_t i = 0; i < out.size(); ++i) {
+      for (size_t j = i + 1; j < out.size(); ++j) {
+        if (out[i].key == out[j].key) return std::nullopt;
+      }
+    }
+  } else {
+    std::vector<std::string_view> keys;
+    keys.reserve(out.size());
+    for (const JsonMember& m : out) keys.push_back(m.key);
+    std::sort(keys.begin(), keys.end());
+    if (std::adjacent_find(keys.begin(), keys.end()) != keys.end()) return std::nullopt;
+  }
   return out;
 }
 

@@ -48,6 +48,18 @@ struct TwinSections {
 std::optional<TwinSections> ScanTwinSections(std::string_view json, bool tags = true,
                                              bool desired = true);
 
+// One member of an object in a document.
+struct JsonMember {
+  std::string_view key;  // as written, without its quotes (never holds an escape)
+  JsonSpan member;       // from the key's opening quote to the end of the value
+  JsonSpan value;
+};
+
+// The members of the object at `object` (a span of `json`), in order; nullopt when that text is
+// not an object, a key is written with escapes, or a key repeats (the same strictness as
+// ScanTwinSections). The values are skipped, not checked.
+std::optional<std::vector<JsonMember>> ScanObjectMembers(std::string_view json, JsonSpan object);
+
 // `text` with each span replaced by its string. The spans must not overlap; any order.
 std::string SpliceJson(std::string_view text,
                        std::vector<std::pair<JsonSpan, std::string_view>> replacements);

@@ -98,6 +98,50 @@ TEST(TwinSpliceTest, EscapedQuotesAndBackslashesInStrings) {
   EXPECT_EQ(Span(doc, s->desired), "{}");
 }
 
+TEST(TwinSpliceTest, ObjectMembers) {
+  std::string doc = R"({"tags":{"a":1,"bb":{"x":[1,{"y":"}"}]},"c":"q\"r"},"z":0})";
+  auto s = ScanTwinSections(doc, true, false);
+  ASSERT_TRUE(s.has_value());
+  auto m = ScanObjectMembers(doc, s->tags);
+  ASSERT_TRUE(m.has_value());
+  ASSERT_EQ(m->size(), 3u);
+  EXPECT_EQ((*m)[0].key, "a");
+  EXPECT_EQ(Span(doc, (*m)[0].member), R"("a":1)");
+  EXPECT_EQ(Span(doc, (*m)[0].value), "1");
+  EXPECT_EQ((*m)[1].key, "bb");
+  EXPECT_EQ(Span(doc, (*m)[1].value), R"({"x":[1,{"y":"}"}]})");
+  EXPECT_EQ(Span(doc, (*m)[2].member), R"("c":"q\"r")");
+  // Whitespace around members is allowed and not part of them; an empty object has none.
+  std::string spaced = R"({ "k" : [ 1 ] , "l":2 })";
+  auto w = ScanObjectMembers(spaced, JsonSpan{0, spaced.size()});
+  ASSERT_TRUE(w.has_value());
+  ASSERT_EQ(w->size(), 2u);
+  EXPECT_EQ(Span(spaced, (*w)[0].member), R"("k" : [ 1 ])");
+  EXPECT_EQ(Span(spaced, (*w)[1].member), R"("l":2)");
+  std::string empty = "{ }";
+  auto e = ScanObjectMembers(empty, JsonSpan{0, empty.size()});
+  ASSERT_TRUE(e.has_value());
+  EXPECT_TRUE(e->empty());
+}
+
+TEST(TwinSpliceTest, ObjectMembersRefusesWhatItCannotVouchFor) {
+  for (std::string bad : {
+           "[1]", "{", R"({"a":1,})", R"({"a":1} x)",
+           R"({"\u0061":1})",   // an escaped key
+           R"({"a":1,"a":2})",  // a repeated key
+       }) {
+    EXPECT_FALSE(ScanObjectMembers(bad, JsonSpan{0, bad.size()}).has_value()) << bad;
+  }
+  // A repeated key among many members (the sorted check).
+  std::string many = "{";
+  for (int i = 0; i < 40; ++i) many += fmt::format("\"k{}\":{},", i, i);
+  std::string unique = many;
+  unique.back() = '}';
+  EXPECT_TRUE(ScanObjectMembers(unique, JsonSpan{0, unique.size()}).has_value());
+  many += "\"k17\":0}";
+  EXPECT_FALSE(ScanObjectMembers(many, JsonSpan{0, many.size()}).has_value());
+}
+
 TEST(TwinSpliceTest, SpliceReplacesSpansInAnyOrder) {
   std::string text = "0123456789";
   EXPECT_EQ(SpliceJson(text, {{JsonSpan{7, 9}, "X"}, {JsonSpan{1, 2}, "abc"}}), "0abc23456X9");
@@ -151,10 +195,11 @@ std::vector<Value> LiveDocs(const Table& t) {
 // Applies each batch to a fleet with the fast path and one without; both must give the same
 // outcome (version or the same error message), the same documents and columns that agree with
 // them. Returns how many patches took the splice path.
-uint64_t ExpectSameBoth(const std::vector<std::vector<Mutation>>& batches) {
+uint64_t ExpectSameBoth(const std::vector<std::vector<Mutation>>& batches,
+                        std::string_view fleet = kFleet) {
   Fleet fast, slow;
-  EXPECT_TRUE(fast.LoadTwinsText(kFleet, "fleet").ok());
-  EXPECT_TRUE(slow.LoadTwinsText(kFleet, "fleet").ok());
+  EXPECT_TRUE(fast.LoadTwinsText(fleet, "fleet").ok());
+  EXPECT_TRUE(slow.LoadTwinsText(fleet, "fleet").ok());
   slow.set_splice_patches(false);
   for (size_t b = 0; b < batches.size(); ++b) {
     SCOPED_TRACE(fmt::format("batch {}", b));
@@ -188,6 +233,37 @@ TEST(TwinSpliceFleetTest, TagsAndDesiredPatches) {
       {PatchOf("e", "", R"({"properties":{"desired":{"a":1},"reported":{}}})")},
   });
   EXPECT_EQ(spliced, 6u);
+}
+
+// The fast path parses and prints only the tag members a patch names; the rest of the tags is
+// copied as text. Deleting the first, a middle, the last and every member, adding members after
+// deletions, merging objects into scalars and objects, the size rule on large tags (the exact
+// count beyond the 8-bytes-per-byte bound), values equal but spelled differently, and tags with
+// many members.
+TEST(TwinSpliceFleetTest, OnlyTheNamedTagMembersAreRewritten) {
+  std::string big = R"({"deviceId":"big","etag":"AAAAAAAAAAE=","version":1,"tags":{)";
+  for (int i = 0; i < 40; ++i) big += fmt::format(R"("k{}":"{}",)", i, std::string(150, 'a'));
+  big += R"("n":-0,"last":1}})";
+  std::string fleet = std::string(kFleet) + big + "\n";
+  uint64_t spliced = ExpectSameBoth(
+      {
+          {PatchOf("a", "", R"({"tags":{"floor":null}})")},                  // first member
+          {PatchOf("a", "", R"({"tags":{"x":1,"y":2,"z":3}})")},             // appended
+          {PatchOf("a", "", R"({"tags":{"y":null,"w":{"q":null}}})")},       // middle; new {}
+          {PatchOf("a", "", R"({"tags":{"z":null}})")},                      // last
+          {PatchOf("a", "", R"({"tags":{"loc":null,"x":null,"w":null}})")},  // every one
+          {PatchOf("a", "", R"({"tags":{"again":[1,{"a":null}]}})")},        // into {}
+          {PatchOf("a", "", R"({"tags":{"again":{"b":{"c":1}}}})")},         // object onto an array
+          {PatchOf("a", "", R"({"tags":{"again":{"b":{"d":2}},"e":"é\u0001"}})")},  // merge
+          {PatchOf("big", "", R"({"tags":{"k3":null,"k39":"b","new":1}})")},
+          {PatchOf("big", "", R"({"tags":{"n":0}})")},  // -0 == 0: no change
+          {PatchOf("big", "", R"({"tags":{"n":0,"last":2}})")},
+          // Over the 8 KB limit only once the members the patch does not name are counted.
+          {PatchOf("big", "", fmt::format(R"({{"tags":{{"k5":"{}"}}}})", std::string(2500, 'c')))},
+          {PatchOf("big", "", fmt::format(R"({{"tags":{{"k5":"{}"}}}})", std::string(1500, 'c')))},
+      },
+      fleet);
+  EXPECT_GE(spliced, 12u);  // every patch but the one over the limit
 }
 
 TEST(TwinSpliceFleetTest, NoOpPatchesChangeNothing) {
