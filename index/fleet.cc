@@ -533,8 +533,8 @@ Expected<uint64_t> Fleet::Apply(const std::vector<Mutation>& batch, const std::s
     if (!row) return nullptr;
     return &originals.emplace(std::move(key), t.Document(*row)).first->second;
   };
-  auto record = [&](Change c) {
-    std::string key = KeyOf(c.device_id, c.module_id);
+  auto record = [&](Change c, std::string key = {}) {
+    if (key.empty()) key = KeyOf(c.device_id, c.module_id);
     if (auto it = originals.find(key); it != originals.end()) c.before = &it->second;
     bool module = !c.module_id.empty();
     std::vector<Change>& v = changes_of(module);
@@ -618,7 +618,8 @@ Expected<uint64_t> Fleet::Apply(const std::vector<Mutation>& batch, const std::s
             std::optional<Change> c = SplicedPatch(t.doc_json(*row), m, options);
             if (c) {
               spliced_patches_.fetch_add(1, std::memory_order_relaxed);
-              if (c->json) record(std::move(*c));  // no text: nothing changed
+              c->row = *row;
+              if (c->json) record(std::move(*c), std::move(key));  // no text: nothing changed
               break;
             }
           }

@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
-#include <map>
 #include <unordered_set>
 
 #include "engine/common/json_reader.h"
@@ -534,26 +533,41 @@ Expected<std::shared_ptr<const Table>> Table::WithChanges(
     const std::vector<Change>& changes) const {
   auto t = std::shared_ptr<Table>(new Table(*this));
   // 1. Resolve every change to a row; the last change of a row wins.
-  std::map<uint32_t, const Change*> final;          // row -> change
+  std::vector<std::pair<uint32_t, const Change*>> final;  // (row, change), rows ascending
+  final.reserve(changes.size());
   std::unordered_map<std::string, uint32_t> added;  // keys of rows added in this batch
   for (const Change& c : changes) {
-    std::string key = c.device_id + '\0' + c.module_id;
     std::optional<uint32_t> row;
-    if (auto it = added.find(key); it != added.end()) {
-      row = it->second;
+    if (c.row != Change::kNoRow && c.row < row_count_ && live_.Contains(c.row) &&
+        device_id(c.row) == c.device_id && module_id(c.row) == c.module_id) {
+      row = c.row;  // the caller's lookup, checked
     } else {
-      row = FindRow(c.device_id, c.module_id);  // live rows of this version only
-    }
-    if (!row) {
-      if (c.kind == Change::Kind::kDelete) {
-        return Error{fmt::format("no twin {}{}{}", c.device_id, c.module_id.empty() ? "" : "/",
-                                 c.module_id)};
+      std::string key = c.device_id + '\0' + c.module_id;
+      if (auto it = added.find(key); it != added.end()) {
+        row = it->second;
+      } else {
+        row = FindRow(c.device_id, c.module_id);  // live rows of this version only
       }
-      row = t->row_count_++;
-      added.emplace(key, *row);
+      if (!row) {
+        if (c.kind == Change::Kind::kDelete) {
+          return Error{fmt::format("no twin {}{}{}", c.device_id, c.module_id.empty() ? "" : "/",
+                                   c.module_id)};
+        }
+        row = t->row_count_++;
+        added.emplace(std::move(key), *row);
+      }
     }
-    final[*row] = &c;
+    final.emplace_back(*row, &c);
   }
+  // By row; of several changes to one row, the last one (stable sort keeps their order).
+  std::stable_sort(final.begin(), final.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
+  size_t kept = 0;
+  for (size_t i = 0; i < final.size(); ++i) {
+    if (i + 1 < final.size() && final[i + 1].first == final[i].first) continue;
+    final[kept++] = final[i];
+  }
+  final.resize(kept);
   // 2. The entries that differ between the old and the new document of each changed row, per
   // column (rows ascending, as `final` is ordered by row).
   std::unordered_map<std::string, Touch> touched;

@@ -93,6 +93,10 @@ struct Change {
   // Only for a key the table holds (live).
   bool partial = false;
   Value partial_before;
+  // Optional: the row the key has in the table the change is applied to, when the caller has
+  // looked it up already (it is checked: a row that does not hold the key is looked up again).
+  static constexpr uint32_t kNoRow = UINT32_MAX;
+  uint32_t row = kNoRow;
 };
 
 class Table;
