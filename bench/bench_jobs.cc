@@ -24,6 +24,7 @@
 // machine. Method jobs are timed by wall clock only: their point is waiting on devices. Results go
 // to bench/BENCHLOG.md ("Jobs").
 #include <fmt/format.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <chrono>
@@ -237,6 +238,14 @@ int main(int argc, char** argv) {
       Value doc = before.Document(*before.FindRow(id));
       sample.emplace_back(id, doc.Find("version")->as_number());
     }
+    // Page faults during the job (the whole process; nothing else runs meanwhile): on a VM each
+    // one is expensive, and their count varies far less between runs than the time does.
+    auto faults = [] {
+      rusage u{};
+      getrusage(RUSAGE_SELF, &u);
+      return static_cast<long long>(u.ru_minflt + u.ru_majflt);
+    };
+    long long faults0 = faults();
     auto t = Clock::now();
     if (!jm.ScheduleText(TwinRequest("t", "*", R"({"benchJob":"v1"})", now)).ok()) {
       Die("schedule failed");
@@ -244,6 +253,7 @@ int main(int argc, char** argv) {
     jm.Poll();
     jm.Wait("t");
     double wall = Seconds(t);
+    long long job_faults = faults() - faults0;
     Expected<jobs::DeviceJobStatistics> st = jm.Statistics("t");
     if (st->succeeded_count != static_cast<int64_t>(n_devices)) {
       Die(fmt::format("twin job: {} of {} succeeded", st->succeeded_count, n_devices));
@@ -262,9 +272,9 @@ int main(int argc, char** argv) {
     std::printf(
         "twin-update job: %llu devices, batches of %zu: %.3f s whole job wall = %.0f "
         "patches/s (resolve %.1f ms wall / %.1f ms CPU; execute %.3f s wall / %.3f s CPU "
-        "of the runner thread, which calls Fleet::Apply)\n",
+        "of the runner thread, which calls Fleet::Apply); %lld page faults\n",
         static_cast<unsigned long long>(n_devices), batch, wall, n_devices / wall, tm.resolve_ms,
-        tm.resolve_cpu_ms, tm.execute_ms / 1000, tm.execute_cpu_ms / 1000);
+        tm.resolve_cpu_ms, tm.execute_ms / 1000, tm.execute_cpu_ms / 1000, job_faults);
   }
   return 0;
 }
