@@ -307,6 +307,131 @@ std::string Who(const std::string& device, const std::string& module) {
   return module.empty() ? fmt::format("'{}'", device) : fmt::format("'{}/{}'", device, module);
 }
 
+// properties.desired as the fast path reads it member by member. Only when it holds "$version"
+// and "$metadata", an object whose first members are "$lastUpdated" and "$lastUpdatedVersion"
+// (as the service writes it): a patch then changes only the members it names, those members'
+// metadata entries, the two root stamps (in place) and "$version" (twin_patch.h), so the partial
+// twin holds just these and the rest stays text. Otherwise the whole section is parsed.
+struct DesiredMembers {
+  std::vector<JsonMember> members;  // of desired
+  std::vector<JsonMember> meta;     // of desired.$metadata
+  size_t meta_at = 0;               // index of "$metadata" in members
+  size_t version_at = 0;            // index of "$version" in members
+};
+
+std::optional<DesiredMembers> ScanDesired(std::string_view json, const JsonSpan& desired) {
+  std::optional<std::vector<JsonMember>> members = ScanObjectMembers(json, desired);
+  if (!members) return std::nullopt;
+  DesiredMembers d;
+  d.members = std::move(*members);
+  bool meta = false, version = false;
+  for (size_t i = 0; i < d.members.size(); ++i) {
+    if (d.members[i].key == "$metadata") {
+      d.meta_at = i;
+      meta = true;
+    } else if (d.members[i].key == "$version") {
+      d.version_at = i;
+      version = true;
+    }
+  }
+  if (!meta || !version || json[d.members[d.meta_at].value.begin] != '{') return std::nullopt;
+  std::optional<std::vector<JsonMember>> entries =
+      ScanObjectMembers(json, d.members[d.meta_at].value);
+  if (!entries || entries->size() < 2 || (*entries)[0].key != "$lastUpdated" ||
+      (*entries)[1].key != "$lastUpdatedVersion") {
+    return std::nullopt;
+  }
+  d.meta = std::move(*entries);
+  return d;
+}
+
+bool Named(const Value* patch_section, std::string_view key) {
+  return patch_section != nullptr && patch_section->Find(key) != nullptr;
+}
+
+bool HasMember(const std::vector<JsonMember>& members, std::string_view key) {
+  for (const JsonMember& m : members) {
+    if (m.key == key) return true;
+  }
+  return false;
+}
+
+// The whole new desired text from the old one (`d`) and the patched partial section `result`:
+// what the whole-document path prints (twin_patch.h: members in place, new ones before the
+// trailing run of "$metadata"/"$version" of the whole section, metadata entries in place and new
+// ones appended). nullopt if `result` lacks what a patch always leaves.
+std::optional<std::string> RebuildDesired(std::string_view json, const DesiredMembers& d,
+                                          const Value* patch_desired, const Value& result) {
+  const Value* meta = result.Find("$metadata");
+  const Value* version = result.Find("$version");
+  if (!result.is_object() || meta == nullptr || !meta->is_object() || version == nullptr) {
+    return std::nullopt;
+  }
+  std::string out;
+  out.reserve(d.members.back().member.end - d.members.front().member.begin + 128);
+  auto comma = [&] {
+    if (out.back() != '{') out.push_back(',');
+  };
+  auto key_of = [&](const JsonMember& m) {  // `"key":` as the document spells it
+    return json.substr(m.member.begin, m.value.begin - m.member.begin);
+  };
+  auto append_new = [&](const Value& object, const std::vector<JsonMember>& old, bool stamps) {
+    for (const auto& [key, value] : object.as_object()) {
+      bool reserved = stamps ? (key == "$lastUpdated" || key == "$lastUpdatedVersion")
+                             : (key == "$metadata" || key == "$version");
+      if (reserved || HasMember(old, key)) continue;
+      comma();
+      AppendJsonString(key, &out);
+      out.push_back(':');
+      AppendJson(value, &out);
+    }
+  };
+  size_t insert_at = d.members.size();
+  while (insert_at > 0 && (d.members[insert_at - 1].key == "$metadata" ||
+                           d.members[insert_at - 1].key == "$version")) {
+    --insert_at;
+  }
+  out.push_back('{');
+  for (size_t i = 0; i < d.members.size(); ++i) {
+    if (i == insert_at) append_new(result, d.members, false);
+    const JsonMember& m = d.members[i];
+    if (i == d.version_at) {
+      comma();
+      out.append(key_of(m));
+      AppendJson(*version, &out);
+    } else if (i == d.meta_at) {
+      comma();
+      out.append(key_of(m));
+      out.push_back('{');
+      for (size_t j = 0; j < d.meta.size(); ++j) {
+        const JsonMember& e = d.meta[j];
+        if (j >= 2 && !Named(patch_desired, e.key)) {
+          comma();
+          out.append(e.member.in(json));
+          continue;
+        }
+        const Value* now = meta->Find(e.key);
+        if (now == nullptr) continue;  // a deleted member's entry
+        comma();
+        out.append(key_of(e));
+        AppendJson(*now, &out);
+      }
+      append_new(*meta, d.meta, true);
+      out.push_back('}');
+    } else if (!Named(patch_desired, m.key)) {
+      comma();
+      out.append(m.member.in(json));
+    } else if (const Value* now = result.Find(m.key)) {
+      comma();
+      out.append(key_of(m));
+      AppendJson(*now, &out);
+    }
+  }
+  if (insert_at == d.members.size()) append_new(result, d.members, false);
+  out.push_back('}');
+  return out;
+}
+
 // The patch fast path (twin_splice.h): `m` (a kPatch) applied to the stored document `json`
 // through a partial twin of only the sections the patch can change. nullopt: the fast path
 // declines (a section it needs is missing or not an object, the document does not scan, or the
@@ -369,11 +494,45 @@ std::optional<Change> SplicedPatch(std::string_view json, const Mutation& m,
     }
     members.emplace_back("tags", Value::MakeObject(std::move(named)));
   }
+  // Of properties.desired, the same (see DesiredMembers), or the whole section.
+  const Value* patch_desired = nullptr;
+  std::optional<DesiredMembers> desired_members;
   if (wants_desired) {
-    Expected<Value> desired = parse(sec->desired);
-    if (!desired.ok()) return std::nullopt;
+    const Value* patch_props = m.patch.Find("properties");
+    patch_desired = patch_props->is_object() ? patch_props->Find("desired") : nullptr;
+    if (patch_desired == nullptr || patch_desired->is_object()) {
+      desired_members = ScanDesired(json, sec->desired);
+    }
+    Value section;
+    if (desired_members) {
+      const DesiredMembers& d = *desired_members;
+      Object named;
+      for (size_t i = 0; i < d.members.size(); ++i) {
+        const JsonMember& member = d.members[i];
+        if (i == d.meta_at) {
+          Object entries;
+          for (size_t j = 0; j < d.meta.size(); ++j) {
+            if (j >= 2 && !Named(patch_desired, d.meta[j].key)) continue;
+            Expected<Value> v = parse(d.meta[j].value);
+            if (!v.ok()) return std::nullopt;
+            entries.emplace_back(std::string(d.meta[j].key), std::move(v.value()));
+          }
+          named.emplace_back(std::string(member.key), Value::MakeObject(std::move(entries)));
+          continue;
+        }
+        if (i != d.version_at && !Named(patch_desired, member.key)) continue;
+        Expected<Value> v = parse(member.value);
+        if (!v.ok()) return std::nullopt;
+        named.emplace_back(std::string(member.key), std::move(v.value()));
+      }
+      section = Value::MakeObject(std::move(named));
+    } else {
+      Expected<Value> whole = parse(sec->desired);
+      if (!whole.ok()) return std::nullopt;
+      section = std::move(whole.value());
+    }
     Object props;
-    props.emplace_back("desired", std::move(desired.value()));
+    props.emplace_back("desired", std::move(section));
     members.emplace_back("properties", Value::MakeObject(std::move(props)));
   }
   Value before = Value::MakeObject(std::move(members));
@@ -435,7 +594,20 @@ std::optional<Change> SplicedPatch(std::string_view json, const Mutation& m,
     splices.emplace_back(sec->tags, new_tags);
   }
   if (r->desired_changed) {
-    new_desired = ToJson(*desired);
+    if (desired_members) {
+      std::optional<std::string> rebuilt =
+          RebuildDesired(json, *desired_members, patch_desired, *desired);
+      if (!rebuilt) return std::nullopt;
+      new_desired = std::move(*rebuilt);
+      // The size rule on the whole section, as for the tags above (the root's "$metadata" and
+      // "$version" do not count, so the text is a bound all the more).
+      if (new_desired.size() * 8 > kMaxDesiredBytes) {
+        Expected<Value> whole = ParseJson(new_desired, "patched desired properties");
+        if (!whole.ok() || TwinSectionSize(whole.value()) > kMaxDesiredBytes) return std::nullopt;
+      }
+    } else {
+      new_desired = ToJson(*desired);
+    }
     splices.emplace_back(sec->desired, new_desired);
   }
   c.kind = Change::Kind::kUpsert;

@@ -266,6 +266,52 @@ TEST(TwinSpliceFleetTest, OnlyTheNamedTagMembersAreRewritten) {
   EXPECT_GE(spliced, 12u);  // every patch but the one over the limit
 }
 
+// The same for properties.desired, whose "$metadata" the fast path reads member by member when
+// it starts with the two stamps (as the service writes it), and whose "$version" it needs: named
+// members and their entries rewritten, new members before the trailing run of "$metadata" and
+// "$version" of the whole section, stale entries kept, nested entries, deletions, a section
+// whose reserved members are not trailing, sections the member path declines (stamps not first,
+// no "$metadata", an escaped key) and the size rule beyond the bound.
+TEST(TwinSpliceFleetTest, OnlyTheNamedDesiredMembersAreRewritten) {
+  const std::string stamp =
+      R"("$lastUpdated":"2024-01-01T00:00:00.0000000Z","$lastUpdatedVersion":3)";
+  std::string big_desired;
+  for (int i = 0; i < 30; ++i)
+    big_desired += fmt::format(R"("b{}":"{}",)", i, std::string(1000, 'a'));
+  std::string fleet =
+      std::string(kFleet) +
+      fmt::format(
+          R"({{"deviceId":"p","etag":"AAAAAAAAAAM=","version":3,"properties":{{"desired":{{"a":1,"o":{{"x":1,"y":[1,2]}},"$metadata":{{{0},"a":{{{0}}},"o":{{{0},"x":{{{0}}},"y":{{{0}}}}},"stale":{{{0}}}}},"z":"mid","$version":3}}}}}}
+{{"deviceId":"q","etag":"AAAAAAAAAAM=","version":3,"properties":{{"desired":{{"a":1,"$metadata":{{"a":{{{0}}},{0}}},"$version":3}}}}}}
+{{"deviceId":"r","etag":"AAAAAAAAAAM=","version":3,"properties":{{"desired":{{"a\\u0041":1,"$metadata":{{{0}}},"$version":3}}}}}}
+{{"deviceId":"s","etag":"AAAAAAAAAAM=","version":3,"properties":{{"desired":{{{1}"$metadata":{{{0}}},"$version":3}}}}}}
+)",
+          stamp, big_desired);
+  uint64_t spliced = ExpectSameBoth(
+      {
+          {PatchOf("p", "", R"({"properties":{"desired":{"a":2}}})")},
+          {PatchOf("p", "", R"({"properties":{"desired":{"new":{"n":{"m":1}},"z":"end"}}})")},
+          {PatchOf("p", "", R"({"properties":{"desired":{"o":{"x":null,"w":true}}}})")},
+          {PatchOf("p", "", R"({"properties":{"desired":{"o":null,"stale":null}}})")},
+          {PatchOf("p", "", R"({"properties":{"desired":{"a":2}}})")},  // no change
+          {PatchOf("p", "", R"({"tags":{"t":1},"properties":{"desired":{"a":3},"reported":{}}})")},
+          {PatchOf("p", "", R"({"properties":{"reported":{}},"tags":{"t":2}})")},
+          {PatchOf("q", "", R"({"properties":{"desired":{"a":2,"b":1}}})")},  // stamps not first
+          {PatchOf("r", "", R"({"properties":{"desired":{"c":2}}})")},        // escaped key
+          {PatchOf("e", "", R"({"properties":{"desired":{"c":2}}})")},        // no $metadata
+          {PatchOf("s", "", R"({"properties":{"desired":{"b3":null,"c":1}}})")},
+          // Over 32 KB only with the members the patch does not name.
+          {PatchOf("s", "",
+                   fmt::format(R"({{"properties":{{"desired":{{"b4":"{}"}}}}}})",
+                               std::string(4000, 'c')))},
+          {PatchOf("s", "",
+                   fmt::format(R"({{"properties":{{"desired":{{"b4":"{}"}}}}}})",
+                               std::string(1500, 'c')))},
+      },
+      fleet);
+  EXPECT_GE(spliced, 12u);
+}
+
 TEST(TwinSpliceFleetTest, NoOpPatchesChangeNothing) {
   uint64_t spliced = ExpectSameBoth({
       {PatchOf("a", "", R"({"tags":{"floor":3}})")},
