@@ -56,6 +56,47 @@ TEST(TableTest, FoldedCatalogKeepsCaseVariants) {
   EXPECT_EQ(table->column((*ids)[0])->path()[1].name, "Floor");  // byte order of spelling
 }
 
+// A change's row hint is only a hint: WithChanges checks it and looks the key up when the row
+// does not hold it (another twin's row, a deleted row, a row past the end), so a wrong hint
+// never writes to the wrong twin.
+TEST(TableTest, WrongRowHintsAreIgnored) {
+  TwinSet t = Twins(R"({"deviceId":"a","tags":{"x":1}}
+{"deviceId":"b","tags":{"x":2}}
+{"deviceId":"c","tags":{"x":3}})");
+  auto table = Table::Build(t.devices, false);
+  Change del;
+  del.kind = Change::Kind::kDelete;
+  del.device_id = "c";
+  auto without_c = table->WithChanges({del});
+  ASSERT_TRUE(without_c.ok());
+  for (uint32_t hint : {0u, 2u, 7u, Change::kNoRow}) {  // a's row, c's deleted row, none
+    SCOPED_TRACE(hint);
+    Change c;
+    c.kind = Change::Kind::kUpsert;
+    c.device_id = "b";
+    c.doc = ParseJson(R"({"deviceId":"b","tags":{"x":20}})", "test").value();
+    c.row = hint;
+    auto next = (*without_c)->WithChanges({c});
+    ASSERT_TRUE(next.ok());
+    const Table& n = **next;
+    EXPECT_EQ(n.doc_json(*n.FindRow("a")), R"({"deviceId":"a","tags":{"x":1}})");
+    EXPECT_EQ(n.doc_json(*n.FindRow("b")), R"({"deviceId":"b","tags":{"x":20}})");
+    EXPECT_FALSE(n.FindRow("c").has_value());
+    EXPECT_EQ(n.live_count(), 2u);
+    EXPECT_EQ(ToJson(n.FindExact(P({"tags", "x"}))->ValueAt(*n.FindRow("b"))), "20");
+    EXPECT_EQ(ToJson(n.FindExact(P({"tags", "x"}))->ValueAt(*n.FindRow("a"))), "1");
+  }
+  // A right hint gives the same table.
+  Change c;
+  c.kind = Change::Kind::kUpsert;
+  c.device_id = "b";
+  c.doc = ParseJson(R"({"deviceId":"b","tags":{"x":20}})", "test").value();
+  c.row = *(*without_c)->FindRow("b");
+  auto hinted = (*without_c)->WithChanges({c});
+  ASSERT_TRUE(hinted.ok());
+  EXPECT_EQ((*hinted)->doc_json(c.row), R"({"deviceId":"b","tags":{"x":20}})");
+}
+
 TEST(FleetTest, PatchUpsertDeleteAndSnapshots) {
   Fleet fleet(Twins(
       R"({"deviceId":"a","tags":{"x":1},"properties":{"desired":{"$version":1},"reported":{}},"version":1,"etag":"AAAAAAAAAAE="}
