@@ -23,7 +23,7 @@
 //    replacements. At 1M devices, the same binary, the whole job (bench/BENCHLOG.md,
 //    "2026-11-27 (fourth session)"): 12.5, 12.8, 10.8, 12.2, 10.8 s with the default arenas;
 //    7.1, 7.8, 10.0, 9.2, 10.0, 13.8 s with one (medians 12.2 and 9.6 s); resolving the targets
-//    took 8 ms against 1 ms in every pair. Thread caches still serve most allocations without
+//    took 6-10 ms against 1-2 ms in every pair. Thread caches still serve most allocations without
 //    the arena's lock, and the machine has 2 cores.
 extern "C" {
 // NOLINTNEXTLINE: the name and type are jemalloc's interface.
