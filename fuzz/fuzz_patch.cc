@@ -9,7 +9,8 @@
 //    reports the members of the parsed tags, in order, each with its value's span;
 //  - a fleet holding that twin with the fast path on and one with it off give the same outcome
 //    for the patch: both fail with the same message, or both succeed with byte-identical
-//    serialised fleets (documents and every column).
+//    serialised fleets (documents and every column); so does a third fleet that computes the
+//    batch's splices ahead on a second thread (ApplyOptions).
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -122,6 +123,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string now = "2026-11-27T00:00:00.0000000Z";
   twinq::Expected<uint64_t> f = fast.Apply(batch, now);
   twinq::Expected<uint64_t> s = slow.Apply(batch, now);
+  // The same batch with its splices computed ahead on a second thread: the same outcome.
+  twinq::index::Fleet par;
+  if (!par.LoadTwinsText(stored, "twin").ok()) return 0;
+  twinq::index::ApplyOptions two;
+  two.threads = 2;
+  two.parallel_min_batch = 1;
+  twinq::Expected<uint64_t> p = par.Apply(batch, now, two);
+  if (p.ok() != f.ok() || (!p.ok() && p.error().message != f.error().message) ||
+      (p.ok() && par.Serialize() != fast.Serialize())) {
+    Fail("splices computed ahead", p.ok() ? "ok" : p.error().message,
+         f.ok() ? "ok" : f.error().message);
+  }
   if (f.ok() != s.ok()) {
     Fail("outcome", f.ok() ? "ok" : f.error().message, s.ok() ? "ok" : s.error().message);
   }

@@ -14,6 +14,7 @@
 #include <fstream>
 #include <map>
 #include <sstream>
+#include <thread>
 #include <unordered_map>
 #include <utility>
 
@@ -667,9 +668,42 @@ Expected<size_t> Fleet::LoadTwinsText(std::string_view text, std::string_view na
   return LoadStreamed([&](const TwinSink& sink) { return VisitTwins(text, name, sink); });
 }
 
-Expected<uint64_t> Fleet::Apply(const std::vector<Mutation>& batch, const std::string& now) {
+Expected<uint64_t> Fleet::Apply(const std::vector<Mutation>& batch, const std::string& now,
+                                const ApplyOptions& apply) {
   std::lock_guard<std::mutex> lock(writer_);
   std::shared_ptr<const FleetState> cur = state_.load();
+  PatchOptions options;
+  options.now = now;
+  const bool splice = splice_patches_.load(std::memory_order_relaxed);
+  // The splices of the batch's patches, computed ahead on apply.threads threads (see
+  // ApplyOptions): ahead[i] is mutation i's spliced change against the twin as `cur` holds it,
+  // or empty (not a patch, no such twin, or the fast path declined: the loop below then does
+  // what it always does). The loop uses ahead[i] exactly where it would call SplicedPatch itself:
+  // for a twin the batch has not touched before.
+  std::vector<std::optional<Change>> ahead;
+  if (splice && apply.threads > 1 &&
+      batch.size() >= std::max<size_t>(1, apply.parallel_min_batch)) {
+    ahead.resize(batch.size());
+    auto work = [&](size_t begin, size_t end) {
+      for (size_t i = begin; i < end; ++i) {
+        const Mutation& m = batch[i];
+        if (m.kind != Mutation::Kind::kPatch) continue;
+        const Table& t = m.module_id.empty() ? *cur->devices : *cur->modules;
+        std::optional<uint32_t> row = t.FindRow(m.device_id, m.module_id);
+        if (!row) continue;
+        ahead[i] = SplicedPatch(t.doc_json(*row), m, options);
+        if (ahead[i]) ahead[i]->row = *row;
+      }
+    };
+    size_t parts = std::min<size_t>(apply.threads, batch.size());
+    std::vector<std::thread> helpers;
+    helpers.reserve(parts - 1);
+    for (size_t p = 1; p < parts; ++p) {
+      helpers.emplace_back(work, batch.size() * p / parts, batch.size() * (p + 1) / parts);
+    }
+    work(0, batch.size() / parts);
+    for (std::thread& h : helpers) h.join();
+  }
   // The twins this batch has touched so far (the index of their latest change), so that later
   // mutations see earlier ones; and the stored documents it has parsed (WithChanges reuses them
   // as the rows' old documents instead of parsing them again).
@@ -728,8 +762,6 @@ Expected<uint64_t> Fleet::Apply(const std::vector<Mutation>& batch, const std::s
     c.module_id = module;
     record(std::move(c));
   };
-  PatchOptions options;
-  options.now = now;
   for (size_t i = 0; i < batch.size(); ++i) {
     const Mutation& m = batch[i];
     auto fail = [&](const std::string& what) {
@@ -781,16 +813,21 @@ Expected<uint64_t> Fleet::Apply(const std::vector<Mutation>& batch, const std::s
       }
       case Mutation::Kind::kPatch:
       case Mutation::Kind::kReplace: {
-        if (m.kind == Mutation::Kind::kPatch && splice_patches_.load(std::memory_order_relaxed)) {
+        if (m.kind == Mutation::Kind::kPatch && splice) {
           std::string key = KeyOf(m.device_id, m.module_id);
           if (touched.find(key) == touched.end() && originals.find(key) == originals.end()) {
-            const Table& t = m.module_id.empty() ? *cur->devices : *cur->modules;
-            std::optional<uint32_t> row = t.FindRow(m.device_id, m.module_id);
-            if (!row) return fail(fmt::format("no twin {}", Who(m.device_id, m.module_id)));
-            std::optional<Change> c = SplicedPatch(t.doc_json(*row), m, options);
+            std::optional<Change> c;
+            if (!ahead.empty() && ahead[i]) {
+              c = std::move(ahead[i]);
+            } else {
+              const Table& t = m.module_id.empty() ? *cur->devices : *cur->modules;
+              std::optional<uint32_t> row = t.FindRow(m.device_id, m.module_id);
+              if (!row) return fail(fmt::format("no twin {}", Who(m.device_id, m.module_id)));
+              c = SplicedPatch(t.doc_json(*row), m, options);
+              if (c) c->row = *row;
+            }
             if (c) {
               spliced_patches_.fetch_add(1, std::memory_order_relaxed);
-              c->row = *row;
               if (c->json) record(std::move(*c), std::move(key));  // no text: nothing changed
               break;
             }

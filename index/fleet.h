@@ -51,6 +51,17 @@ struct Mutation {
   std::string if_match;   // kPatch, kReplace: expected etag ("*" or empty forces)
 };
 
+// How Apply runs a batch.
+struct ApplyOptions {
+  // Threads (the caller's included) that compute the spliced patches (twin_splice.h) of a batch
+  // ahead, before its mutations are applied in order: a spliced patch depends only on the twin as
+  // the batch found it, so the twins' splices can be computed side by side. The result is the
+  // same for any value. 1: everything on the caller's thread.
+  unsigned threads = 1;
+  // Batches with fewer mutations run on the caller's thread alone (threads cost tens of µs).
+  size_t parallel_min_batch = 256;
+};
+
 class Fleet {
  public:
   Fleet();
@@ -68,7 +79,8 @@ class Fleet {
   // Applies a batch atomically: every mutation succeeds and one new version is published, or
   // nothing changes and the first error is returned (naming the mutation's position and twin).
   // `now` is written to $lastUpdated by patches (index::FormatTimestamp).
-  Expected<uint64_t> Apply(const std::vector<Mutation>& batch, const std::string& now);
+  Expected<uint64_t> Apply(const std::vector<Mutation>& batch, const std::string& now,
+                           const ApplyOptions& apply = {});
   // Patches (kPatch) of a twin not yet touched by the batch go through the splice fast path
   // (twin_splice.h) unless this is switched off; off, every patch parses, patches and prints the
   // whole twin (the oracle of the fast path; the results are the same, byte for byte).

@@ -778,7 +778,9 @@ void JobManager::RunTwinJob(JobState& job) {
       std::vector<index::Mutation> todo;
       todo.reserve(live.size());
       for (size_t k : live) todo.push_back(muts[k]);
-      Expected<uint64_t> applied = fleet_.Apply(todo, stamp);
+      index::ApplyOptions apply;
+      apply.threads = std::max(1u, options_.twin_apply_threads);
+      Expected<uint64_t> applied = fleet_.Apply(todo, stamp, apply);
       if (applied.ok()) break;
       if (round == 0) {
         // Find every patch that fails on its own (twin gone, sizes after merging), against the

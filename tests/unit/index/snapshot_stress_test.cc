@@ -245,7 +245,12 @@ TEST(SnapshotStressTest, ReadersNeverSeeHalfABatch) {
       counter.patch = Value::MakeObject(
           {{"tags", Value::MakeObject({{"n", Value::Number(static_cast<double>(i))}})}});
       batch.push_back(counter);
-      Expected<uint64_t> r = fleet.Apply(batch, now);
+      // Every other batch splices its patches ahead on two threads (ApplyOptions): those
+      // threads read the published version while readers do.
+      ApplyOptions apply;
+      apply.threads = i % 2 == 0 ? 2 : 1;
+      apply.parallel_min_batch = 1;
+      Expected<uint64_t> r = fleet.Apply(batch, now, apply);
       if (!r.ok()) {
         writer_error = r.error().message;
         break;
