@@ -2,7 +2,7 @@
 //
 //   bench_jobs [--devices N] [--seed S] [--reps R] [--batch B] [--method-devices M]
 //              [--latency-ms L] [--concurrency C1,C2,...] [--skip-twin]
-//              [--section tags|desired]
+//              [--section tags|desired] [--apply-threads T]
 //
 // The fleet is generated in process (index::GenerateFleet, default FleetSpec: module share 0.2)
 // as NDJSON text that Fleet::LoadTwinsText indexes (streamed); nothing is read from disk.
@@ -90,6 +90,7 @@ int main(int argc, char** argv) {
   std::vector<size_t> concurrency = {1, 16, 64, 256, 512};
   bool skip_twin = false;
   bool desired = false;  // --section desired: the twin job patches properties.desired
+  unsigned apply_threads = jobs::JobManagerOptions().twin_apply_threads;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&]() -> std::string {
@@ -120,6 +121,8 @@ int main(int argc, char** argv) {
       }
     } else if (a == "--skip-twin") {
       skip_twin = true;
+    } else if (a == "--apply-threads") {
+      apply_threads = static_cast<unsigned>(std::max(1, std::atoi(next().c_str())));
     } else if (a == "--section") {
       std::string v = next();
       if (v != "tags" && v != "desired") Die("--section takes tags or desired");
@@ -238,6 +241,7 @@ int main(int argc, char** argv) {
   if (!skip_twin) {
     jobs::JobManagerOptions o;
     o.twin_batch_size = batch;
+    o.twin_apply_threads = apply_threads;
     jobs::JobManager jm(fleet, clock, nullptr, o);
     const index::Table& before = fleet.snapshot().devices();
     std::vector<std::pair<std::string, double>> sample;
@@ -282,11 +286,13 @@ int main(int argc, char** argv) {
     }
     jobs::JobTimings tm = *jm.Timings("t");
     std::printf(
-        "twin-update job: %llu devices, batches of %zu: %.3f s whole job wall = %.0f "
+        "twin-update job: %llu devices, batches of %zu, %u splice threads: %.3f s whole job wall = "
+        "%.0f "
         "patches/s (resolve %.1f ms wall / %.1f ms CPU; execute %.3f s wall / %.3f s CPU "
         "of the runner thread, which calls Fleet::Apply); %lld page faults\n",
-        static_cast<unsigned long long>(n_devices), batch, wall, n_devices / wall, tm.resolve_ms,
-        tm.resolve_cpu_ms, tm.execute_ms / 1000, tm.execute_cpu_ms / 1000, job_faults);
+        static_cast<unsigned long long>(n_devices), batch, apply_threads, wall, n_devices / wall,
+        tm.resolve_ms, tm.resolve_cpu_ms, tm.execute_ms / 1000, tm.execute_cpu_ms / 1000,
+        job_faults);
   }
   return 0;
 }
