@@ -14,6 +14,7 @@
 #include <fstream>
 #include <map>
 #include <sstream>
+#include <system_error>
 #include <thread>
 #include <unordered_map>
 #include <utility>
@@ -699,7 +700,12 @@ Expected<uint64_t> Fleet::Apply(const std::vector<Mutation>& batch, const std::s
     std::vector<std::thread> helpers;
     helpers.reserve(parts - 1);
     for (size_t p = 1; p < parts; ++p) {
-      helpers.emplace_back(work, batch.size() * p / parts, batch.size() * (p + 1) / parts);
+      size_t begin = batch.size() * p / parts, end = batch.size() * (p + 1) / parts;
+      try {
+        helpers.emplace_back(work, begin, end);
+      } catch (const std::system_error&) {
+        work(begin, end);  // no thread to be had: this part on the caller's thread
+      }
     }
     work(0, batch.size() / parts);
     for (std::thread& h : helpers) h.join();
