@@ -351,85 +351,97 @@ bool Named(const Value* patch_section, std::string_view key) {
   return patch_section != nullptr && patch_section->Find(key) != nullptr;
 }
 
-bool HasMember(const std::vector<JsonMember>& members, std::string_view key) {
-  for (const JsonMember& m : members) {
-    if (m.key == key) return true;
+bool IsStampKey(std::string_view key) {
+  return key == "$lastUpdated" || key == "$lastUpdatedVersion";
+}
+
+// Prints, into `out` (after its opening '{'), the members of an object merged from the one whose
+// members are `old` (spans of `json`): a member `touched` does not name is copied as text; a
+// touched one is printed from `merged` (through `print`), or dropped when `merged` lacks it; the
+// members of `merged` that were not in `old` come, in its order, before old member `new_at`
+// (old.size(): at the end). This is the order twin_patch.h's merge leaves (existing keys in
+// place, new ones appended; in desired, before its trailing "$metadata"/"$version").
+template <class Touched, class Print>
+void AppendMergedMembers(std::string_view json, const std::vector<JsonMember>& old,
+                         const Touched& touched, const Value& merged, size_t new_at,
+                         const Print& print, std::string* out) {
+  auto comma = [&] {
+    if (out->back() != '{') out->push_back(',');
+  };
+  auto append_new = [&] {
+    for (const auto& [key, value] : merged.as_object()) {
+      bool was_there = false;
+      for (const JsonMember& m : old) was_there = was_there || m.key == key;
+      if (was_there) continue;
+      comma();
+      AppendJsonString(key, out);
+      out->push_back(':');
+      print(key, value, out);
+    }
+  };
+  for (size_t i = 0; i < old.size(); ++i) {
+    if (i == new_at) append_new();
+    const JsonMember& m = old[i];
+    if (!touched(m.key)) {
+      comma();
+      out->append(m.member.in(json));
+    } else if (const Value* now = merged.Find(m.key)) {
+      comma();
+      out->append(json.substr(m.member.begin, m.value.begin - m.member.begin));  // `"key":`
+      print(m.key, *now, out);
+    }
   }
-  return false;
+  if (new_at >= old.size()) append_new();
+}
+
+void PrintValue(std::string_view, const Value& v, std::string* out) { AppendJson(v, out); }
+
+// The A.9 size rule on a whole new section (ApplyTwinPatch saw only the members a patch names).
+// A section of n bytes of JSON counts at most 8n by TwinSectionSize (a number counts 8 and takes
+// at least a byte; nothing else counts more than its bytes; desired's root "$metadata" and
+// "$version" do not count at all), so only a large section needs the exact count.
+bool WithinSizeLimit(const std::string& section, size_t limit) {
+  if (section.size() * 8 <= limit) return true;
+  Expected<Value> whole = ParseJson(section, "patched section");
+  return whole.ok() && TwinSectionSize(whole.value()) <= limit;
 }
 
 // The whole new desired text from the old one (`d`) and the patched partial section `result`:
-// what the whole-document path prints (twin_patch.h: members in place, new ones before the
-// trailing run of "$metadata"/"$version" of the whole section, metadata entries in place and new
-// ones appended). nullopt if `result` lacks what a patch always leaves.
+// what the whole-document path prints. nullopt if `result` lacks what a patch always leaves.
 std::optional<std::string> RebuildDesired(std::string_view json, const DesiredMembers& d,
                                           const Value* patch_desired, const Value& result) {
   const Value* meta = result.Find("$metadata");
-  const Value* version = result.Find("$version");
-  if (!result.is_object() || meta == nullptr || !meta->is_object() || version == nullptr) {
+  if (!result.is_object() || meta == nullptr || !meta->is_object() ||
+      result.Find("$version") == nullptr) {
     return std::nullopt;
+  }
+  std::string meta_text = "{";
+  AppendMergedMembers(
+      json, d.meta, [&](std::string_view k) { return IsStampKey(k) || Named(patch_desired, k); },
+      *meta, d.meta.size(), PrintValue, &meta_text);
+  meta_text.push_back('}');
+  size_t new_at = d.members.size();  // before the trailing run of "$metadata" and "$version"
+  while (new_at > 0 &&
+         (d.members[new_at - 1].key == "$metadata" || d.members[new_at - 1].key == "$version")) {
+    --new_at;
   }
   std::string out;
   out.reserve(d.members.back().member.end - d.members.front().member.begin + 128);
-  auto comma = [&] {
-    if (out.back() != '{') out.push_back(',');
-  };
-  auto key_of = [&](const JsonMember& m) {  // `"key":` as the document spells it
-    return json.substr(m.member.begin, m.value.begin - m.member.begin);
-  };
-  auto append_new = [&](const Value& object, const std::vector<JsonMember>& old, bool stamps) {
-    for (const auto& [key, value] : object.as_object()) {
-      bool reserved = stamps ? (key == "$lastUpdated" || key == "$lastUpdatedVersion")
-                             : (key == "$metadata" || key == "$version");
-      if (reserved || HasMember(old, key)) continue;
-      comma();
-      AppendJsonString(key, &out);
-      out.push_back(':');
-      AppendJson(value, &out);
-    }
-  };
-  size_t insert_at = d.members.size();
-  while (insert_at > 0 && (d.members[insert_at - 1].key == "$metadata" ||
-                           d.members[insert_at - 1].key == "$version")) {
-    --insert_at;
-  }
   out.push_back('{');
-  for (size_t i = 0; i < d.members.size(); ++i) {
-    if (i == insert_at) append_new(result, d.members, false);
-    const JsonMember& m = d.members[i];
-    if (i == d.version_at) {
-      comma();
-      out.append(key_of(m));
-      AppendJson(*version, &out);
-    } else if (i == d.meta_at) {
-      comma();
-      out.append(key_of(m));
-      out.push_back('{');
-      for (size_t j = 0; j < d.meta.size(); ++j) {
-        const JsonMember& e = d.meta[j];
-        if (j >= 2 && !Named(patch_desired, e.key)) {
-          comma();
-          out.append(e.member.in(json));
-          continue;
+  AppendMergedMembers(
+      json, d.members,
+      [&](std::string_view k) {
+        return k == "$metadata" || k == "$version" || Named(patch_desired, k);
+      },
+      result, new_at,
+      [&](std::string_view key, const Value& v, std::string* o) {
+        if (key == "$metadata") {
+          o->append(meta_text);
+        } else {
+          AppendJson(v, o);
         }
-        const Value* now = meta->Find(e.key);
-        if (now == nullptr) continue;  // a deleted member's entry
-        comma();
-        out.append(key_of(e));
-        AppendJson(*now, &out);
-      }
-      append_new(*meta, d.meta, true);
-      out.push_back('}');
-    } else if (!Named(patch_desired, m.key)) {
-      comma();
-      out.append(m.member.in(json));
-    } else if (const Value* now = result.Find(m.key)) {
-      comma();
-      out.append(key_of(m));
-      AppendJson(*now, &out);
-    }
-  }
-  if (insert_at == d.members.size()) append_new(result, d.members, false);
+      },
+      &out);
   out.push_back('}');
   return out;
 }
@@ -514,7 +526,7 @@ std::optional<Change> SplicedPatch(std::string_view json, const Mutation& m,
         if (i == d.meta_at) {
           Object entries;
           for (size_t j = 0; j < d.meta.size(); ++j) {
-            if (j >= 2 && !Named(patch_desired, d.meta[j].key)) continue;
+            if (!IsStampKey(d.meta[j].key) && !Named(patch_desired, d.meta[j].key)) continue;
             Expected<Value> v = parse(d.meta[j].value);
             if (!v.ok()) return std::nullopt;
             entries.emplace_back(std::string(d.meta[j].key), std::move(v.value()));
@@ -556,43 +568,15 @@ std::optional<Change> SplicedPatch(std::string_view json, const Mutation& m,
   std::vector<std::pair<JsonSpan, std::string_view>> splices = {{sec->etag, new_etag},
                                                                 {sec->version, new_version}};
   if (r->tags_changed) {
-    // The whole new tags: every member the patch does not name, as it was; the named ones as
-    // the merge left them, in place (or gone); members the merge added, at the end, in its order
-    // (twin_patch.h: existing keys keep their position, new keys are appended).
-    const Object& merged = tags->as_object();
+    // The whole new tags: the members the patch does not name as they were, the named ones as
+    // the merge left them (see AppendMergedMembers).
     new_tags.reserve(sec->tags.end - sec->tags.begin + 64);
     new_tags.push_back('{');
-    auto comma = [&] {
-      if (new_tags.size() > 1) new_tags.push_back(',');
-    };
-    size_t kept = 0;  // members of `merged` that were in the twin
-    for (const JsonMember& member : *tag_members) {
-      if (patch_tags->Find(member.key) == nullptr) {
-        comma();
-        new_tags.append(member.member.in(json));
-        continue;
-      }
-      const Value* now_value = tags->Find(member.key);
-      if (now_value == nullptr) continue;  // deleted
-      ++kept;
-      comma();
-      new_tags.append(json.substr(member.member.begin, member.value.begin - member.member.begin));
-      AppendJson(*now_value, &new_tags);
-    }
-    for (size_t k = kept; k < merged.size(); ++k) {
-      comma();
-      AppendJsonString(merged[k].first, &new_tags);
-      new_tags.push_back(':');
-      AppendJson(merged[k].second, &new_tags);
-    }
+    AppendMergedMembers(
+        json, *tag_members, [&](std::string_view k) { return patch_tags->Find(k) != nullptr; },
+        *tags, tag_members->size(), PrintValue, &new_tags);
     new_tags.push_back('}');
-    // The size rule on the whole new tags (ApplyTwinPatch saw only the named members). A section
-    // of n bytes of JSON is at most 8n by TwinSectionSize (a number counts 8 and takes at least a
-    // byte; nothing else counts more than its bytes), so only large tags need the exact count.
-    if (new_tags.size() * 8 > kMaxTagsBytes) {
-      Expected<Value> whole = ParseJson(new_tags, "patched tags");
-      if (!whole.ok() || TwinSectionSize(whole.value()) > kMaxTagsBytes) return std::nullopt;
-    }
+    if (!WithinSizeLimit(new_tags, kMaxTagsBytes)) return std::nullopt;
     splices.emplace_back(sec->tags, new_tags);
   }
   if (r->desired_changed) {
@@ -601,12 +585,7 @@ std::optional<Change> SplicedPatch(std::string_view json, const Mutation& m,
           RebuildDesired(json, *desired_members, patch_desired, *desired);
       if (!rebuilt) return std::nullopt;
       new_desired = std::move(*rebuilt);
-      // The size rule on the whole section, as for the tags above (the root's "$metadata" and
-      // "$version" do not count, so the text is a bound all the more).
-      if (new_desired.size() * 8 > kMaxDesiredBytes) {
-        Expected<Value> whole = ParseJson(new_desired, "patched desired properties");
-        if (!whole.ok() || TwinSectionSize(whole.value()) > kMaxDesiredBytes) return std::nullopt;
-      }
+      if (!WithinSizeLimit(new_desired, kMaxDesiredBytes)) return std::nullopt;
     } else {
       new_desired = ToJson(*desired);
     }
