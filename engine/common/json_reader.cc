@@ -1,7 +1,11 @@
 #include "engine/common/json_reader.h"
 
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <simdjson.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -901,63 +905,137 @@ std::optional<Error> CollectTwinsPadded(std::string_view text, std::string_view 
   return std::nullopt;
 }
 
-}  // namespace
-
-Expected<TwinSet> ReadTwins(std::string_view text, std::string_view name) {
+// `text` must be followed by at least simdjson::SIMDJSON_PADDING readable bytes.
+Expected<TwinSet> ReadTwinsPadded(std::string_view text, std::string_view name) {
   text = StripBom(text);
-  simdjson::padded_string padded(text);
-  std::string_view view(padded.data(), padded.size());
-  TwinCollector collector(view, name, nullptr);
-  if (std::optional<Error> e = CollectTwinsPadded(view, name, collector)) return *e;
+  TwinCollector collector(text, name, nullptr);
+  if (std::optional<Error> e = CollectTwinsPadded(text, name, collector)) return *e;
   return collector.Finish();
 }
 
-Expected<size_t> VisitTwins(std::string_view text, std::string_view name, const TwinSink& sink) {
+// The same for VisitTwins.
+Expected<size_t> VisitTwinsPadded(std::string_view text, std::string_view name,
+                                  const TwinSink& sink) {
   text = StripBom(text);
-  simdjson::padded_string padded(text);
-  std::string_view view(padded.data(), padded.size());
-  TwinCollector collector(view, name, &sink);
-  if (std::optional<Error> e = CollectTwinsPadded(view, name, collector)) return *e;
+  TwinCollector collector(text, name, &sink);
+  if (std::optional<Error> e = CollectTwinsPadded(text, name, collector)) return *e;
   if (std::optional<Error> dup = collector.CheckDuplicates()) return *dup;
   return collector.count();
 }
 
-namespace {
-
-Expected<std::string> ReadWholeFile(const std::string& path) {
-  auto fail = [&](int err) {
-    return Error{fmt::format("{}: cannot read: {}", path, std::strerror(err))};
-  };
-  std::FILE* file = std::fopen(path.c_str(), "rb");
-  if (file == nullptr) return fail(errno);
-  std::string contents;
-  char buffer[1 << 16];
-  int read_error = 0;
-  for (;;) {
-    size_t n = std::fread(buffer, 1, sizeof buffer, file);
-    contents.append(buffer, n);
-    if (n < sizeof buffer) {
-      if (std::ferror(file)) read_error = errno != 0 ? errno : EIO;
-      break;
-    }
+// A file's contents, followed by at least simdjson::SIMDJSON_PADDING readable bytes.
+//
+// A regular file whose last page has room for the padding after its end is mapped (the kernel
+// fills the rest of that page with zeros): the parser then reads the page cache itself. Reading
+// it into a buffer would cost fresh memory, and on the benchmark VM fresh memory costs more
+// than parsing (bench/BENCHLOG.md, "What fresh memory costs on this VM"). Any other regular
+// file is read into one buffer of its size plus the padding; anything else (a pipe) is read in
+// pieces and copied once into a padded buffer.
+//
+// A mapped file that another process truncates while it is being read can raise SIGBUS, as for
+// any program that maps its input; `twinq index build` reads its input once and copies what it
+// keeps.
+class PaddedFile {
+ public:
+  PaddedFile() = default;
+  PaddedFile(const PaddedFile&) = delete;
+  PaddedFile& operator=(const PaddedFile&) = delete;
+  ~PaddedFile() {
+    if (map_ != nullptr) ::munmap(map_, map_size_);
   }
-  std::fclose(file);
-  if (read_error != 0) return fail(read_error);
-  return contents;
-}
+
+  // Nullopt on success, else `PATH: cannot read: <strerror>`.
+  std::optional<Error> Read(const std::string& path) {
+    auto fail = [&](int err) {
+      return Error{fmt::format("{}: cannot read: {}", path, std::strerror(err))};
+    };
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return fail(errno);
+    std::optional<Error> error = ReadOpen(fd, fail);
+    ::close(fd);
+    return error;
+  }
+
+  std::string_view text() const { return text_; }
+
+ private:
+  template <typename Fail>
+  std::optional<Error> ReadOpen(int fd, const Fail& fail) {
+    struct stat st;
+    if (::fstat(fd, &st) != 0) return fail(errno);
+    if (S_ISDIR(st.st_mode)) return fail(EISDIR);
+    if (!S_ISREG(st.st_mode)) return ReadPieces(fd, fail);
+    const size_t size = static_cast<size_t>(st.st_size);
+    const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+    const size_t slack = size % page == 0 ? 0 : page - size % page;
+    if (size > 0 && slack >= simdjson::SIMDJSON_PADDING) {
+      void* p = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+      if (p != MAP_FAILED) {
+        ::madvise(p, size, MADV_SEQUENTIAL);
+        map_ = p;
+        map_size_ = size;
+        text_ = std::string_view(static_cast<const char*>(p), size);
+        return std::nullopt;
+      }
+      // Not mappable (some special file systems): read it instead.
+    }
+    owned_ = simdjson::padded_string(size);
+    size_t got = 0;
+    while (got < size) {
+      ssize_t n = ::read(fd, owned_.data() + got, size - got);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return fail(errno);
+      if (n == 0) break;  // the file shrank meanwhile: parse what there was
+      got += static_cast<size_t>(n);
+    }
+    text_ = std::string_view(owned_.data(), got);
+    return std::nullopt;
+  }
+
+  template <typename Fail>
+  std::optional<Error> ReadPieces(int fd, const Fail& fail) {
+    std::string contents;
+    char buffer[1 << 16];
+    for (;;) {
+      ssize_t n = ::read(fd, buffer, sizeof buffer);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return fail(errno);
+      if (n == 0) break;
+      contents.append(buffer, static_cast<size_t>(n));
+    }
+    owned_ = simdjson::padded_string(contents);
+    text_ = std::string_view(owned_.data(), owned_.size());
+    return std::nullopt;
+  }
+
+  void* map_ = nullptr;
+  size_t map_size_ = 0;
+  simdjson::padded_string owned_;
+  std::string_view text_;
+};
 
 }  // namespace
 
+Expected<TwinSet> ReadTwins(std::string_view text, std::string_view name) {
+  simdjson::padded_string padded(text);
+  return ReadTwinsPadded(std::string_view(padded.data(), padded.size()), name);
+}
+
+Expected<size_t> VisitTwins(std::string_view text, std::string_view name, const TwinSink& sink) {
+  simdjson::padded_string padded(text);
+  return VisitTwinsPadded(std::string_view(padded.data(), padded.size()), name, sink);
+}
+
 Expected<TwinSet> ReadTwinsFile(const std::string& path) {
-  Expected<std::string> contents = ReadWholeFile(path);
-  if (!contents.ok()) return contents.error();
-  return ReadTwins(*contents, path);
+  PaddedFile file;
+  if (std::optional<Error> e = file.Read(path)) return *e;
+  return ReadTwinsPadded(file.text(), path);
 }
 
 Expected<size_t> VisitTwinsFile(const std::string& path, const TwinSink& sink) {
-  Expected<std::string> contents = ReadWholeFile(path);
-  if (!contents.ok()) return contents.error();
-  return VisitTwins(*contents, path, sink);
+  PaddedFile file;
+  if (std::optional<Error> e = file.Read(path)) return *e;
+  return VisitTwinsPadded(file.text(), path, sink);
 }
 
 Expected<Value> ParseJson(std::string_view text, std::string_view name) {

@@ -1,8 +1,10 @@
 // Reading twin documents and JSON values (engine/common/json_reader.h).
 #include "engine/common/json_reader.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <simdjson.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmath>
@@ -10,6 +12,7 @@
 #include <cstdlib>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace twinq {
@@ -606,6 +609,75 @@ TEST(JsonReaderTest, ReadTwinsFileErrors) {
   set = ReadTwinsFile("/tmp");
   ASSERT_FALSE(set.ok());
   EXPECT_EQ(set.error().message, "/tmp: cannot read: Is a directory");
+}
+
+// A regular file is mapped when its last page has room for simdjson's padding after its end,
+// read into a padded buffer when it has not (its size a multiple of the page size, or just
+// short of one), and a pipe is read in pieces: all three must read the same twins, and a
+// document cut off at the very end of a file must be a syntax error, not a read past the end.
+TEST(JsonReaderTest, ReadTwinsFileOfEverySizeAgainstThePageSize) {
+  const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  // Twins, then spaces up to `size` bytes, then `tail` (so the file ends exactly at `size`).
+  auto fleet = [](size_t size, std::string_view tail) {
+    std::string text = "\xEF\xBB\xBF{\"deviceId\":\"b\",\"tags\":{\"x\":[1,2.5]}}\n";
+    for (int i = 0; i < 40; ++i) text += "{\"deviceId\":\"d" + std::to_string(i) + "\"}\n";
+    text.append(size - text.size() - tail.size(), ' ');
+    text += tail;
+    return text;
+  };
+  for (size_t size : {page - 200, page - 64, page - 63, page - 1, page, page + 1, 2 * page}) {
+    SCOPED_TRACE(size);
+    std::string text = fleet(size, "{\"deviceId\":\"last\"}");
+    ASSERT_EQ(text.size(), size);
+    TempFile file(text);
+    Expected<TwinSet> from_file = ReadTwinsFile(file.path());
+    ASSERT_TRUE(from_file.ok()) << from_file.error().message;
+    Expected<TwinSet> from_text = ReadTwins(text, file.path());
+    ASSERT_TRUE(from_text.ok()) << from_text.error().message;
+    ASSERT_EQ(from_file->devices.size(), 42u);
+    for (size_t i = 0; i < from_file->devices.size(); ++i) {
+      EXPECT_EQ(ToJson(from_file->devices[i]), ToJson(from_text->devices[i]));
+    }
+    size_t visited = 0;
+    Expected<size_t> n = VisitTwinsFile(file.path(), [&](Value, bool) { ++visited; });
+    ASSERT_TRUE(n.ok()) << n.error().message;
+    EXPECT_EQ(*n, 42u);
+    EXPECT_EQ(visited, 42u);
+
+    std::string cut = fleet(size, "{\"deviceId\":\"la");
+    TempFile cut_file(cut);
+    Expected<TwinSet> bad = ReadTwinsFile(cut_file.path());
+    ASSERT_FALSE(bad.ok());
+    EXPECT_EQ(bad.error().message, ReadTwins(cut, cut_file.path()).error().message);
+    EXPECT_NE(bad.error().message.find(cut_file.path() + ":42:"), std::string::npos)
+        << bad.error().message;
+  }
+}
+
+TEST(JsonReaderTest, ReadTwinsFileFromAPipe) {
+  char dir[] = "/tmp/twinq_json_reader_fifo_XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  std::string fifo = std::string(dir) + "/twins";
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  std::string text;
+  for (int i = 0; i < 5000; ++i) text += "{\"deviceId\":\"d" + std::to_string(i) + "\"}\n";
+  std::thread writer([&] {
+    int fd = open(fifo.c_str(), O_WRONLY);
+    if (fd < 0) return;
+    size_t done = 0;
+    while (done < text.size()) {
+      ssize_t n = write(fd, text.data() + done, text.size() - done);
+      if (n <= 0) break;
+      done += static_cast<size_t>(n);
+    }
+    close(fd);
+  });
+  Expected<TwinSet> set = ReadTwinsFile(fifo);
+  writer.join();
+  std::remove(fifo.c_str());
+  rmdir(dir);
+  ASSERT_TRUE(set.ok()) << set.error().message;
+  EXPECT_EQ(set->devices.size(), 5000u);
 }
 
 // --- Robustness -------------------------------------------------------------------------------
