@@ -367,6 +367,27 @@ std::shared_ptr<const Column> Column::Deferred(
   return c;
 }
 
+Column::~Column() {
+  // Each deferred version holds the version before it through its delta, so the default
+  // destructor would recurse once per version of an unmerged chain, and MaxPendingRows lets a
+  // chain grow past what a thread's stack holds (some 100k versions on 8 MiB: a table of 3.2M
+  // rows patched one twin at a time). The chain is unlinked here in a loop instead, as far as
+  // this column is its only owner. A version that has been merged holds no delta, and only
+  // merged columns are ever cached by weak pointer (the VM's number bins read numbers(), which
+  // merges), so an unmerged base whose use count is 1 cannot gain an owner meanwhile.
+  std::shared_ptr<const ColumnDelta> delta = std::move(pending_);
+  while (delta != nullptr && delta.use_count() == 1) {
+    std::shared_ptr<const Column> base = std::move(const_cast<ColumnDelta&>(*delta).base);
+    delta.reset();
+    if (base == nullptr || base.use_count() != 1 || !base->deferred_ ||
+        base->merged_.load(std::memory_order_acquire)) {
+      break;
+    }
+    delta = std::move(base->pending_);
+    base.reset();  // its delta was taken above: nothing below it is destroyed here
+  }
+}
+
 size_t Column::pending_rows() const {
   return deferred_ && !merged_.load(std::memory_order_acquire) ? pending_rows_ : 0;
 }

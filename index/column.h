@@ -229,6 +229,8 @@ struct ColumnDelta {
 class Column {
  public:
   Column() = default;
+  // Unlinks a chain of deferred versions one version at a time (see column.cc).
+  ~Column();
   // A version of `base` whose rows `changed` lose their entries and take those of `entries`
   // (paths are ignored). The merge (linear in the column) is deferred to the first read of any
   // accessor but path(), so a writer that changes a few rows of a large column pays only for

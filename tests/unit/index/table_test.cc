@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>
+#include <pthread.h>
 
 #include <cstdio>
 #include <string>
@@ -191,6 +192,36 @@ TEST(FleetTest, DeferredColumnsMergeOnFirstRead) {
   EXPECT_EQ(x->number_postings()[3].ToVector(), std::vector<uint32_t>({0}));
   // The first version never changed.
   EXPECT_EQ(s0.devices().FindExact(P({"tags", "x"}))->numbers(), std::vector<double>({1, 2}));
+}
+
+// A chain of deferred versions can be as long as MaxPendingRows (31,250 versions of a column of
+// a million rows, each changing one row). Dropping a chain that was never merged must not
+// recurse once per version: it runs here on a thread with a 256 KiB stack.
+TEST(ColumnTest, DroppingALongUnmergedChainDoesNotRecurse) {
+  ColumnBuilder b(P({"tags", "x"}));
+  for (uint32_t row = 0; row < 4; ++row) b.AddNumber(row, row);
+  std::shared_ptr<const Column> c = std::move(b).Build();
+  constexpr int kVersions = 200000;
+  for (int i = 0; i < kVersions; ++i) {
+    FlatEntry e;
+    e.kind = Kind::kNumber;
+    e.number = i;
+    uint32_t row = static_cast<uint32_t>(i % 4);
+    c = Column::Deferred(std::move(c), {row}, {{row, e}});
+  }
+  EXPECT_EQ(c->pending_rows(), static_cast<size_t>(kVersions));
+  pthread_attr_t attr;
+  ASSERT_EQ(pthread_attr_init(&attr), 0);
+  ASSERT_EQ(pthread_attr_setstacksize(&attr, 256 * 1024), 0);
+  pthread_t thread;
+  auto drop = [](void* p) -> void* {
+    static_cast<std::shared_ptr<const Column>*>(p)->reset();
+    return nullptr;
+  };
+  ASSERT_EQ(pthread_create(&thread, &attr, drop, &c), 0);
+  ASSERT_EQ(pthread_join(thread, nullptr), 0);
+  pthread_attr_destroy(&attr);
+  EXPECT_EQ(c, nullptr);
 }
 
 TEST(FleetTest, OpenRefusesDirectoriesAndMissingFiles) {
