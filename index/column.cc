@@ -367,6 +367,8 @@ std::shared_ptr<const Column> Column::Deferred(
   return c;
 }
 
+const ColumnPath Column::kNoPath;
+
 Column::~Column() {
   // Each deferred version holds the version before it through its delta, so the default
   // destructor would recurse once per version of an unmerged chain, and MaxPendingRows lets a
@@ -518,7 +520,7 @@ void ColumnBuilder::CopyFrom(const Column& c, uint32_t row, uint32_t new_row) {
 
 std::shared_ptr<const Column> ColumnBuilder::Build() && {
   auto c = std::make_shared<Column>();
-  c->path_ = std::move(path_);
+  c->path_ = std::make_shared<const ColumnPath>(std::move(path_));
   // Rows arrive in increasing order from the table builder; keep that invariant checked.
   std::array<std::vector<uint32_t>, kKindCount> kind_rows;
   for (size_t i = 0; i < rows_.size(); ++i)

@@ -244,7 +244,7 @@ class Column {
   // Runs a deferred merge now (no-op when there is none).
   void Materialize() const { Ensure(); }
 
-  const ColumnPath& path() const { return path_; }
+  const ColumnPath& path() const { return path_ != nullptr ? *path_ : kNoPath; }
   // Rows with any value at this path.
   const Bitmap& present() const {
     Ensure();
@@ -317,7 +317,10 @@ class Column {
   // Takes the data of a freshly built column (not its path or deferral state).
   void AdoptData(Column&& other);
 
-  ColumnPath path_;
+  // Shared by the versions of a column (a patch makes a new version of each column it touches:
+  // no path copied per patch).
+  static const ColumnPath kNoPath;
+  std::shared_ptr<const ColumnPath> path_;
   Bitmap present_;
   std::array<Bitmap, kKindCount> by_kind_;
   std::vector<double> numbers_;

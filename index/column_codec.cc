@@ -202,6 +202,18 @@ std::shared_ptr<const Column> ColumnCodec::Merge(
       }
       for (const auto& [row, d] : removed_numbers) c->number_postings_[code(d)].Remove(row);
       for (const auto& [row, d] : fresh_numbers) c->number_postings_[code(d)].Add(row);
+      // A number no row holds any more is dropped, as strings are.
+      size_t kept = 0;
+      for (size_t k = 0; k < distinct.size(); ++k) {
+        if (c->number_postings_[k].Empty()) continue;
+        if (kept != k) {
+          distinct[kept] = distinct[k];
+          c->number_postings_[kept] = std::move(c->number_postings_[k]);
+        }
+        ++kept;
+      }
+      distinct.resize(kept);
+      c->number_postings_.resize(kept);
       c->distinct_numbers_ = std::move(distinct);
     }
   }
@@ -211,20 +223,39 @@ std::shared_ptr<const Column> ColumnCodec::Merge(
       old.by_kind_[static_cast<size_t>(Kind::kArray)], old.array_lengths_, changed, fresh_lengths,
       &c->array_lengths_, [](uint32_t n) { return n; }, [](uint32_t, uint32_t) {});
 
-  // Strings: merge the dictionaries, remap old codes, keep postings.
+  // Strings: merge the dictionaries, remap old codes, keep postings. A string that no row holds
+  // any more (every row that held it changed) is dropped: otherwise each patch would leave its
+  // old etag or timestamp in the dictionary for good, and a long-running fleet's dictionaries
+  // and merges would grow with its history instead of its content.
+  const Dictionary& before = old.dict_;
+  constexpr uint32_t kDropped = UINT32_MAX;
+  std::vector<uint32_t> uses(before.size(), 0);  // rows holding each old string afterwards
+  {
+    size_t i = 0, k = 0;
+    old.by_kind_[static_cast<size_t>(Kind::kString)].ForEach([&](uint32_t row) {
+      while (k < changed.size() && changed[k] < row) ++k;
+      if (k == changed.size() || changed[k] != row) ++uses[old.codes_[i]];
+      ++i;
+    });
+  }
   std::vector<std::string_view> added;
   for (const auto& [row, s] : fresh_strings) {
-    if (old.dict_.Find(s) < 0) added.push_back(s);
+    int64_t code = before.Find(s);
+    if (code < 0) {
+      added.push_back(s);
+    } else {
+      ++uses[static_cast<size_t>(code)];
+    }
   }
   std::sort(added.begin(), added.end());
   added.erase(std::unique(added.begin(), added.end()), added.end());
-  const Dictionary& before = old.dict_;
-  std::vector<uint32_t> remap(before.size());
+  std::vector<uint32_t> remap(before.size(), kDropped);
   {
     Dictionary::Builder merged;
     uint32_t code = 0;
     size_t j = 0;
     before.ForEach([&](uint32_t i, std::string_view v) {
+      if (uses[i] == 0) return;
       while (j < added.size() && added[j] < v) {
         merged.Add(added[j++]);
         ++code;
@@ -249,9 +280,11 @@ std::shared_ptr<const Column> ColumnCodec::Merge(
   if (string_postings && c->dict_.size() > 0 && c->dict_.size() <= kMaxPostingsAbsolute) {
     c->string_postings_.resize(c->dict_.size());
     for (size_t o = 0; o < old.string_postings_.size(); ++o) {
-      c->string_postings_[remap[o]] = old.string_postings_[o];
+      if (remap[o] != kDropped) c->string_postings_[remap[o]] = old.string_postings_[o];
     }
-    for (const auto& [row, code] : removed_codes) c->string_postings_[code].Remove(row);
+    for (const auto& [row, code] : removed_codes) {
+      if (code != kDropped) c->string_postings_[code].Remove(row);
+    }
     for (const auto& [row, code] : fresh_codes) c->string_postings_[code].Add(row);
   }
   return c;
@@ -363,8 +396,8 @@ bool ReadDictionaryAsList(std::string_view* in, uint32_t dict_size, Dictionary* 
 
 void ColumnCodec::Write(const Column& c, std::string* out) {
   c.Ensure();
-  PutU32(out, static_cast<uint32_t>(c.path_.size()));
-  for (const Step& s : c.path_) {
+  PutU32(out, static_cast<uint32_t>(c.path().size()));
+  for (const Step& s : c.path()) {
     out->push_back(s.is_index ? 1 : 0);
     if (s.is_index) {
       PutU32(out, s.index);
@@ -398,6 +431,7 @@ bool ColumnCodec::Read(std::string_view* in, std::shared_ptr<const Column>* out,
   };
   uint32_t steps;
   if (!GetU32(in, &steps) || steps == 0 || steps > 4096) return fail("bad column path");
+  ColumnPath path;
   for (uint32_t i = 0; i < steps; ++i) {
     if (in->empty()) return fail("truncated column path");
     Step s;
@@ -411,8 +445,9 @@ bool ColumnCodec::Read(std::string_view* in, std::shared_ptr<const Column>* out,
       if (!GetBytes(in, &name)) return fail("truncated column path");
       s.name = std::string(name);
     }
-    c->path_.push_back(std::move(s));
+    path.push_back(std::move(s));
   }
+  c->path_ = std::make_shared<const ColumnPath>(std::move(path));
   if (!GetBitmap(in, &c->present_)) return fail("bad presence bitmap");
   if (!c->present_.Empty() && c->present_.Maximum() >= row_count) return fail("row out of range");
   for (Bitmap& b : c->by_kind_) {

@@ -867,13 +867,14 @@ Expected<uint64_t> Fleet::Delete(const std::string& device_id, const std::string
 Expected<uint64_t> Fleet::Patch(const std::string& device_id, const std::string& module_id,
                                 const Value& patch, const std::string& if_match,
                                 const std::string& now) {
-  Mutation m;
+  std::vector<Mutation> batch(1);  // built in place: `{m}` would copy the patch once more
+  Mutation& m = batch[0];
   m.kind = Mutation::Kind::kPatch;
   m.device_id = device_id;
   m.module_id = module_id;
   m.patch = patch;
   m.if_match = if_match;
-  return Apply({m}, now);
+  return Apply(batch, now);
 }
 
 namespace {

@@ -34,8 +34,11 @@ namespace twinq::index {
 
 // Compares every column of `table` with `docs`, the documents it should hold, in (deviceId,
 // moduleId) order. See the checks in the body; returns all disagreements (up to a limit).
+// `every_value_held`: every dictionary string and every distinct number is held by some row
+// (false only for columns read from files written before merges dropped unheld values).
 ::testing::AssertionResult CheckTableAgainstDocuments(const Table& table,
-                                                      const std::vector<Value>& docs);
+                                                      const std::vector<Value>& docs,
+                                                      bool every_value_held = true);
 
 namespace {
 
@@ -126,7 +129,8 @@ std::string OracleKey(const ColumnPath& path) {
 }  // namespace
 
 ::testing::AssertionResult CheckTableAgainstDocuments(const Table& table,
-                                                      const std::vector<Value>& docs) {
+                                                      const std::vector<Value>& docs,
+                                                      bool every_value_held) {
   std::vector<std::string> errors;
   size_t error_count = 0;
   auto fail = [&](std::string what) {
@@ -381,6 +385,19 @@ std::string OracleKey(const ColumnPath& path) {
         fail(fmt::format("{}: dictionary Find(\"{}\") is not {}", where, strings[i], i));
       }
     }
+    // Every string of the dictionary is held by some row (a merge drops the others).
+    if (every_value_held) {
+      std::vector<bool> held(strings.size(), false);
+      for (const auto& [row, e] : exp.rows) {
+        if (e->kind != Kind::kString) continue;
+        int64_t code = c.dictionary().Find(e->string);
+        if (code >= 0) held[static_cast<size_t>(code)] = true;
+      }
+      for (size_t i = 0; i < strings.size(); ++i) {
+        if (!held[i])
+          fail(fmt::format("{}: no row holds \"{}\" of the dictionary", where, strings[i]));
+      }
+    }
     if (c.has_string_postings()) {
       std::vector<std::vector<uint32_t>> want(strings.size());
       for (const auto& [row, e] : exp.rows) {
@@ -423,6 +440,9 @@ std::string OracleKey(const ColumnPath& path) {
         }
       }
       for (size_t i = 0; i < distinct.size(); ++i) {
+        if (want[i].empty() && every_value_held) {
+          fail(fmt::format("{}: no row holds the number {}", where, distinct[i]));
+        }
         if (!(postings[i] == Bitmap::Of(want[i]))) {
           fail(fmt::format("{}: posting of {} is {}, the documents hold it in {}", where,
                            distinct[i], Rows(postings[i]), Rows(Bitmap::Of(want[i]))));
@@ -475,10 +495,12 @@ TwinSet Split(const std::vector<Value>& docs) {
   return t;
 }
 
-::testing::AssertionResult CheckSnapshot(const Snapshot& s, const TwinSet& twins) {
-  ::testing::AssertionResult d = CheckTableAgainstDocuments(s.devices(), twins.devices);
+::testing::AssertionResult CheckSnapshot(const Snapshot& s, const TwinSet& twins,
+                                         bool every_value_held = true) {
+  ::testing::AssertionResult d =
+      CheckTableAgainstDocuments(s.devices(), twins.devices, every_value_held);
   if (!d) return d;
-  return CheckTableAgainstDocuments(s.modules(), twins.modules);
+  return CheckTableAgainstDocuments(s.modules(), twins.modules, every_value_held);
 }
 
 // ---- hand-written and generated fleets -------------------------------------------------------
@@ -1377,7 +1399,10 @@ void ExpectSameFleet(Fleet& read, const std::string& current) {
   ASSERT_EQ(got.modules.size(), twins.modules.size());
   for (size_t i = 0; i < twins.devices.size(); ++i) EXPECT_EQ(got.devices[i], twins.devices[i]);
   for (size_t i = 0; i < twins.modules.size(); ++i) EXPECT_EQ(got.modules[i], twins.modules[i]);
-  EXPECT_TRUE(CheckSnapshot(read.snapshot(), twins));
+  // The version 1 and 2 files were written when merges kept the strings and numbers no row
+  // held any more (the deleted twin "C"'s among them); they keep them until a column's next
+  // merge.
+  EXPECT_TRUE(CheckSnapshot(read.snapshot(), twins, /*every_value_held=*/false));
   std::string once = read.Serialize();
   Expected<std::unique_ptr<Fleet>> again = Fleet::Deserialize(once, "again");
   ASSERT_TRUE(again.ok());

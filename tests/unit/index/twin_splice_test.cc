@@ -19,8 +19,10 @@
 
 namespace twinq::index {
 
+// index_oracle_test.cc
 ::testing::AssertionResult CheckTableAgainstDocuments(const Table& table,
-                                                      const std::vector<Value>& docs);
+                                                      const std::vector<Value>& docs,
+                                                      bool every_value_held = true);
 
 namespace {
 
