@@ -559,6 +559,7 @@ void TopColumns(const Snapshot& s, int n) {
 void SinglePatches(const Options& o, Fleet& fleet) {
   std::fprintf(stderr, "single-twin patches: %d\n", o.patches);
   std::vector<std::string> ids = DeviceIds(fleet.snapshot());
+  const size_t index_before = fleet.snapshot().devices().IndexMemoryBytes();
   std::string now = twinq::index::NowTimestamp();
   const std::string star(1, '*');
   constexpr int kValues = 16;
@@ -641,6 +642,10 @@ void SinglePatches(const Options& o, Fleet& fleet) {
                loop_time.wall * 1e6 / n, Summarize(empty_us).median) +
              F("; %.0f spliced", static_cast<double>(fleet.spliced_patches() - spliced_before)),
          "<= 5 us median", Met(w.median <= 5));
+  Report("device index memory before / after the patches",
+         F("%.1f MB / %.1f MB", static_cast<double>(index_before) / 1e6,
+           static_cast<double>(s.devices().IndexMemoryBytes()) / 1e6),
+         "", "after every pending column was merged", "", "");
   Report("first read after the patches: merging the pending columns",
          F("%.1f ms", merge.wall * 1e3), F("%.1f ms", merge.cpu * 1e3),
          F("%.0f columns, %.0f pending rows", static_cast<double>(pending_columns),
