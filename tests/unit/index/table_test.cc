@@ -224,6 +224,40 @@ TEST(ColumnTest, DroppingALongUnmergedChainDoesNotRecurse) {
   EXPECT_EQ(c, nullptr);
 }
 
+// Each desired patch writes new $lastUpdated timestamps; the merges must not keep the old ones
+// (they did, and the dictionaries grew with the number of patches, not of devices).
+TEST(FleetTest, DictionariesKeepOnlyTheStringsRowsHold) {
+  std::string text;
+  for (int i = 0; i < 20; ++i)
+    text += fmt::format(R"({{"deviceId":"d{}","tags":{{"k":"v{}"}}}})"
+                        "\n",
+                        i, i % 3);
+  Fleet fleet(Twins(text));
+  for (int i = 0; i < 3000; ++i) {
+    Expected<Value> patch = ParseJson(
+        fmt::format(R"({{"properties":{{"desired":{{"fw":"{}"}}}},"tags":{{"k":"w{}"}}}})", i,
+                    i % 5),
+        "p");
+    std::string now =
+        fmt::format("2026-01-01T00:{:02}:{:02}.{:07}Z", i / 3600 % 60, i / 60 % 60, i);
+    ASSERT_TRUE(fleet.Patch(fmt::format("d{}", i % 20), "", *patch, "*", now).ok());
+  }
+  const Table& t = fleet.snapshot().devices();
+  size_t checked = 0;
+  for (const auto& c : t.columns()) {
+    const size_t held = c->rows(Kind::kString).Cardinality();
+    EXPECT_LE(c->dictionary().size(), held) << PathDisplay(c->path());
+    checked += held > 0;
+  }
+  EXPECT_GE(checked, 5u);  // deviceId, etag, tags.k, desired.fw and its $metadata timestamps
+  const Column* stamp = t.FindExact(P({"properties", "desired", "$metadata", "$lastUpdated"}));
+  ASSERT_NE(stamp, nullptr);
+  EXPECT_EQ(stamp->dictionary().size(), 20u);
+  const Column* k = t.FindExact(P({"tags", "k"}));
+  ASSERT_NE(k, nullptr);
+  EXPECT_EQ(k->dictionary().size(), 5u);  // w0..w4: v0..v2 went with the first merge
+}
+
 TEST(FleetTest, OpenRefusesDirectoriesAndMissingFiles) {
   Expected<std::unique_ptr<Fleet>> dir = Fleet::Open(TWINQ_SOURCE_DIR);
   ASSERT_FALSE(dir.ok());
