@@ -224,9 +224,9 @@ std::shared_ptr<const Column> ColumnCodec::Merge(
       &c->array_lengths_, [](uint32_t n) { return n; }, [](uint32_t, uint32_t) {});
 
   // Strings: merge the dictionaries, remap old codes, keep postings. A string that no row holds
-  // any more (every row that held it changed) is dropped: otherwise each patch would leave its
-  // old etag or timestamp in the dictionary for good, and a long-running fleet's dictionaries
-  // and merges would grow with its history instead of its content.
+  // any more (every row that held it changed) is dropped: otherwise each desired patch would
+  // leave the twin's old $lastUpdated timestamps in the dictionary for good, and a long-running
+  // fleet's dictionaries and merges would grow with its history instead of its content.
   const Dictionary& before = old.dict_;
   constexpr uint32_t kDropped = UINT32_MAX;
   std::vector<uint32_t> uses(before.size(), 0);  // rows holding each old string afterwards
