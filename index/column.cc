@@ -3,7 +3,6 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <numeric>
 #include <unordered_map>
 
 #include "index/column_codec.h"
@@ -518,6 +517,49 @@ void ColumnBuilder::CopyFrom(const Column& c, uint32_t row, uint32_t new_row) {
   }
 }
 
+std::vector<uint32_t> ColumnBuilder::SortedCodes() const {
+  // Sorting codes with a comparison of the strings they stand for reads two strings scattered
+  // over the arena for every comparison, and most columns are near-unique timestamps and ids
+  // that share long prefixes. So each string gets a key: the 8 bytes after the prefix that all
+  // the column's strings share, big-endian (unsigned, as string comparison orders bytes), zero
+  // past its end. Codes are sorted by key in a flat array, and only runs of equal keys are
+  // ordered by comparing the strings.
+  const uint32_t n = static_cast<uint32_t>(hashes_.size());
+  std::vector<uint32_t> order(n);
+  if (n == 0) return order;
+  size_t shared = Distinct(0).size();
+  for (uint32_t c = 1; c < n && shared > 0; ++c) {
+    std::string_view a = Distinct(0), b = Distinct(c);
+    size_t m = std::min({shared, a.size(), b.size()});
+    size_t i = 0;
+    while (i < m && a[i] == b[i]) ++i;
+    shared = i;
+  }
+  std::vector<std::pair<uint64_t, uint32_t>> keyed(n);
+  for (uint32_t c = 0; c < n; ++c) {
+    std::string_view s = Distinct(c);
+    uint64_t key = 0;
+    for (size_t i = 0; i < 8; ++i) {
+      size_t at = shared + i;
+      key = (key << 8) | (at < s.size() ? static_cast<unsigned char>(s[at]) : 0u);
+    }
+    keyed[c] = {key, c};
+  }
+  std::sort(keyed.begin(), keyed.end());
+  for (uint32_t begin = 0; begin < n;) {
+    uint32_t end = begin + 1;
+    while (end < n && keyed[end].first == keyed[begin].first) ++end;
+    if (end - begin > 1) {
+      std::sort(keyed.begin() + begin, keyed.begin() + end, [&](const auto& a, const auto& b) {
+        return Distinct(a.second).substr(shared) < Distinct(b.second).substr(shared);
+      });
+    }
+    begin = end;
+  }
+  for (uint32_t i = 0; i < n; ++i) order[i] = keyed[i].second;
+  return order;
+}
+
 std::shared_ptr<const Column> ColumnBuilder::Build() && {
   auto c = std::make_shared<Column>();
   c->path_ = std::make_shared<const ColumnPath>(std::move(path_));
@@ -534,10 +576,7 @@ std::shared_ptr<const Column> ColumnBuilder::Build() && {
   }
   // Strings: sort the distinct strings, recode.
   size_t distinct = hashes_.size();
-  std::vector<uint32_t> order(distinct);
-  std::iota(order.begin(), order.end(), 0);
-  std::sort(order.begin(), order.end(),
-            [&](uint32_t a, uint32_t b) { return Distinct(a) < Distinct(b); });
+  std::vector<uint32_t> order = SortedCodes();
   std::vector<uint32_t> final_code(distinct);
   std::vector<std::string_view> sorted;  // views into arena_, copied by the Dictionary
   sorted.reserve(distinct);

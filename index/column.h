@@ -389,6 +389,8 @@ class ColumnBuilder {
                             arena_offsets_[code + 1] - arena_offsets_[code]);
   }
   void GrowSlots();
+  // The temporary codes in the order of their strings.
+  std::vector<uint32_t> SortedCodes() const;
   std::vector<uint32_t> temp_codes_;
   std::string arena_;
   std::vector<uint64_t> arena_offsets_ = {0};  // distinct strings + 1

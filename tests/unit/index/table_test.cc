@@ -4,7 +4,9 @@
 #include <gtest/gtest.h>
 #include <pthread.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -222,6 +224,48 @@ TEST(ColumnTest, DroppingALongUnmergedChainDoesNotRecurse) {
   ASSERT_EQ(pthread_join(thread, nullptr), 0);
   pthread_attr_destroy(&attr);
   EXPECT_EQ(c, nullptr);
+}
+
+// ColumnBuilder::Build sorts the distinct strings by an 8-byte key after their shared prefix,
+// then by the strings where keys tie. Strings that differ only past the key, in NUL bytes (the
+// key's padding), or in length must still come out in std::string order, each code mapping back
+// to its string.
+TEST(ColumnTest, BuildSortsStringsThatTieOnTheirKeys) {
+  std::mt19937 rng(3);
+  const std::string prefix = "2024-12-22T00:";
+  std::vector<std::string> pool = {"",
+                                   std::string(1, '\0'),
+                                   std::string(2, '\0'),
+                                   "a",
+                                   std::string("a\0", 2),
+                                   "ab",
+                                   "\xff",
+                                   "\x80\x01"};
+  for (int i = 0; i < 400; ++i) {
+    std::string s = prefix;
+    int len = static_cast<int>(rng() % 14);
+    for (int k = 0; k < len; ++k) s.push_back("01\0\xff:."[rng() % 6]);
+    pool.push_back(s);
+  }
+  for (bool shared : {false, true}) {
+    ColumnBuilder b(P({"tags", "s"}));
+    std::vector<std::string> values;
+    for (uint32_t row = 0; row < 1200; ++row) {
+      const std::string& v =
+          shared ? pool[8 + rng() % (pool.size() - 8)] : pool[rng() % pool.size()];
+      values.push_back(v);
+      b.AddString(row, v);
+    }
+    std::shared_ptr<const Column> c = std::move(b).Build();
+    std::vector<std::string> want = values;
+    std::sort(want.begin(), want.end());
+    want.erase(std::unique(want.begin(), want.end()), want.end());
+    ASSERT_EQ(c->dictionary().size(), want.size());
+    for (uint32_t i = 0; i < want.size(); ++i) EXPECT_EQ(c->dictionary().String(i), want[i]) << i;
+    for (uint32_t row = 0; row < values.size(); ++row) {
+      EXPECT_EQ(c->ValueAt(row), Value::String(values[row])) << row;
+    }
+  }
 }
 
 // Each desired patch writes new $lastUpdated timestamps; the merges must not keep the old ones
