@@ -656,11 +656,16 @@ Expected<uint64_t> Fleet::Apply(const std::vector<Mutation>& batch, const std::s
   options.now = now;
   const bool splice = splice_patches_.load(std::memory_order_relaxed);
   // The splices of the batch's patches, computed ahead on apply.threads threads (see
-  // ApplyOptions): ahead[i] is mutation i's spliced change against the twin as `cur` holds it,
-  // or empty (not a patch, no such twin, or the fast path declined: the loop below then does
-  // what it always does). The loop uses ahead[i] exactly where it would call SplicedPatch itself:
-  // for a twin the batch has not touched before.
-  std::vector<std::optional<Change>> ahead;
+  // ApplyOptions): ahead[i] is what the loop below would find for mutation i against the twin as
+  // `cur` holds it (its row, and the spliced change or nullopt where the fast path declines). The
+  // loop uses it exactly where it would call SplicedPatch itself: for a twin the batch has not
+  // touched before.
+  struct Ahead {
+    bool done = false;  // a patch, looked at ahead
+    std::optional<uint32_t> row;
+    std::optional<Change> change;
+  };
+  std::vector<Ahead> ahead;
   if (splice && apply.threads > 1 &&
       batch.size() >= std::max<size_t>(1, apply.parallel_min_batch)) {
     ahead.resize(batch.size());
@@ -669,10 +674,12 @@ Expected<uint64_t> Fleet::Apply(const std::vector<Mutation>& batch, const std::s
         const Mutation& m = batch[i];
         if (m.kind != Mutation::Kind::kPatch) continue;
         const Table& t = m.module_id.empty() ? *cur->devices : *cur->modules;
-        std::optional<uint32_t> row = t.FindRow(m.device_id, m.module_id);
-        if (!row) continue;
-        ahead[i] = SplicedPatch(t.doc_json(*row), m, options);
-        if (ahead[i]) ahead[i]->row = *row;
+        Ahead& a = ahead[i];
+        a.done = true;
+        a.row = t.FindRow(m.device_id, m.module_id);
+        if (!a.row) continue;
+        a.change = SplicedPatch(t.doc_json(*a.row), m, options);
+        if (a.change) a.change->row = *a.row;
       }
     };
     size_t parts = std::min<size_t>(apply.threads, batch.size());
@@ -802,8 +809,10 @@ Expected<uint64_t> Fleet::Apply(const std::vector<Mutation>& batch, const std::s
           std::string key = KeyOf(m.device_id, m.module_id);
           if (touched.find(key) == touched.end() && originals.find(key) == originals.end()) {
             std::optional<Change> c;
-            if (!ahead.empty() && ahead[i]) {
-              c = std::move(ahead[i]);
+            if (!ahead.empty() && ahead[i].done) {
+              if (!ahead[i].row)
+                return fail(fmt::format("no twin {}", Who(m.device_id, m.module_id)));
+              c = std::move(ahead[i].change);
             } else {
               const Table& t = m.module_id.empty() ? *cur->devices : *cur->modules;
               std::optional<uint32_t> row = t.FindRow(m.device_id, m.module_id);
