@@ -357,6 +357,25 @@ void Flatten(const Value& doc, std::vector<FlatEntry>* out) {
 struct TableStream::State {
   std::shared_ptr<Table> table;
   TableBuilder builder;
+  // The documents of the chunk being filled, back to back, and where each starts (the chunk's
+  // rows from its first); FlushChunk stores them as slices of one string.
+  std::string chunk_text;
+  std::array<size_t, kDocChunkRows + 1> chunk_at = {};
+  uint32_t chunk_first = 0;
+  uint32_t chunk_rows = 0;
+
+  void FlushChunk() {
+    if (chunk_rows == 0) return;
+    auto owner = std::make_shared<const std::string>(chunk_text);  // exactly its size
+    size_t slot;
+    DocChunk& chunk = table->WritableChunk(chunk_first, &slot);
+    for (uint32_t k = 0; k < chunk_rows; ++k) {
+      chunk.json[k] = DocText(
+          owner, std::string_view(*owner).substr(chunk_at[k], chunk_at[k + 1] - chunk_at[k]));
+    }
+    chunk_text.clear();
+    chunk_rows = 0;
+  }
 };
 
 DocChunk& Table::WritableChunk(uint32_t row, size_t* slot) {
@@ -390,21 +409,19 @@ DocChunk& Table::WritableChunk(uint32_t row, size_t* slot) {
   std::shared_ptr<const DocChunk>& chunk_ptr = node->chunks[c & (kDocFanout - 1)];
   if (!chunk_ptr) {
     auto fresh = std::make_shared<DocChunk>();
-    fresh->json.reserve(kDocChunkRows);
-    fresh->device_id.reserve(kDocChunkRows);
-    fresh->module_id.reserve(kDocChunkRows);
+    fresh->ids = std::make_shared<const DocIds>();
     chunk_ptr = std::move(fresh);
   } else if (chunk_ptr.use_count() != 1) {
     chunk_ptr = std::make_shared<DocChunk>(*chunk_ptr);
   }
-  auto* chunk = const_cast<DocChunk*>(chunk_ptr.get());
   *slot = row % kDocChunkRows;
-  if (chunk->json.size() <= *slot) {
-    chunk->json.resize(*slot + 1);
-    chunk->device_id.resize(*slot + 1);
-    chunk->module_id.resize(*slot + 1);
-  }
-  return *chunk;
+  return *const_cast<DocChunk*>(chunk_ptr.get());
+}
+
+DocIds& Table::WritableIds(DocChunk& chunk) {
+  // As in WritableChunk: ids only this chunk references are written in place.
+  if (chunk.ids.use_count() != 1) chunk.ids = std::make_shared<const DocIds>(*chunk.ids);
+  return const_cast<DocIds&>(*chunk.ids);
 }
 
 TableStream::TableStream(bool modules) : state_(std::make_unique<State>()) {
@@ -416,16 +433,24 @@ TableStream::~TableStream() = default;
 
 void TableStream::Add(const Value& doc) {
   Table& t = *state_->table;
+  State& st = *state_;
   uint32_t row = t.row_count_++;
   size_t slot;
   DocChunk& chunk = t.WritableChunk(row, &slot);
-  chunk.json[slot] = DocText::Adopt(ToJson(doc));
-  chunk.device_id[slot] = IdOf(doc, "deviceId");
-  chunk.module_id[slot] = t.modules_ ? IdOf(doc, "moduleId") : std::string();
-  state_->builder.AddDocument(doc, row);
+  DocIds& ids = Table::WritableIds(chunk);
+  ids.device_id[slot] = IdOf(doc, "deviceId");
+  if (t.modules_) ids.module_id[slot] = IdOf(doc, "moduleId");
+  if (slot == 0) {
+    st.FlushChunk();
+    st.chunk_first = row;
+  }
+  AppendJson(doc, &st.chunk_text);
+  st.chunk_at[++st.chunk_rows] = st.chunk_text.size();
+  st.builder.AddDocument(doc, row);
 }
 
 std::shared_ptr<const Table> TableStream::Finish() {
+  state_->FlushChunk();
   std::shared_ptr<Table> t = std::move(state_->table);
   t->live_ = Bitmap::Range(0, t->row_count_);
   t->live_.Optimize();
@@ -468,11 +493,11 @@ void Table::BuildCatalog() {
 }
 
 std::string_view Table::device_id(uint32_t row) const {
-  return chunk_of(row).device_id[row % kDocChunkRows];
+  return chunk_of(row).ids->device_id[row % kDocChunkRows];
 }
 
 std::string_view Table::module_id(uint32_t row) const {
-  return chunk_of(row).module_id[row % kDocChunkRows];
+  return chunk_of(row).ids->module_id[row % kDocChunkRows];
 }
 
 std::string_view Table::doc_json(uint32_t row) const {
@@ -648,8 +673,11 @@ Expected<std::shared_ptr<const Table>> Table::WithChanges(
     bool was_live = row < row_count_ && live_.Contains(row);
     if (change->kind == Change::Kind::kUpsert) {
       chunk->json[slot] = change->json ? change->json : DocText::Adopt(ToJson(change->doc));
-      chunk->device_id[slot] = change->device_id;
-      chunk->module_id[slot] = change->module_id;
+      if (row >= row_count_) {  // a new row; an existing one keeps its ids
+        DocIds& ids = WritableIds(*chunk);
+        ids.device_id[slot] = change->device_id;
+        ids.module_id[slot] = change->module_id;
+      }
       if (!was_live) {
         t->live_.Add(row);
         order_changed = true;
@@ -709,14 +737,21 @@ size_t Table::DocumentMemoryBytes() const {
       }
       const DocChunk* chunk = node->chunks[k].get();
       if (chunk == nullptr) continue;
-      n += sizeof(DocChunk);
-      for (size_t i = 0; i < chunk->json.size(); ++i) {
-        // A document: its handle, its control block and string (one allocation) and its bytes
-        // (DocText::Adopt trims a string to its size); a document in a mapped file counts its
-        // bytes (the mapping's pages stay resident).
-        n += sizeof(chunk->json[i]) + chunk->device_id[i].capacity() +
-             chunk->module_id[i].capacity() + 2 * sizeof(std::string);
-        if (chunk->json[i]) n += 16 + sizeof(std::string) + chunk->json[i].size();
+      n += sizeof(DocChunk) + sizeof(DocIds) + 16;  // with their control blocks
+      for (size_t i = 0; i < kDocChunkRows; ++i) {
+        // Ids longer than the inline buffer of a std::string have bytes of their own.
+        for (const std::string* id : {&chunk->ids->device_id[i], &chunk->ids->module_id[i]}) {
+          if (id->capacity() > 15) n += id->capacity() + 1;
+        }
+        const DocText& doc = chunk->json[i];
+        if (!doc) continue;
+        // A document: its bytes; and once per owner in the chunk (its own string, the string of
+        // the chunk's ingested documents, a mapped file) the owner's control block and string.
+        n += doc.size();
+        bool first = true;
+        for (size_t j = 0; j < i && first; ++j)
+          first = !(chunk->json[j] && doc.SameOwner(chunk->json[j]));
+        if (first) n += 16 + sizeof(std::string);
       }
     }
   }

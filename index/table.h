@@ -51,6 +51,11 @@ class DocText {
     data_.reset();
     size_ = 0;
   }
+  // Whether both texts are kept alive by the same owner (one string of a chunk's documents, one
+  // mapped file), for memory accounting.
+  bool SameOwner(const DocText& o) const {
+    return !data_.owner_before(o.data_) && !o.data_.owner_before(data_);
+  }
 
  private:
   std::shared_ptr<const char> data_;  // aliasing: points at the text, owns what holds it
@@ -60,12 +65,21 @@ class DocText {
 inline constexpr uint32_t kDocChunkRows = 16;
 inline constexpr uint32_t kDocFanoutBits = 4;
 inline constexpr uint32_t kDocFanout = 1u << kDocFanoutBits;
+// The ids of a chunk's rows. A row keeps its ids for as long as it exists, so the versions of a
+// chunk share one DocIds, and a patch (which changes documents only) copies none of them; it is
+// copied only when a row is added to its chunk.
+struct DocIds {
+  std::array<std::string, kDocChunkRows> device_id;
+  std::array<std::string, kDocChunkRows> module_id;  // empty for device twins
+};
 struct DocChunk {
   // Each document is shared, not copied, by the versions of its chunk: a change to one row
-  // copies 16 pointers, not 16 documents (a chunk of generated twins holds about 27 KB).
-  std::vector<DocText> json;  // empty DocText: no document (deleted row)
-  std::vector<std::string> device_id;
-  std::vector<std::string> module_id;  // empty for device twins
+  // copies 16 handles and one pointer to the ids (one allocation), not 16 documents (a chunk of
+  // generated twins holds about 27 KB). The documents an ingest wrote are the slices of one
+  // string per chunk (TableStream), so the 16 handles of such a chunk share one reference count,
+  // and a copy touches one count instead of 16 scattered ones.
+  std::array<DocText, kDocChunkRows> json;  // empty DocText: no document (deleted row)
+  std::shared_ptr<const DocIds> ids;        // never null
 };
 // An inner node: children of the level below (nodes), or chunks at the lowest level.
 struct DocNode {
@@ -205,6 +219,8 @@ class Table {
   // The chunk holding `row` for writing, and the row's slot in it: groups and chunks shared with
   // other versions are copied first; missing ones are created (the table must not be shared).
   DocChunk& WritableChunk(uint32_t row, size_t* slot);
+  // The ids of a chunk WritableChunk returned, for writing (copied first when shared).
+  static DocIds& WritableIds(DocChunk& chunk);
 
   bool modules_ = false;
   uint32_t row_count_ = 0;

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <pthread.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -326,6 +327,90 @@ void LoadGenerated(size_t devices, Fleet* fleet) {
   ASSERT_TRUE(fleet->LoadTwinsText(text, "gen").ok());
 }
 
+std::string ReadWholeFile(const std::string& path) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (f == nullptr) return "<missing>";
+  std::string out;
+  char buf[1 << 16];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
+  std::fclose(f);
+  return out;
+}
+
+// Save streams the file (the rows' texts go from the documents to the file through a buffer of
+// 1 MiB, checksummed on the way; the header is written last); Serialize builds the same bytes in
+// memory and is the oracle: an empty fleet, one of several buffers, and one with patched,
+// deleted and added twins.
+TEST(FleetTest, SaveWritesExactlyWhatSerializeBuilds) {
+  const std::string path = ::testing::TempDir() + "/save_streams.twinq";
+  auto expect_saved = [&](const Fleet& fleet, const std::string& what) {
+    Expected<size_t> n = fleet.Save(path);
+    ASSERT_TRUE(n.ok()) << what << ": " << n.error().message;
+    std::string want = fleet.Serialize();
+    std::string got = ReadWholeFile(path);
+    EXPECT_EQ(*n, want.size()) << what;
+    EXPECT_TRUE(got == want) << what << ": " << got.size() << " bytes saved, " << want.size()
+                             << " serialized";
+    EXPECT_EQ(ReadWholeFile(path + ".tmp"), "<missing>") << what;
+    Expected<std::unique_ptr<Fleet>> opened = Fleet::Open(path);
+    ASSERT_TRUE(opened.ok()) << what << ": " << opened.error().message;
+    EXPECT_TRUE((*opened)->Serialize() == want) << what;
+  };
+  Fleet empty{TwinSet{}};
+  expect_saved(empty, "empty");
+
+  Fleet fleet{TwinSet{}};
+  LoadGenerated(1500, &fleet);
+  ASSERT_GT(fleet.Serialize().size(), size_t{3} << 20);
+  expect_saved(fleet, "generated");
+
+  std::string now = "2026-11-27T00:00:00.0000000Z";
+  Snapshot s = fleet.snapshot();
+  std::vector<Mutation> batch;
+  for (uint32_t row : s.devices().order()) {
+    Mutation m;
+    m.device_id = std::string(s.devices().device_id(row));
+    if (row % 7 == 0) {
+      m.kind = Mutation::Kind::kDelete;
+    } else if (row % 5 == 0) {
+      m.kind = Mutation::Kind::kPatch;
+      m.patch = ParseJson(R"({"tags":{"saved":"yes"}})", "p").value();
+      m.if_match = "*";
+    } else {
+      continue;
+    }
+    batch.push_back(std::move(m));
+  }
+  Mutation add;
+  add.kind = Mutation::Kind::kUpsert;
+  add.device_id = "added-device";
+  add.doc = ParseJson(R"({"deviceId":"added-device","tags":{"t":1}})", "twin").value();
+  batch.push_back(std::move(add));
+  Expected<uint64_t> applied = fleet.Apply(batch, now);
+  ASSERT_TRUE(applied.ok()) << applied.error().message;
+  expect_saved(fleet, "patched, deleted and added");
+}
+
+// A save that cannot be done says why and leaves nothing behind; the file it would have
+// replaced is untouched.
+TEST(FleetTest, SaveFailuresLeaveNoTemporaryFile) {
+  Fleet fleet{TwinSet{}};
+  LoadGenerated(20, &fleet);
+  Expected<size_t> no_dir = fleet.Save("/nonexistent/dir/fleet.twinq");
+  ASSERT_FALSE(no_dir.ok());
+  EXPECT_NE(no_dir.error().message.find("cannot write"), std::string::npos)
+      << no_dir.error().message;
+
+  // The target is a directory: the rename fails, and the temporary file is removed.
+  const std::string dir = ::testing::TempDir() + "/save_onto_dir";
+  ::mkdir(dir.c_str(), 0755);
+  Expected<size_t> onto_dir = fleet.Save(dir);
+  ASSERT_FALSE(onto_dir.ok());
+  EXPECT_NE(onto_dir.error().message.find("cannot replace"), std::string::npos)
+      << onto_dir.error().message;
+  EXPECT_EQ(ReadWholeFile(dir + ".tmp"), "<missing>");
+}
 // Fleet::Open keeps the documents as views into the mapped file: they must outlive the fleet
 // (a snapshot keeps them), survive the file being replaced or removed, and be replaced by
 // patches like any other document; Deserialize (copies) is the oracle.
