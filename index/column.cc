@@ -453,35 +453,40 @@ void Column::AdoptData(Column&& o) {
 
 void ColumnBuilder::AddString(uint32_t row, std::string_view s) {
   Add(row, Kind::kString);
-  uint64_t h = std::hash<std::string_view>()(s);
+  const uint64_t h = std::hash<std::string_view>()(s);
+  const uint64_t tag = static_cast<uint32_t>(h);  // the low half: the slot's position, and a filter
   if (slots_.empty()) slots_.assign(16, 0);
   size_t mask = slots_.size() - 1;
   for (size_t i = h & mask;; i = (i + 1) & mask) {
-    uint32_t slot = slots_[i];
+    const uint64_t slot = slots_[i];
     if (slot == 0) {
-      uint32_t code = static_cast<uint32_t>(hashes_.size());
+      uint32_t code = static_cast<uint32_t>(arena_offsets_.size() - 1);
       arena_.append(s);
       arena_offsets_.push_back(arena_.size());
-      hashes_.push_back(h);
-      slots_[i] = code + 1;
+      slots_[i] = (uint64_t{code + 1} << 32) | tag;
       temp_codes_.push_back(code);
-      if (hashes_.size() * 2 > slots_.size()) GrowSlots();  // at most half full
+      if ((arena_offsets_.size() - 1) * 2 > slots_.size()) GrowSlots();  // at most half full
       return;
     }
-    if (hashes_[slot - 1] == h && Distinct(slot - 1) == s) {
-      temp_codes_.push_back(slot - 1);
+    // Only a slot whose hash bits match costs a look at the string (the arena is a cache miss
+    // per probe for near-unique columns such as timestamps).
+    if ((slot & 0xFFFFFFFFu) == tag && Distinct(static_cast<uint32_t>(slot >> 32) - 1) == s) {
+      temp_codes_.push_back(static_cast<uint32_t>(slot >> 32) - 1);
       return;
     }
   }
 }
 
 void ColumnBuilder::GrowSlots() {
-  std::vector<uint32_t> slots(slots_.size() * 2, 0);
+  // A slot keeps the low 32 bits of its string's hash, which is all a position needs: tables
+  // never reach 2^32 slots (codes are 32-bit, and a table is at most half full).
+  std::vector<uint64_t> slots(slots_.size() * 2, 0);
   size_t mask = slots.size() - 1;
-  for (uint32_t code = 0; code < hashes_.size(); ++code) {
-    size_t i = hashes_[code] & mask;
+  for (uint64_t slot : slots_) {
+    if (slot == 0) continue;
+    size_t i = (slot & 0xFFFFFFFFu) & mask;
     while (slots[i] != 0) i = (i + 1) & mask;
-    slots[i] = code + 1;
+    slots[i] = slot;
   }
   slots_ = std::move(slots);
 }
@@ -524,7 +529,7 @@ std::vector<uint32_t> ColumnBuilder::SortedCodes() const {
   // the column's strings share, big-endian (unsigned, as string comparison orders bytes), zero
   // past its end. Codes are sorted by key in a flat array, and only runs of equal keys are
   // ordered by comparing the strings.
-  const uint32_t n = static_cast<uint32_t>(hashes_.size());
+  const uint32_t n = static_cast<uint32_t>(arena_offsets_.size() - 1);
   std::vector<uint32_t> order(n);
   if (n == 0) return order;
   size_t shared = Distinct(0).size();
@@ -575,7 +580,7 @@ std::shared_ptr<const Column> ColumnBuilder::Build() && {
     c->stats_.kind_counts[k] = kind_rows[k].size();
   }
   // Strings: sort the distinct strings, recode.
-  size_t distinct = hashes_.size();
+  size_t distinct = arena_offsets_.size() - 1;
   std::vector<uint32_t> order = SortedCodes();
   std::vector<uint32_t> final_code(distinct);
   std::vector<std::string_view> sorted;  // views into arena_, copied by the Dictionary

@@ -394,8 +394,8 @@ class ColumnBuilder {
   std::vector<uint32_t> temp_codes_;
   std::string arena_;
   std::vector<uint64_t> arena_offsets_ = {0};  // distinct strings + 1
-  std::vector<uint64_t> hashes_;               // per distinct string
-  std::vector<uint32_t> slots_;                // temporary code + 1; 0: free
+  // (temporary code + 1) << 32 | the low 32 bits of the string's hash; 0: free.
+  std::vector<uint64_t> slots_;
 };
 
 // Postings are built when a column has at most this many distinct values, or few relative to
