@@ -453,6 +453,25 @@ void Column::AdoptData(Column&& o) {
 
 void ColumnBuilder::AddString(uint32_t row, std::string_view s) {
   Add(row, Kind::kString);
+  if (!interning_) {
+    // A near-unique column: every string gets a code of its own, and Build merges the equal ones
+    // after sorting (they end up side by side).
+    temp_codes_.push_back(static_cast<uint32_t>(arena_offsets_.size() - 1));
+    arena_.append(s);
+    arena_offsets_.push_back(arena_.size());
+    return;
+  }
+  if (temp_codes_.size() == kInternProbe && (arena_offsets_.size() - 1) * 8 >= kInternProbe * 7) {
+    // At least 7 in 8 of the first strings were distinct (timestamps, ids, etags): stop
+    // interning. Hashing such a column costs a cache miss per string in a table of twice its
+    // strings' count, which is fresh memory (the slowest part of an ingest on the benchmark VM).
+    interning_ = false;
+    std::vector<uint64_t>().swap(slots_);
+    temp_codes_.push_back(static_cast<uint32_t>(arena_offsets_.size() - 1));
+    arena_.append(s);
+    arena_offsets_.push_back(arena_.size());
+    return;
+  }
   const uint64_t h = std::hash<std::string_view>()(s);
   const uint64_t tag = static_cast<uint32_t>(h);  // the low half: the slot's position, and a filter
   if (slots_.empty()) slots_.assign(16, 0);
@@ -579,15 +598,17 @@ std::shared_ptr<const Column> ColumnBuilder::Build() && {
     c->by_kind_[k].Optimize();
     c->stats_.kind_counts[k] = kind_rows[k].size();
   }
-  // Strings: sort the distinct strings, recode.
-  size_t distinct = arena_offsets_.size() - 1;
+  // Strings: sort the temporary codes' strings, recode (equal strings, which a column that
+  // stopped interning holds more than once, take one code).
+  size_t temps = arena_offsets_.size() - 1;
   std::vector<uint32_t> order = SortedCodes();
-  std::vector<uint32_t> final_code(distinct);
+  std::vector<uint32_t> final_code(temps);
   std::vector<std::string_view> sorted;  // views into arena_, copied by the Dictionary
-  sorted.reserve(distinct);
+  sorted.reserve(temps);
   for (uint32_t i = 0; i < order.size(); ++i) {
-    final_code[order[i]] = i;
-    sorted.push_back(Distinct(order[i]));
+    std::string_view v = Distinct(order[i]);
+    if (interning_ || sorted.empty() || sorted.back() != v) sorted.push_back(v);
+    final_code[order[i]] = static_cast<uint32_t>(sorted.size() - 1);
   }
   c->codes_.reserve(temp_codes_.size());
   for (uint32_t t : temp_codes_) c->codes_.push_back(final_code[t]);

@@ -393,9 +393,13 @@ class ColumnBuilder {
   std::vector<uint32_t> SortedCodes() const;
   std::vector<uint32_t> temp_codes_;
   std::string arena_;
-  std::vector<uint64_t> arena_offsets_ = {0};  // distinct strings + 1
+  std::vector<uint64_t> arena_offsets_ = {0};  // temporary codes + 1
   // (temporary code + 1) << 32 | the low 32 bits of the string's hash; 0: free.
   std::vector<uint64_t> slots_;
+  // Interning stops after kInternProbe strings when nearly all were distinct (see AddString);
+  // from then on each string is a temporary code of its own, and Build merges equal ones.
+  static constexpr size_t kInternProbe = 1024;
+  bool interning_ = true;
 };
 
 // Postings are built when a column has at most this many distinct values, or few relative to

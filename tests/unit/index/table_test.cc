@@ -269,6 +269,53 @@ TEST(ColumnTest, BuildSortsStringsThatTieOnTheirKeys) {
   }
 }
 
+// A column whose first 1024 strings are (nearly) all distinct stops interning (ColumnBuilder::
+// AddString): every later string gets a temporary code of its own, and Build merges the equal
+// ones after sorting. Strings that repeat after the switch (earlier ones, and new ones more than
+// once), with and without a shared prefix, must still give one dictionary entry each, and every
+// row its own string. A column with repeats among its first strings keeps interning: the oracle
+// is the same.
+TEST(ColumnTest, NearUniqueColumnsStopInterningAndStillDeduplicate) {
+  std::mt19937 rng(5);
+  for (int variant = 0; variant < 3; ++variant) {
+    ColumnBuilder b(P({"tags", "t"}));
+    std::vector<std::string> values;
+    const std::string prefix = variant == 1 ? "2024-12-22T00:00:" : "";
+    for (uint32_t row = 0; row < 5000; ++row) {
+      std::string v;
+      if (row < 1024) {
+        // variant 2: a handful of values first, so the column keeps interning
+        v = prefix + (variant == 2 ? std::to_string(row % 7) : std::to_string(row * 7919));
+      } else if (row % 3 == 0) {
+        v = values[rng() % values.size()];  // an earlier string again
+      } else {
+        v = prefix + "n" + std::to_string(rng() % 900);  // new strings, most of them repeated
+      }
+      values.push_back(v);
+      b.AddString(row, v);
+    }
+    std::shared_ptr<const Column> c = std::move(b).Build();
+    std::vector<std::string> want = values;
+    std::sort(want.begin(), want.end());
+    want.erase(std::unique(want.begin(), want.end()), want.end());
+    ASSERT_EQ(c->dictionary().size(), want.size()) << "variant " << variant;
+    for (uint32_t i = 0; i < want.size(); ++i) {
+      ASSERT_EQ(c->dictionary().String(i), want[i]) << "variant " << variant << ", code " << i;
+    }
+    for (uint32_t row = 0; row < values.size(); ++row) {
+      ASSERT_EQ(c->ValueAt(row), Value::String(values[row]))
+          << "variant " << variant << ", row " << row;
+    }
+    // Postings, where the column has them, hold exactly the rows of their string.
+    if (!c->string_postings_list().empty()) {
+      for (uint32_t code = 0; code < want.size(); ++code) {
+        c->string_posting(code).ForEach(
+            [&](uint32_t row) { EXPECT_EQ(values[row], want[code]) << "variant " << variant; });
+      }
+    }
+  }
+}
+
 // Each desired patch writes new $lastUpdated timestamps; the merges must not keep the old ones
 // (they did, and the dictionaries grew with the number of patches, not of devices).
 TEST(FleetTest, DictionariesKeepOnlyTheStringsRowsHold) {
