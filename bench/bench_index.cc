@@ -805,7 +805,7 @@ void Persist(const Options& o, std::unique_ptr<Fleet> fleet) {
            load ? Met(gbs >= 1) : "");
   };
   row("Serialize (to memory)", ser, false);
-  row("Save (Serialize + write + rename)", save, false);
+  row("Save (streamed to a temporary file, fsync, rename)", save, false);
   row("Open (read from page cache + Deserialize)", open, true);
   row("Deserialize (from memory)", deser, true);
   std::remove(o.index_file.c_str());
