@@ -285,10 +285,10 @@ size_t Dictionary::MemoryBytes() const {
 
 Kind Column::KindAt(uint32_t row, bool* present) const {
   Ensure();
-  *present = present_.Contains(row);
+  *present = d_->present_.Contains(row);
   if (!*present) return Kind::kNull;
   for (size_t k = 0; k < kKindCount; ++k) {
-    if (by_kind_[k].Contains(row)) return static_cast<Kind>(k);
+    if (d_->by_kind_[k].Contains(row)) return static_cast<Kind>(k);
   }
   return Kind::kNull;
 }
@@ -305,9 +305,9 @@ Value Column::ValueAt(uint32_t row) const {
     case Kind::kTrue:
       return Value::Bool(true);
     case Kind::kNumber:
-      return Value::Number(numbers_[rows(Kind::kNumber).Rank(row) - 1]);
+      return Value::Number(d_->numbers_[rows(Kind::kNumber).Rank(row) - 1]);
     case Kind::kString:
-      return Value::String(dict_.String(codes_[rows(Kind::kString).Rank(row) - 1]));
+      return Value::String(d_->dict_.String(d_->codes_[rows(Kind::kString).Rank(row) - 1]));
     case Kind::kArray:
       return Value::MakeArray({});
     case Kind::kObject:
@@ -320,11 +320,11 @@ const DenseView& Column::dense() const {
   Ensure();
   std::call_once(dense_once_, [this] {
     auto d = std::make_unique<DenseView>();
-    size_t n = present_.Empty() ? 0 : present_.Maximum() + 1;
+    size_t n = d_->present_.Empty() ? 0 : d_->present_.Maximum() + 1;
     d->kind.assign(n, kAbsent);
     d->slot.assign(n, 0);
     for (size_t k = 0; k < kKindCount; ++k) {
-      d->rows[k] = by_kind_[k].ToVector();
+      d->rows[k] = d_->by_kind_[k].ToVector();
       uint32_t i = 0;
       for (uint32_t row : d->rows[k]) {
         d->kind[row] = static_cast<uint8_t>(k);
@@ -338,13 +338,13 @@ const DenseView& Column::dense() const {
 
 size_t Column::MemoryBytes() const {
   Ensure();
-  size_t n = sizeof(Column) + present_.SizeInBytes();
-  for (const Bitmap& b : by_kind_) n += b.SizeInBytes();
-  n += numbers_.capacity() * sizeof(double) + codes_.capacity() * sizeof(uint32_t) +
-       array_lengths_.capacity() * sizeof(uint32_t) + dict_.MemoryBytes();
-  for (const Bitmap& b : string_postings_) n += b.SizeInBytes() + sizeof(Bitmap);
-  for (const Bitmap& b : number_postings_) n += b.SizeInBytes() + sizeof(Bitmap);
-  n += distinct_numbers_.capacity() * sizeof(double);
+  size_t n = sizeof(Column) + sizeof(Data) + d_->present_.SizeInBytes();
+  for (const Bitmap& b : d_->by_kind_) n += b.SizeInBytes();
+  n += d_->numbers_.capacity() * sizeof(double) + d_->codes_.capacity() * sizeof(uint32_t) +
+       d_->array_lengths_.capacity() * sizeof(uint32_t) + d_->dict_.MemoryBytes();
+  for (const Bitmap& b : d_->string_postings_) n += b.SizeInBytes() + sizeof(Bitmap);
+  for (const Bitmap& b : d_->number_postings_) n += b.SizeInBytes() + sizeof(Bitmap);
+  n += d_->distinct_numbers_.capacity() * sizeof(double);
   return n;
 }
 
@@ -353,7 +353,7 @@ size_t MaxPendingRows(uint32_t table_rows) { return std::max<size_t>(1024, table
 std::shared_ptr<const Column> Column::Deferred(
     std::shared_ptr<const Column> base, std::vector<uint32_t> changed,
     std::vector<std::pair<uint32_t, FlatEntry>> entries) {
-  auto c = std::make_shared<Column>();
+  auto c = std::make_shared<Column>(DeferredKey{});
   c->path_ = base->path_;
   c->deferred_ = true;
   c->pending_rows_ = changed.size() + base->pending_rows();
@@ -438,18 +438,7 @@ void Column::Merge() const {
   merged_.store(true, std::memory_order_release);
 }
 
-void Column::AdoptData(Column&& o) {
-  present_ = std::move(o.present_);
-  by_kind_ = std::move(o.by_kind_);
-  numbers_ = std::move(o.numbers_);
-  codes_ = std::move(o.codes_);
-  dict_ = std::move(o.dict_);
-  array_lengths_ = std::move(o.array_lengths_);
-  string_postings_ = std::move(o.string_postings_);
-  distinct_numbers_ = std::move(o.distinct_numbers_);
-  number_postings_ = std::move(o.number_postings_);
-  stats_ = o.stats_;
-}
+void Column::AdoptData(Column&& o) { d_ = std::move(o.d_); }
 
 void ColumnBuilder::AddString(uint32_t row, std::string_view s) {
   Add(row, Kind::kString);
@@ -591,12 +580,12 @@ std::shared_ptr<const Column> ColumnBuilder::Build() && {
   std::array<std::vector<uint32_t>, kKindCount> kind_rows;
   for (size_t i = 0; i < rows_.size(); ++i)
     kind_rows[static_cast<size_t>(kinds_[i])].push_back(rows_[i]);
-  c->present_ = Bitmap::Of(rows_);
-  c->present_.Optimize();
+  c->d_->present_ = Bitmap::Of(rows_);
+  c->d_->present_.Optimize();
   for (size_t k = 0; k < kKindCount; ++k) {
-    c->by_kind_[k] = Bitmap::Of(kind_rows[k]);
-    c->by_kind_[k].Optimize();
-    c->stats_.kind_counts[k] = kind_rows[k].size();
+    c->d_->by_kind_[k] = Bitmap::Of(kind_rows[k]);
+    c->d_->by_kind_[k].Optimize();
+    c->d_->stats_.kind_counts[k] = kind_rows[k].size();
   }
   // Strings: sort the temporary codes' strings, recode (equal strings, which a column that
   // stopped interning holds more than once, take one code).
@@ -610,48 +599,48 @@ std::shared_ptr<const Column> ColumnBuilder::Build() && {
     if (interning_ || sorted.empty() || sorted.back() != v) sorted.push_back(v);
     final_code[order[i]] = static_cast<uint32_t>(sorted.size() - 1);
   }
-  c->codes_.reserve(temp_codes_.size());
-  for (uint32_t t : temp_codes_) c->codes_.push_back(final_code[t]);
-  c->dict_ = Dictionary(sorted);
+  c->d_->codes_.reserve(temp_codes_.size());
+  for (uint32_t t : temp_codes_) c->d_->codes_.push_back(final_code[t]);
+  c->d_->dict_ = Dictionary(sorted);
   // The builder's vectors grew by doubling: keep only what they hold.
-  c->numbers_ = std::move(numbers_);
-  c->numbers_.shrink_to_fit();
-  c->array_lengths_ = std::move(array_lengths_);
-  c->array_lengths_.shrink_to_fit();
+  c->d_->numbers_ = std::move(numbers_);
+  c->d_->numbers_.shrink_to_fit();
+  c->d_->array_lengths_ = std::move(array_lengths_);
+  c->d_->array_lengths_.shrink_to_fit();
   // Postings where they pay: few distinct values relative to the rows that hold them.
   size_t string_rows = kind_rows[static_cast<size_t>(Kind::kString)].size();
-  if (c->dict_.size() > 0 && c->dict_.size() <= kMaxPostingsAbsolute &&
-      c->dict_.size() * 4 <= string_rows + 64) {
-    std::vector<std::vector<uint32_t>> lists(c->dict_.size());
+  if (c->d_->dict_.size() > 0 && c->d_->dict_.size() <= kMaxPostingsAbsolute &&
+      c->d_->dict_.size() * 4 <= string_rows + 64) {
+    std::vector<std::vector<uint32_t>> lists(c->d_->dict_.size());
     const auto& srows = kind_rows[static_cast<size_t>(Kind::kString)];
-    for (size_t i = 0; i < srows.size(); ++i) lists[c->codes_[i]].push_back(srows[i]);
-    c->string_postings_.reserve(lists.size());
+    for (size_t i = 0; i < srows.size(); ++i) lists[c->d_->codes_[i]].push_back(srows[i]);
+    c->d_->string_postings_.reserve(lists.size());
     for (auto& l : lists) {
-      c->string_postings_.push_back(Bitmap::Of(l));
-      c->string_postings_.back().Optimize();
+      c->d_->string_postings_.push_back(Bitmap::Of(l));
+      c->d_->string_postings_.back().Optimize();
     }
   }
   const auto& nrows = kind_rows[static_cast<size_t>(Kind::kNumber)];
-  if (!c->numbers_.empty()) {
-    auto [mn, mx] = std::minmax_element(c->numbers_.begin(), c->numbers_.end());
-    c->stats_.min_number = *mn;
-    c->stats_.max_number = *mx;
-    std::vector<double> distinct = c->numbers_;
+  if (!c->d_->numbers_.empty()) {
+    auto [mn, mx] = std::minmax_element(c->d_->numbers_.begin(), c->d_->numbers_.end());
+    c->d_->stats_.min_number = *mn;
+    c->d_->stats_.max_number = *mx;
+    std::vector<double> distinct = c->d_->numbers_;
     std::sort(distinct.begin(), distinct.end());
     distinct.erase(std::unique(distinct.begin(), distinct.end()), distinct.end());
     if (distinct.size() <= kMaxPostingsAbsolute && distinct.size() * 4 <= nrows.size() + 64) {
       std::vector<std::vector<uint32_t>> lists(distinct.size());
       for (size_t i = 0; i < nrows.size(); ++i) {
-        size_t code =
-            std::lower_bound(distinct.begin(), distinct.end(), c->numbers_[i]) - distinct.begin();
+        size_t code = std::lower_bound(distinct.begin(), distinct.end(), c->d_->numbers_[i]) -
+                      distinct.begin();
         lists[code].push_back(nrows[i]);
       }
       for (auto& l : lists) {
-        c->number_postings_.push_back(Bitmap::Of(l));
-        c->number_postings_.back().Optimize();
+        c->d_->number_postings_.push_back(Bitmap::Of(l));
+        c->d_->number_postings_.back().Optimize();
       }
       distinct.shrink_to_fit();  // a copy of every number before the duplicates went
-      c->distinct_numbers_ = std::move(distinct);
+      c->d_->distinct_numbers_ = std::move(distinct);
     }
   }
   return c;

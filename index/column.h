@@ -228,7 +228,7 @@ struct ColumnDelta {
 
 class Column {
  public:
-  Column() = default;
+  Column() : d_(std::make_unique<Data>()) {}
   // Unlinks a chain of deferred versions one version at a time (see column.cc).
   ~Column();
   // A version of `base` whose rows `changed` lose their entries and take those of `entries`
@@ -248,55 +248,55 @@ class Column {
   // Rows with any value at this path.
   const Bitmap& present() const {
     Ensure();
-    return present_;
+    return d_->present_;
   }
   const Bitmap& rows(Kind k) const {
     Ensure();
-    return by_kind_[static_cast<size_t>(k)];
+    return d_->by_kind_[static_cast<size_t>(k)];
   }
   // Numbers of the rows in rows(kNumber), in row order; codes of the rows in rows(kString).
   const std::vector<double>& numbers() const {
     Ensure();
-    return numbers_;
+    return d_->numbers_;
   }
   const std::vector<uint32_t>& codes() const {
     Ensure();
-    return codes_;
+    return d_->codes_;
   }
   const Dictionary& dictionary() const {
     Ensure();
-    return dict_;
+    return d_->dict_;
   }
   // Element counts of the rows in rows(kArray), in row order.
   const std::vector<uint32_t>& array_lengths() const {
     Ensure();
-    return array_lengths_;
+    return d_->array_lengths_;
   }
   // Postings per string code (empty when the column has too many distinct strings).
   bool has_string_postings() const {
     Ensure();
-    return !string_postings_.empty() || dict_.size() == 0;
+    return !d_->string_postings_.empty() || d_->dict_.size() == 0;
   }
   const Bitmap& string_posting(uint32_t code) const {
     Ensure();
-    return string_postings_[code];
+    return d_->string_postings_[code];
   }
   const std::vector<Bitmap>& string_postings_list() const {
     Ensure();
-    return string_postings_;
+    return d_->string_postings_;
   }
   // Distinct numbers (sorted) and their postings (empty when too many distinct numbers).
   const std::vector<double>& distinct_numbers() const {
     Ensure();
-    return distinct_numbers_;
+    return d_->distinct_numbers_;
   }
   const std::vector<Bitmap>& number_postings() const {
     Ensure();
-    return number_postings_;
+    return d_->number_postings_;
   }
   const ColumnStats& stats() const {
     Ensure();
-    return stats_;
+    return d_->stats_;
   }
 
   // The value of one row, rebuilt from the column (objects and arrays come back as empty
@@ -310,6 +310,11 @@ class Column {
  private:
   friend class ColumnBuilder;
   friend class ColumnCodec;
+  struct DeferredKey {};  // Deferred's constructor: no data until the merge
+ public:
+  explicit Column(DeferredKey) {}
+
+ private:
   void Ensure() const {
     if (deferred_ && !merged_.load(std::memory_order_acquire)) Merge();
   }
@@ -321,16 +326,21 @@ class Column {
   // no path copied per patch).
   static const ColumnPath kNoPath;
   std::shared_ptr<const ColumnPath> path_;
-  Bitmap present_;
-  std::array<Bitmap, kKindCount> by_kind_;
-  std::vector<double> numbers_;
-  std::vector<uint32_t> codes_;
-  Dictionary dict_;
-  std::vector<uint32_t> array_lengths_;
-  std::vector<Bitmap> string_postings_;
-  std::vector<double> distinct_numbers_;
-  std::vector<Bitmap> number_postings_;
-  ColumnStats stats_;
+  // The column's data. A deferred version has none until it is merged: it is a path, a delta
+  // and a lock (about 100 bytes), and a chain of them can be tens of thousands of versions long.
+  struct Data {
+    Bitmap present_;
+    std::array<Bitmap, kKindCount> by_kind_;
+    std::vector<double> numbers_;
+    std::vector<uint32_t> codes_;
+    Dictionary dict_;
+    std::vector<uint32_t> array_lengths_;
+    std::vector<Bitmap> string_postings_;
+    std::vector<double> distinct_numbers_;
+    std::vector<Bitmap> number_postings_;
+    ColumnStats stats_;
+  };
+  std::unique_ptr<Data> d_;
   mutable std::once_flag dense_once_;
   mutable std::unique_ptr<DenseView> dense_;
   // Deferred versions: fixed at construction, then pending_ is cleared once merged.

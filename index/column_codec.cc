@@ -160,34 +160,34 @@ std::shared_ptr<const Column> ColumnCodec::Merge(
     if (e->kind == Kind::kArray) fresh_lengths.emplace_back(row, e->length);
     if (e->kind == Kind::kString) fresh_strings.emplace_back(row, e->string);
   }
-  c->present_ = Bitmap();
+  c->d_->present_ = Bitmap();
   for (size_t k = 0; k < kKindCount; ++k) {
-    const Bitmap& before = old.by_kind_[k];
+    const Bitmap& before = old.d_->by_kind_[k];
     if (fresh_rows[k].empty() && (before & changed_bm).Empty()) {
-      c->by_kind_[k] = before;  // shared, untouched
+      c->d_->by_kind_[k] = before;  // shared, untouched
     } else {
-      c->by_kind_[k] = (before - changed_bm) | Bitmap::Of(fresh_rows[k]);
-      c->by_kind_[k].Optimize();
+      c->d_->by_kind_[k] = (before - changed_bm) | Bitmap::Of(fresh_rows[k]);
+      c->d_->by_kind_[k].Optimize();
     }
-    c->present_ |= c->by_kind_[k];
-    c->stats_.kind_counts[k] = c->by_kind_[k].Cardinality();
+    c->d_->present_ |= c->d_->by_kind_[k];
+    c->d_->stats_.kind_counts[k] = c->d_->by_kind_[k].Cardinality();
   }
-  c->present_.Optimize();
+  c->d_->present_.Optimize();
 
   // Numbers (and their postings).
-  bool number_postings = !old.number_postings_.empty() || old.numbers_.empty();
+  bool number_postings = !old.d_->number_postings_.empty() || old.d_->numbers_.empty();
   std::vector<std::pair<uint32_t, double>> removed_numbers;
   MergeValues<double>(
-      old.by_kind_[static_cast<size_t>(Kind::kNumber)], old.numbers_, changed, fresh_numbers,
-      &c->numbers_, [](double d) { return d; },
+      old.d_->by_kind_[static_cast<size_t>(Kind::kNumber)], old.d_->numbers_, changed,
+      fresh_numbers, &c->d_->numbers_, [](double d) { return d; },
       [&](uint32_t row, double d) { removed_numbers.emplace_back(row, d); });
-  if (!c->numbers_.empty()) {
-    auto [mn, mx] = std::minmax_element(c->numbers_.begin(), c->numbers_.end());
-    c->stats_.min_number = *mn;
-    c->stats_.max_number = *mx;
+  if (!c->d_->numbers_.empty()) {
+    auto [mn, mx] = std::minmax_element(c->d_->numbers_.begin(), c->d_->numbers_.end());
+    c->d_->stats_.min_number = *mn;
+    c->d_->stats_.max_number = *mx;
   }
   if (number_postings) {
-    std::vector<double> distinct = old.distinct_numbers_;
+    std::vector<double> distinct = old.d_->distinct_numbers_;
     for (const auto& [row, d] : fresh_numbers) distinct.push_back(d);
     std::sort(distinct.begin(), distinct.end());
     distinct.erase(std::unique(distinct.begin(), distinct.end()), distinct.end());
@@ -196,45 +196,46 @@ std::shared_ptr<const Column> ColumnCodec::Merge(
         return static_cast<size_t>(std::lower_bound(distinct.begin(), distinct.end(), d) -
                                    distinct.begin());
       };
-      c->number_postings_.resize(distinct.size());
-      for (size_t o = 0; o < old.distinct_numbers_.size(); ++o) {
-        c->number_postings_[code(old.distinct_numbers_[o])] = old.number_postings_[o];
+      c->d_->number_postings_.resize(distinct.size());
+      for (size_t o = 0; o < old.d_->distinct_numbers_.size(); ++o) {
+        c->d_->number_postings_[code(old.d_->distinct_numbers_[o])] = old.d_->number_postings_[o];
       }
-      for (const auto& [row, d] : removed_numbers) c->number_postings_[code(d)].Remove(row);
-      for (const auto& [row, d] : fresh_numbers) c->number_postings_[code(d)].Add(row);
+      for (const auto& [row, d] : removed_numbers) c->d_->number_postings_[code(d)].Remove(row);
+      for (const auto& [row, d] : fresh_numbers) c->d_->number_postings_[code(d)].Add(row);
       // A number no row holds any more is dropped, as strings are.
       size_t kept = 0;
       for (size_t k = 0; k < distinct.size(); ++k) {
-        if (c->number_postings_[k].Empty()) continue;
+        if (c->d_->number_postings_[k].Empty()) continue;
         if (kept != k) {
           distinct[kept] = distinct[k];
-          c->number_postings_[kept] = std::move(c->number_postings_[k]);
+          c->d_->number_postings_[kept] = std::move(c->d_->number_postings_[k]);
         }
         ++kept;
       }
       distinct.resize(kept);
-      c->number_postings_.resize(kept);
-      c->distinct_numbers_ = std::move(distinct);
+      c->d_->number_postings_.resize(kept);
+      c->d_->distinct_numbers_ = std::move(distinct);
     }
   }
 
   // Array lengths.
   MergeValues<uint32_t>(
-      old.by_kind_[static_cast<size_t>(Kind::kArray)], old.array_lengths_, changed, fresh_lengths,
-      &c->array_lengths_, [](uint32_t n) { return n; }, [](uint32_t, uint32_t) {});
+      old.d_->by_kind_[static_cast<size_t>(Kind::kArray)], old.d_->array_lengths_, changed,
+      fresh_lengths, &c->d_->array_lengths_, [](uint32_t n) { return n; },
+      [](uint32_t, uint32_t) {});
 
   // Strings: merge the dictionaries, remap old codes, keep postings. A string that no row holds
   // any more (every row that held it changed) is dropped: otherwise each desired patch would
   // leave the twin's old $lastUpdated timestamps in the dictionary for good, and a long-running
   // fleet's dictionaries and merges would grow with its history instead of its content.
-  const Dictionary& before = old.dict_;
+  const Dictionary& before = old.d_->dict_;
   constexpr uint32_t kDropped = UINT32_MAX;
   std::vector<uint32_t> uses(before.size(), 0);  // rows holding each old string afterwards
   {
     size_t i = 0, k = 0;
-    old.by_kind_[static_cast<size_t>(Kind::kString)].ForEach([&](uint32_t row) {
+    old.d_->by_kind_[static_cast<size_t>(Kind::kString)].ForEach([&](uint32_t row) {
       while (k < changed.size() && changed[k] < row) ++k;
-      if (k == changed.size() || changed[k] != row) ++uses[old.codes_[i]];
+      if (k == changed.size() || changed[k] != row) ++uses[old.d_->codes_[i]];
       ++i;
     });
   }
@@ -264,28 +265,28 @@ std::shared_ptr<const Column> ColumnCodec::Merge(
       merged.Add(v);
     });
     while (j < added.size()) merged.Add(added[j++]);
-    c->dict_ = std::move(merged).Finish();
+    c->d_->dict_ = std::move(merged).Finish();
   }
   std::vector<std::pair<uint32_t, uint32_t>> fresh_codes;
   fresh_codes.reserve(fresh_strings.size());
   for (const auto& [row, s] : fresh_strings) {
-    fresh_codes.emplace_back(row, static_cast<uint32_t>(c->dict_.Find(s)));
+    fresh_codes.emplace_back(row, static_cast<uint32_t>(c->d_->dict_.Find(s)));
   }
   std::vector<std::pair<uint32_t, uint32_t>> removed_codes;
   MergeValues<uint32_t>(
-      old.by_kind_[static_cast<size_t>(Kind::kString)], old.codes_, changed, fresh_codes,
-      &c->codes_, [&](uint32_t code) { return remap[code]; },
+      old.d_->by_kind_[static_cast<size_t>(Kind::kString)], old.d_->codes_, changed, fresh_codes,
+      &c->d_->codes_, [&](uint32_t code) { return remap[code]; },
       [&](uint32_t row, uint32_t code) { removed_codes.emplace_back(row, remap[code]); });
-  bool string_postings = !old.string_postings_.empty() || old.dict_.size() == 0;
-  if (string_postings && c->dict_.size() > 0 && c->dict_.size() <= kMaxPostingsAbsolute) {
-    c->string_postings_.resize(c->dict_.size());
-    for (size_t o = 0; o < old.string_postings_.size(); ++o) {
-      if (remap[o] != kDropped) c->string_postings_[remap[o]] = old.string_postings_[o];
+  bool string_postings = !old.d_->string_postings_.empty() || old.d_->dict_.size() == 0;
+  if (string_postings && c->d_->dict_.size() > 0 && c->d_->dict_.size() <= kMaxPostingsAbsolute) {
+    c->d_->string_postings_.resize(c->d_->dict_.size());
+    for (size_t o = 0; o < old.d_->string_postings_.size(); ++o) {
+      if (remap[o] != kDropped) c->d_->string_postings_[remap[o]] = old.d_->string_postings_[o];
     }
     for (const auto& [row, code] : removed_codes) {
-      if (code != kDropped) c->string_postings_[code].Remove(row);
+      if (code != kDropped) c->d_->string_postings_[code].Remove(row);
     }
-    for (const auto& [row, code] : fresh_codes) c->string_postings_[code].Add(row);
+    for (const auto& [row, code] : fresh_codes) c->d_->string_postings_[code].Add(row);
   }
   return c;
 }
@@ -405,20 +406,20 @@ void ColumnCodec::Write(const Column& c, std::string* out) {
       PutBytes(out, s.name);
     }
   }
-  PutBitmap(out, c.present_);
-  for (const Bitmap& b : c.by_kind_) PutBitmap(out, b);
-  PutArray(out, c.numbers_);
-  PutArray(out, c.codes_);
-  PutArray(out, c.array_lengths_);
-  PutU32(out, static_cast<uint32_t>(c.dict_.size()));
-  std::string_view encoded = c.dict_.encoded();
+  PutBitmap(out, c.d_->present_);
+  for (const Bitmap& b : c.d_->by_kind_) PutBitmap(out, b);
+  PutArray(out, c.d_->numbers_);
+  PutArray(out, c.d_->codes_);
+  PutArray(out, c.d_->array_lengths_);
+  PutU32(out, static_cast<uint32_t>(c.d_->dict_.size()));
+  std::string_view encoded = c.d_->dict_.encoded();
   PutU64(out, encoded.size());
   out->append(encoded);
-  PutU32(out, static_cast<uint32_t>(c.string_postings_.size()));
-  for (const Bitmap& b : c.string_postings_) PutBitmap(out, b);
-  PutArray(out, c.distinct_numbers_);
-  PutU32(out, static_cast<uint32_t>(c.number_postings_.size()));
-  for (const Bitmap& b : c.number_postings_) PutBitmap(out, b);
+  PutU32(out, static_cast<uint32_t>(c.d_->string_postings_.size()));
+  for (const Bitmap& b : c.d_->string_postings_) PutBitmap(out, b);
+  PutArray(out, c.d_->distinct_numbers_);
+  PutU32(out, static_cast<uint32_t>(c.d_->number_postings_.size()));
+  for (const Bitmap& b : c.d_->number_postings_) PutBitmap(out, b);
 }
 
 bool ColumnCodec::Read(std::string_view* in, std::shared_ptr<const Column>* out, std::string* error,
@@ -448,13 +449,14 @@ bool ColumnCodec::Read(std::string_view* in, std::shared_ptr<const Column>* out,
     path.push_back(std::move(s));
   }
   c->path_ = std::make_shared<const ColumnPath>(std::move(path));
-  if (!GetBitmap(in, &c->present_)) return fail("bad presence bitmap");
-  if (!c->present_.Empty() && c->present_.Maximum() >= row_count) return fail("row out of range");
-  for (Bitmap& b : c->by_kind_) {
+  if (!GetBitmap(in, &c->d_->present_)) return fail("bad presence bitmap");
+  if (!c->d_->present_.Empty() && c->d_->present_.Maximum() >= row_count)
+    return fail("row out of range");
+  for (Bitmap& b : c->d_->by_kind_) {
     if (!GetBitmap(in, &b)) return fail("bad kind bitmap");
   }
-  if (!GetArray(in, &c->numbers_) || !GetArray(in, &c->codes_) ||
-      !GetArray(in, &c->array_lengths_)) {
+  if (!GetArray(in, &c->d_->numbers_) || !GetArray(in, &c->d_->codes_) ||
+      !GetArray(in, &c->d_->array_lengths_)) {
     return fail("bad value arrays");
   }
   uint32_t dict_size;
@@ -467,50 +469,51 @@ bool ColumnCodec::Read(std::string_view* in, std::shared_ptr<const Column>* out,
     if (!GetU64(in, &encoded_size) || encoded_size > in->size()) return fail("bad dictionary");
     std::string_view encoded = in->substr(0, encoded_size);
     in->remove_prefix(encoded_size);
-    if (!Dictionary::FromEncoded(encoded, dict_size, owner, &c->dict_)) {
+    if (!Dictionary::FromEncoded(encoded, dict_size, owner, &c->d_->dict_)) {
       return fail("bad dictionary encoding or unsorted dictionary");
     }
-  } else if (!ReadDictionaryAsList(in, dict_size, &c->dict_, &fail)) {
+  } else if (!ReadDictionaryAsList(in, dict_size, &c->d_->dict_, &fail)) {
     return false;
   }
   uint32_t n;
   if (!GetU32(in, &n) || (n != 0 && n != dict_size)) return fail("bad string postings");
-  c->string_postings_.resize(n);
-  for (Bitmap& b : c->string_postings_) {
+  c->d_->string_postings_.resize(n);
+  for (Bitmap& b : c->d_->string_postings_) {
     if (!GetBitmap(in, &b)) return fail("bad string posting");
   }
-  if (!GetArray(in, &c->distinct_numbers_) || !GetU32(in, &n) ||
-      (n != 0 && n != c->distinct_numbers_.size())) {
+  if (!GetArray(in, &c->d_->distinct_numbers_) || !GetU32(in, &n) ||
+      (n != 0 && n != c->d_->distinct_numbers_.size())) {
     return fail("bad number postings");
   }
-  c->number_postings_.resize(n);
-  for (Bitmap& b : c->number_postings_) {
+  c->d_->number_postings_.resize(n);
+  for (Bitmap& b : c->d_->number_postings_) {
     if (!GetBitmap(in, &b)) return fail("bad number posting");
   }
   // Consistency: the value arrays match their bitmaps, codes are in range.
   Bitmap all;
   uint64_t total = 0;
   for (size_t k = 0; k < kKindCount; ++k) {
-    c->stats_.kind_counts[k] = c->by_kind_[k].Cardinality();
-    total += c->stats_.kind_counts[k];
-    all |= c->by_kind_[k];
+    c->d_->stats_.kind_counts[k] = c->d_->by_kind_[k].Cardinality();
+    total += c->d_->stats_.kind_counts[k];
+    all |= c->d_->by_kind_[k];
   }
-  if (!(all == c->present_) || total != c->present_.Cardinality() ||
-      c->numbers_.size() != c->stats_.kind_counts[static_cast<size_t>(Kind::kNumber)] ||
-      c->codes_.size() != c->stats_.kind_counts[static_cast<size_t>(Kind::kString)] ||
-      c->array_lengths_.size() != c->stats_.kind_counts[static_cast<size_t>(Kind::kArray)]) {
+  if (!(all == c->d_->present_) || total != c->d_->present_.Cardinality() ||
+      c->d_->numbers_.size() != c->d_->stats_.kind_counts[static_cast<size_t>(Kind::kNumber)] ||
+      c->d_->codes_.size() != c->d_->stats_.kind_counts[static_cast<size_t>(Kind::kString)] ||
+      c->d_->array_lengths_.size() !=
+          c->d_->stats_.kind_counts[static_cast<size_t>(Kind::kArray)]) {
     return fail("inconsistent column");
   }
-  for (uint32_t code : c->codes_) {
+  for (uint32_t code : c->d_->codes_) {
     if (code >= dict_size) return fail("string code out of range");
   }
-  for (double d : c->numbers_) {
+  for (double d : c->d_->numbers_) {
     if (!std::isfinite(d)) return fail("non-finite number");
   }
   // Postings must be exactly the rows holding each value: Merge indexes them by value and would
   // write out of bounds for a number without a posting. Every row is in the posting of its value
   // and the postings hold no more entries than there are rows.
-  const std::vector<double>& distinct = c->distinct_numbers_;
+  const std::vector<double>& distinct = c->d_->distinct_numbers_;
   for (size_t i = 0; i < distinct.size(); ++i) {
     if (!std::isfinite(distinct[i]) || (i > 0 && !(distinct[i - 1] < distinct[i]))) {
       return fail("bad distinct numbers");
@@ -543,23 +546,23 @@ bool ColumnCodec::Read(std::string_view* in, std::shared_ptr<const Column>* out,
     // every row is in exactly one posting.
     return ok;
   };
-  if (!c->number_postings_.empty() &&
-      !postings_hold(c->by_kind_[static_cast<size_t>(Kind::kNumber)], c->number_postings_,
+  if (!c->d_->number_postings_.empty() &&
+      !postings_hold(c->d_->by_kind_[static_cast<size_t>(Kind::kNumber)], c->d_->number_postings_,
                      [&](size_t p, uint32_t slot) {
                        // == is false for NaN, and -0 == 0 shares one posting, as in Build.
-                       return c->numbers_[slot] == distinct[p];
+                       return c->d_->numbers_[slot] == distinct[p];
                      })) {
     return fail("number postings disagree with the numbers");
   }
-  if (!c->string_postings_.empty() &&
-      !postings_hold(c->by_kind_[static_cast<size_t>(Kind::kString)], c->string_postings_,
-                     [&](size_t p, uint32_t slot) { return c->codes_[slot] == p; })) {
+  if (!c->d_->string_postings_.empty() &&
+      !postings_hold(c->d_->by_kind_[static_cast<size_t>(Kind::kString)], c->d_->string_postings_,
+                     [&](size_t p, uint32_t slot) { return c->d_->codes_[slot] == p; })) {
     return fail("string postings disagree with the codes");
   }
-  if (!c->numbers_.empty()) {
-    auto [mn, mx] = std::minmax_element(c->numbers_.begin(), c->numbers_.end());
-    c->stats_.min_number = *mn;
-    c->stats_.max_number = *mx;
+  if (!c->d_->numbers_.empty()) {
+    auto [mn, mx] = std::minmax_element(c->d_->numbers_.begin(), c->d_->numbers_.end());
+    c->d_->stats_.min_number = *mn;
+    c->d_->stats_.max_number = *mx;
   }
   *out = std::move(c);
   return true;
