@@ -327,7 +327,7 @@ class Column {
   static const ColumnPath kNoPath;
   std::shared_ptr<const ColumnPath> path_;
   // The column's data. A deferred version has none until it is merged: it is a path, a delta
-  // and a lock (about 100 bytes), and a chain of them can be tens of thousands of versions long.
+  // and a lock (120 bytes), and a chain of them can be tens of thousands of versions long.
   struct Data {
     Bitmap present_;
     std::array<Bitmap, kKindCount> by_kind_;
