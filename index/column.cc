@@ -442,20 +442,17 @@ void Column::AdoptData(Column&& o) { d_ = std::move(o.d_); }
 
 void ColumnBuilder::AddString(uint32_t row, std::string_view s) {
   Add(row, Kind::kString);
-  if (!interning_) {
-    // A near-unique column: every string gets a code of its own, and Build merges the equal ones
-    // after sorting (they end up side by side).
-    temp_codes_.push_back(static_cast<uint32_t>(arena_offsets_.size() - 1));
-    arena_.append(s);
-    arena_offsets_.push_back(arena_.size());
-    return;
-  }
-  if (temp_codes_.size() == kInternProbe && (arena_offsets_.size() - 1) * 8 >= kInternProbe * 7) {
+  if (interning_ && temp_codes_.size() == kInternProbe &&
+      (arena_offsets_.size() - 1) * 8 >= kInternProbe * 7) {
     // At least 7 in 8 of the first strings were distinct (timestamps, ids, etags): stop
     // interning. Hashing such a column costs a cache miss per string in a table of twice its
     // strings' count, which is fresh memory (the slowest part of an ingest on the benchmark VM).
     interning_ = false;
     std::vector<uint64_t>().swap(slots_);
+  }
+  if (!interning_) {
+    // A near-unique column: every string gets a code of its own, and Build merges the equal ones
+    // after sorting (they end up side by side).
     temp_codes_.push_back(static_cast<uint32_t>(arena_offsets_.size() - 1));
     arena_.append(s);
     arena_offsets_.push_back(arena_.size());

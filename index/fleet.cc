@@ -916,26 +916,51 @@ void ReleasePages(const char* begin, const char* end) {
   if (begin != nullptr && e > b) ::madvise(reinterpret_cast<void*>(b), e - b, MADV_DONTNEED);
 }
 
+// The header of an index file: magic, format version, payload length, payload checksum.
+std::string IndexHeader(uint32_t version, uint64_t length, uint64_t checksum) {
+  std::string out(kMagic, 8);
+  PutU32(&out, version);
+  PutU64(&out, length);
+  PutU64(&out, checksum);
+  return out;
+}
+
+// The payload of a fleet's file (what follows the header), in pieces, to `emit(string_view)`:
+// the fleet version, then each table's head, texts and columns. Serialize and Save both write
+// it; the payload's length is known before the first piece (PayloadParts::length).
+struct PayloadParts {
+  explicit PayloadParts(const FleetState& s)
+      : state(s),
+        devices(TableCodec::Prepare(*s.devices)),
+        modules(TableCodec::Prepare(*s.modules)) {}
+  uint64_t length() const { return 8 + devices.size() + modules.size(); }
+
+  template <class F>
+  void Emit(F&& emit) const {
+    std::string version;
+    PutU64(&version, state.version);
+    emit(std::string_view(version));
+    for (const auto& [table, parts] :
+         {std::pair{state.devices.get(), &devices}, {state.modules.get(), &modules}}) {
+      emit(std::string_view(parts->head));
+      TableCodec::Texts(*table, emit);
+      emit(std::string_view(parts->columns));
+    }
+  }
+
+  const FleetState& state;
+  TableCodec::Parts devices;
+  TableCodec::Parts modules;
+};
+
 }  // namespace
 
 std::string Fleet::Serialize() const {
   std::shared_ptr<const FleetState> s = state_.load();
-  TableCodec::Parts devices = TableCodec::Prepare(*s->devices);
-  TableCodec::Parts modules = TableCodec::Prepare(*s->modules);
-  const uint64_t length = 8 + devices.size() + modules.size();
-  std::string out;
-  out.reserve(kHeaderBytes + length);
-  out.append(kMagic, 8);
-  PutU32(&out, kFormatVersion);
-  PutU64(&out, length);
-  PutU64(&out, 0);  // checksum, below
-  PutU64(&out, s->version);
-  for (const auto& [table, parts] :
-       {std::pair{s->devices.get(), &devices}, {s->modules.get(), &modules}}) {
-    out.append(parts->head);
-    TableCodec::Texts(*table, [&](std::string_view text) { out.append(text); });
-    out.append(parts->columns);
-  }
+  PayloadParts payload(*s);
+  std::string out = IndexHeader(kFormatVersion, payload.length(), 0);  // checksum below
+  out.reserve(kHeaderBytes + payload.length());
+  payload.Emit([&](std::string_view piece) { out.append(piece); });
   uint64_t sum = Checksum(kFormatVersion, std::string_view(out).substr(kHeaderBytes));
   std::memcpy(out.data() + 20, &sum, 8);
   return out;
@@ -1010,7 +1035,10 @@ namespace {
 class IndexFileWriter {
  public:
   IndexFileWriter(int fd, uint64_t length)
-      : fd_(fd), state_(ChecksumStart(kFormatVersion, length)), buffer_(kBuffer, '\0') {}
+      : fd_(fd),
+        length_(length),
+        state_(ChecksumStart(kFormatVersion, length)),
+        buffer_(kBuffer, '\0') {}
 
   void Append(std::string_view bytes) {
     while (!bytes.empty() && error_ == 0) {
@@ -1027,20 +1055,18 @@ class IndexFileWriter {
     }
   }
 
-  // Writes the rest and then the header; the errno of the first failed write, or 0.
-  int Finish(uint32_t version_field, uint64_t length) {
+  // Writes the rest and then the header; the errno of the first failed write (EIO when the
+  // payload was not the length given), or 0.
+  int Finish() {
     uint64_t sum = ChecksumFinish(state_, std::string_view(buffer_.data(), used_));
     WriteAll(buffer_.data(), used_, kHeaderBytes + written_);
     written_ += used_;
     used_ = 0;
-    std::string header(kMagic, 8);
-    PutU32(&header, version_field);
-    PutU64(&header, length);
-    PutU64(&header, sum);
+    std::string header = IndexHeader(kFormatVersion, length_, sum);
     WriteAll(header.data(), header.size(), 0);
+    if (error_ == 0 && written_ != length_) error_ = EIO;  // cannot happen: Prepare's sizes
     return error_;
   }
-  uint64_t written() const { return written_; }
 
  private:
   static constexpr size_t kBuffer = size_t{1} << 20;  // a multiple of 32 (the checksum's blocks)
@@ -1060,6 +1086,7 @@ class IndexFileWriter {
   }
 
   int fd_;
+  uint64_t length_;
   ChecksumState state_;
   std::string buffer_;
   size_t used_ = 0;
@@ -1076,9 +1103,7 @@ Expected<size_t> Fleet::Save(const std::string& path) const {
   // seeds the checksum, so it must be known before the first byte); the rows' texts, nearly all
   // of the file, go from the documents to the file through one buffer.
   std::shared_ptr<const FleetState> s = state_.load();
-  TableCodec::Parts devices = TableCodec::Prepare(*s->devices);
-  TableCodec::Parts modules = TableCodec::Prepare(*s->modules);
-  const uint64_t length = 8 + devices.size() + modules.size();
+  PayloadParts payload(*s);
   const std::string tmp = path + ".tmp";
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return Error{fmt::format("{}: cannot write: {}", path, std::strerror(errno))};
@@ -1087,18 +1112,9 @@ Expected<size_t> Fleet::Save(const std::string& path) const {
     ::unlink(tmp.c_str());
     return Error{fmt::format("{}: {}: {}", path, what, std::strerror(e))};
   };
-  IndexFileWriter w(fd, length);
-  std::string version;
-  PutU64(&version, s->version);
-  w.Append(version);
-  for (const auto& [table, parts] :
-       {std::pair{s->devices.get(), &devices}, {s->modules.get(), &modules}}) {
-    w.Append(parts->head);
-    TableCodec::Texts(*table, [&](std::string_view text) { w.Append(text); });
-    w.Append(parts->columns);
-  }
-  if (int e = w.Finish(kFormatVersion, length); e != 0) return fail("write failed", e);
-  if (w.written() != length) return fail("write failed", EIO);  // cannot happen: Prepare's sizes
+  IndexFileWriter w(fd, payload.length());
+  payload.Emit([&](std::string_view piece) { w.Append(piece); });
+  if (int e = w.Finish(); e != 0) return fail("write failed", e);
   if (::fsync(fd) != 0) return fail("cannot sync", errno);
   if (::close(fd) != 0) {
     int e = errno;
@@ -1118,7 +1134,7 @@ Expected<size_t> Fleet::Save(const std::string& path) const {
     ::fsync(dfd);
     ::close(dfd);
   }
-  return static_cast<size_t>(kHeaderBytes + length);
+  return static_cast<size_t>(kHeaderBytes + payload.length());
 }
 
 Expected<std::unique_ptr<Fleet>> Fleet::Open(const std::string& path) {
@@ -1198,10 +1214,7 @@ Expected<std::unique_ptr<Fleet>> Fleet::Open(const std::string& path) {
 }
 
 std::string SealIndexPayload(std::string_view payload, uint32_t version) {
-  std::string out(kMagic, 8);
-  PutU32(&out, version);
-  PutU64(&out, payload.size());
-  PutU64(&out, Checksum(version, payload));
+  std::string out = IndexHeader(version, payload.size(), Checksum(version, payload));
   out.append(payload);
   return out;
 }

@@ -227,6 +227,22 @@ TEST(ColumnTest, DroppingALongUnmergedChainDoesNotRecurse) {
   EXPECT_EQ(c, nullptr);
 }
 
+// A built column holds `values` (one string per row, rows 0..n-1): its dictionary is their
+// distinct strings in order, and each row reads back its own string.
+void ExpectColumnHoldsStrings(const Column& c, const std::vector<std::string>& values,
+                              const std::string& context) {
+  std::vector<std::string> want = values;
+  std::sort(want.begin(), want.end());
+  want.erase(std::unique(want.begin(), want.end()), want.end());
+  ASSERT_EQ(c.dictionary().size(), want.size()) << context;
+  for (uint32_t i = 0; i < want.size(); ++i) {
+    EXPECT_EQ(c.dictionary().String(i), want[i]) << context << ", code " << i;
+  }
+  for (uint32_t row = 0; row < values.size(); ++row) {
+    EXPECT_EQ(c.ValueAt(row), Value::String(values[row])) << context << ", row " << row;
+  }
+}
+
 // ColumnBuilder::Build sorts the distinct strings by an 8-byte key after their shared prefix,
 // then by the strings where keys tie. Strings that differ only past the key, in NUL bytes (the
 // key's padding), or in length must still come out in std::string order, each code mapping back
@@ -258,14 +274,7 @@ TEST(ColumnTest, BuildSortsStringsThatTieOnTheirKeys) {
       b.AddString(row, v);
     }
     std::shared_ptr<const Column> c = std::move(b).Build();
-    std::vector<std::string> want = values;
-    std::sort(want.begin(), want.end());
-    want.erase(std::unique(want.begin(), want.end()), want.end());
-    ASSERT_EQ(c->dictionary().size(), want.size());
-    for (uint32_t i = 0; i < want.size(); ++i) EXPECT_EQ(c->dictionary().String(i), want[i]) << i;
-    for (uint32_t row = 0; row < values.size(); ++row) {
-      EXPECT_EQ(c->ValueAt(row), Value::String(values[row])) << row;
-    }
+    ExpectColumnHoldsStrings(*c, values, shared ? "shared prefix" : "no shared prefix");
   }
 }
 
@@ -295,17 +304,10 @@ TEST(ColumnTest, NearUniqueColumnsStopInterningAndStillDeduplicate) {
       b.AddString(row, v);
     }
     std::shared_ptr<const Column> c = std::move(b).Build();
+    ExpectColumnHoldsStrings(*c, values, "variant " + std::to_string(variant));
     std::vector<std::string> want = values;
     std::sort(want.begin(), want.end());
     want.erase(std::unique(want.begin(), want.end()), want.end());
-    ASSERT_EQ(c->dictionary().size(), want.size()) << "variant " << variant;
-    for (uint32_t i = 0; i < want.size(); ++i) {
-      ASSERT_EQ(c->dictionary().String(i), want[i]) << "variant " << variant << ", code " << i;
-    }
-    for (uint32_t row = 0; row < values.size(); ++row) {
-      ASSERT_EQ(c->ValueAt(row), Value::String(values[row]))
-          << "variant " << variant << ", row " << row;
-    }
     // Postings, where the column has them, hold exactly the rows of their string.
     if (!c->string_postings_list().empty()) {
       for (uint32_t code = 0; code < want.size(); ++code) {
