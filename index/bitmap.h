@@ -104,9 +104,16 @@ class Bitmap {
     if (!out.empty()) r_.toUint32Array(out.data());
     return out;
   }
+  // Calls f(row) for every row, ascending. Rows are read from the bitmap 256 at a time (one
+  // call per container run instead of one iterator step per row: a merge walks whole columns).
   template <class F>
   void ForEach(F&& f) const {
-    for (auto it = r_.begin(); it != r_.end(); ++it) f(*it);
+    roaring_uint32_iterator_t it;
+    roaring_init_iterator(&r_.roaring, &it);
+    uint32_t buf[256];
+    while (uint32_t n = roaring_read_uint32_iterator(&it, buf, 256)) {
+      for (uint32_t i = 0; i < n; ++i) f(buf[i]);
+    }
   }
 
   // Portable serialisation (the CRoaring format).

@@ -3,7 +3,6 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <unordered_map>
 
 #include "index/column_codec.h"
 
@@ -416,21 +415,36 @@ void Column::Merge() const {
     entries.reserve(chain[0]->entries.size());
     for (const auto& [row, e] : chain[0]->entries) entries.emplace_back(row, &e);
   } else {
-    std::unordered_map<uint32_t, bool> seen;
-    for (const auto& d : chain) {
+    // Every (row, version) change, sorted by row and then newest first: the first of each row's
+    // run is the one that counts. (Each delta's rows are ascending and distinct.)
+    struct Step {
+      uint32_t row;
+      uint32_t age;            // 0: the newest version
+      const FlatEntry* entry;  // nullptr: the row holds no value here any more
+    };
+    std::vector<Step> steps;
+    size_t total = 0;
+    for (const auto& d : chain) total += d->changed.size();
+    steps.reserve(total);
+    for (size_t age = 0; age < chain.size(); ++age) {
+      const ColumnDelta& d = *chain[age];
       size_t e = 0;
-      for (uint32_t row : d->changed) {
-        while (e < d->entries.size() && d->entries[e].first < row) ++e;
-        if (!seen.emplace(row, true).second) continue;
-        changed.push_back(row);
-        if (e < d->entries.size() && d->entries[e].first == row) {
-          entries.emplace_back(row, &d->entries[e].second);
-        }
+      for (uint32_t row : d.changed) {
+        while (e < d.entries.size() && d.entries[e].first < row) ++e;
+        bool has = e < d.entries.size() && d.entries[e].first == row;
+        steps.push_back({row, static_cast<uint32_t>(age), has ? &d.entries[e].second : nullptr});
       }
     }
-    std::sort(changed.begin(), changed.end());
-    std::sort(entries.begin(), entries.end(),
-              [](const auto& a, const auto& b) { return a.first < b.first; });
+    std::sort(steps.begin(), steps.end(), [](const Step& a, const Step& b) {
+      return a.row != b.row ? a.row < b.row : a.age < b.age;
+    });
+    changed.reserve(steps.size());
+    entries.reserve(steps.size());
+    for (size_t i = 0; i < steps.size(); ++i) {
+      if (i > 0 && steps[i].row == steps[i - 1].row) continue;
+      changed.push_back(steps[i].row);
+      if (steps[i].entry != nullptr) entries.emplace_back(steps[i].row, steps[i].entry);
+    }
   }
   std::shared_ptr<const Column> merged = ColumnCodec::Merge(*bottom, changed, entries);
   const_cast<Column*>(this)->AdoptData(std::move(*const_cast<Column*>(merged.get())));

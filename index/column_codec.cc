@@ -228,29 +228,40 @@ std::shared_ptr<const Column> ColumnCodec::Merge(
   // any more (every row that held it changed) is dropped: otherwise each desired patch would
   // leave the twin's old $lastUpdated timestamps in the dictionary for good, and a long-running
   // fleet's dictionaries and merges would grow with its history instead of its content.
+  // Codes are merged first in a combined space: an old string keeps its old code, a string the
+  // old dictionary lacks gets old size + its place among the added strings (sorted, distinct).
+  // Counting the merged codes then tells which old strings no row holds any more, and one pass
+  // maps the combined codes to the merged dictionary's.
   const Dictionary& before = old.d_->dict_;
+  const uint32_t old_size = static_cast<uint32_t>(before.size());
   constexpr uint32_t kDropped = UINT32_MAX;
-  std::vector<uint32_t> uses(before.size(), 0);  // rows holding each old string afterwards
-  {
-    size_t i = 0, k = 0;
-    old.d_->by_kind_[static_cast<size_t>(Kind::kString)].ForEach([&](uint32_t row) {
-      while (k < changed.size() && changed[k] < row) ++k;
-      if (k == changed.size() || changed[k] != row) ++uses[old.d_->codes_[i]];
-      ++i;
-    });
-  }
+  std::vector<int64_t> found(fresh_strings.size());
   std::vector<std::string_view> added;
-  for (const auto& [row, s] : fresh_strings) {
-    int64_t code = before.Find(s);
-    if (code < 0) {
-      added.push_back(s);
-    } else {
-      ++uses[static_cast<size_t>(code)];
-    }
+  for (size_t i = 0; i < fresh_strings.size(); ++i) {
+    found[i] = before.Find(fresh_strings[i].second);
+    if (found[i] < 0) added.push_back(fresh_strings[i].second);
   }
   std::sort(added.begin(), added.end());
   added.erase(std::unique(added.begin(), added.end()), added.end());
-  std::vector<uint32_t> remap(before.size(), kDropped);
+  std::vector<std::pair<uint32_t, uint32_t>> fresh_codes;  // combined codes, then merged ones
+  fresh_codes.reserve(fresh_strings.size());
+  for (size_t i = 0; i < fresh_strings.size(); ++i) {
+    uint32_t code =
+        found[i] >= 0
+            ? static_cast<uint32_t>(found[i])
+            : old_size + static_cast<uint32_t>(
+                             std::lower_bound(added.begin(), added.end(), fresh_strings[i].second) -
+                             added.begin());
+    fresh_codes.emplace_back(fresh_strings[i].first, code);
+  }
+  std::vector<std::pair<uint32_t, uint32_t>> removed_codes;  // old codes, then merged ones
+  MergeValues<uint32_t>(
+      old.d_->by_kind_[static_cast<size_t>(Kind::kString)], old.d_->codes_, changed, fresh_codes,
+      &c->d_->codes_, [](uint32_t code) { return code; },
+      [&](uint32_t row, uint32_t code) { removed_codes.emplace_back(row, code); });
+  std::vector<uint32_t> uses(old_size + added.size(), 0);  // rows holding each combined code
+  for (uint32_t code : c->d_->codes_) ++uses[code];
+  std::vector<uint32_t> remap(uses.size(), kDropped);
   {
     Dictionary::Builder merged;
     uint32_t code = 0;
@@ -258,25 +269,21 @@ std::shared_ptr<const Column> ColumnCodec::Merge(
     before.ForEach([&](uint32_t i, std::string_view v) {
       if (uses[i] == 0) return;
       while (j < added.size() && added[j] < v) {
+        remap[old_size + j] = code++;
         merged.Add(added[j++]);
-        ++code;
       }
       remap[i] = code++;
       merged.Add(v);
     });
-    while (j < added.size()) merged.Add(added[j++]);
+    while (j < added.size()) {
+      remap[old_size + j] = code++;
+      merged.Add(added[j++]);
+    }
     c->d_->dict_ = std::move(merged).Finish();
   }
-  std::vector<std::pair<uint32_t, uint32_t>> fresh_codes;
-  fresh_codes.reserve(fresh_strings.size());
-  for (const auto& [row, s] : fresh_strings) {
-    fresh_codes.emplace_back(row, static_cast<uint32_t>(c->d_->dict_.Find(s)));
-  }
-  std::vector<std::pair<uint32_t, uint32_t>> removed_codes;
-  MergeValues<uint32_t>(
-      old.d_->by_kind_[static_cast<size_t>(Kind::kString)], old.d_->codes_, changed, fresh_codes,
-      &c->d_->codes_, [&](uint32_t code) { return remap[code]; },
-      [&](uint32_t row, uint32_t code) { removed_codes.emplace_back(row, remap[code]); });
+  for (uint32_t& code : c->d_->codes_) code = remap[code];
+  for (auto& [row, code] : fresh_codes) code = remap[code];
+  for (auto& [row, code] : removed_codes) code = remap[code];
   bool string_postings = !old.d_->string_postings_.empty() || old.d_->dict_.size() == 0;
   if (string_postings && c->d_->dict_.size() > 0 && c->d_->dict_.size() <= kMaxPostingsAbsolute) {
     c->d_->string_postings_.resize(c->d_->dict_.size());
