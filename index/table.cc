@@ -3,8 +3,11 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <atomic>
 #include <charconv>
 #include <cmath>
+#include <system_error>
+#include <thread>
 #include <unordered_set>
 
 #include "engine/common/json_reader.h"
@@ -314,6 +317,28 @@ class RowDiff {
   std::vector<bool> matched_;
 };
 
+// Merges the pending changes of `columns` (Column::Materialize) on up to `threads` threads, the
+// caller's included. The merges of different columns share nothing but read-only bases.
+void MaterializeAll(const std::vector<const Column*>& columns, unsigned threads) {
+  size_t parts = std::min<size_t>(std::max(1u, threads), columns.size());
+  std::atomic<size_t> next{0};
+  auto work = [&] {
+    for (size_t i; (i = next.fetch_add(1, std::memory_order_relaxed)) < columns.size();) {
+      columns[i]->Materialize();
+    }
+  };
+  std::vector<std::thread> helpers;
+  for (size_t p = 1; p < parts; ++p) {
+    try {
+      helpers.emplace_back(work);
+    } catch (const std::system_error&) {
+      break;  // no thread to be had: the others (and the caller) take its share
+    }
+  }
+  work();
+  for (std::thread& h : helpers) h.join();
+}
+
 // The path of an exact catalog key (the inverse of ExactKey).
 ColumnPath PathOfKey(std::string_view key) {
   ColumnPath path;
@@ -554,8 +579,8 @@ const std::vector<uint32_t>* Table::FindFolded(const ColumnPath& path) const {
   return it == folded_->end() ? nullptr : &it->second;
 }
 
-Expected<std::shared_ptr<const Table>> Table::WithChanges(
-    const std::vector<Change>& changes) const {
+Expected<std::shared_ptr<const Table>> Table::WithChanges(const std::vector<Change>& changes,
+                                                          unsigned threads) const {
   auto t = std::shared_ptr<Table>(new Table(*this));
   // 1. Resolve every change to a row; the last change of a row wins.
   std::vector<std::pair<uint32_t, const Change*>> final;  // (row, change), rows ascending
@@ -623,6 +648,7 @@ Expected<std::shared_ptr<const Table>> Table::WithChanges(
             [](const auto& a, const auto& b) { return *a.first < *b.first; });
   bool new_columns = false;
   size_t max_pending = MaxPendingRows(t->row_count_);
+  std::vector<const Column*> to_merge;  // versions whose pending rows are over the limit
   for (auto [key, touch_ptr] : in_order) {
     const std::string& k = *key;
     Touch& touch = *touch_ptr;
@@ -660,10 +686,11 @@ Expected<std::shared_ptr<const Table>> Table::WithChanges(
     } else {
       std::shared_ptr<const Column> c =
           Column::Deferred(columns_[it->second], std::move(touch.rows), std::move(touch.entries));
-      if (c->pending_rows() > max_pending) c->Materialize();
+      if (c->pending_rows() > max_pending) to_merge.push_back(c.get());
       t->columns_[it->second] = std::move(c);
     }
   }
+  MaterializeAll(to_merge, threads);
   if (new_columns) t->BuildCatalog();
   // 4. Documents (copy-on-write per group and chunk), liveness and id order.
   bool order_changed = false;

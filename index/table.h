@@ -195,8 +195,11 @@ class Table {
   const std::vector<uint32_t>* FindFolded(const ColumnPath& path) const;
 
   // A new version with the changes applied, in order (a later change to the same key wins).
-  // Upserting an unknown key adds a row; deleting an unknown key is an Error.
-  Expected<std::shared_ptr<const Table>> WithChanges(const std::vector<Change>& changes) const;
+  // Upserting an unknown key adds a row; deleting an unknown key is an Error. Columns whose
+  // pending changes are merged by this version (Column::Deferred) are merged on up to `threads`
+  // threads (the caller's included); the result is the same for any value.
+  Expected<std::shared_ptr<const Table>> WithChanges(const std::vector<Change>& changes,
+                                                     unsigned threads = 1) const;
 
   // Memory of the index structures (columns, bitmaps, dictionaries, catalog, order), without
   // the stored documents; and the memory of the stored documents.

@@ -15,6 +15,7 @@
 #include "engine/common/json_reader.h"
 #include "engine/common/value.h"
 #include "index/fleet.h"
+#include "index/fleet_gen.h"
 #include "index/table.h"
 
 namespace twinq::index {
@@ -378,6 +379,48 @@ TEST(TwinSpliceFleetTest, OneTwinTouchedSeveralTimesInABatch) {
       {PatchOf("e", "", R"({"tags":{"q":1}})"), PatchOf("e", "", R"({"tags":{"q":null}})")},
   });
   EXPECT_GE(spliced, 4u);
+}
+
+// Batches large enough that the write merges the columns' pending changes itself (over
+// MaxPendingRows): with two threads (`par` in ExpectSameBoth) the columns are merged side by
+// side, and the outcome must not differ from one thread's.
+TEST(TwinSpliceFleetTest, LargeBatchesMergeColumnsOnSeveralThreadsAlike) {
+  FleetSpec spec;
+  spec.devices = 1100;  // over MaxPendingRows (1024) patched rows per column
+  std::string text;
+  GenerateFleet(spec, [&](std::string_view line) {
+    text.append(line);
+    text.push_back('\n');
+  });
+  std::vector<std::pair<std::string, std::string>> twins;
+  for (const Value& v : GenerateFleetValues(spec)) {
+    const Value* module = v.Find("moduleId");
+    twins.emplace_back(v.Find("deviceId")->as_string(), module ? module->as_string() : "");
+  }
+  std::vector<std::vector<Mutation>> batches(3);
+  for (size_t i = 0; i < twins.size(); ++i) {
+    const auto& [device, module] = twins[i];
+    batches[0].push_back(
+        PatchOf(device, module, fmt::format(R"({{"tags":{{"bulk":"v{}"}}}})", i % 7)));
+    batches[1].push_back(PatchOf(device, module, R"({"properties":{"desired":{"bulk":true}}})"));
+    if (i % 3 == 0) batches[2].push_back(PatchOf(device, module, R"({"tags":{"bulk":null}})"));
+  }
+  ExpectSameBoth(batches, text);
+  // The first batch alone leaves no pending changes in the columns it touched: the write
+  // merged them (so the two-thread merge above did run).
+  Fleet fleet;
+  ASSERT_TRUE(fleet.LoadTwinsText(text, "fleet").ok());
+  ApplyOptions two;
+  two.threads = 2;
+  ASSERT_TRUE(fleet.Apply(batches[0], FormatTimestamp(17'000'000'000'000'000), two).ok());
+  const Table& devices = fleet.snapshot().devices();
+  auto step = [](const char* name) { return Step{false, name, 0}; };
+  for (const ColumnPath& path :
+       {ColumnPath{step("etag")}, ColumnPath{step("version")}, {step("tags"), step("bulk")}}) {
+    const Column* c = devices.FindExact(path);
+    ASSERT_NE(c, nullptr) << PathDisplay(path);
+    EXPECT_EQ(c->pending_rows(), 0u) << PathDisplay(path);
+  }
 }
 
 }  // namespace
