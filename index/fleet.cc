@@ -720,6 +720,7 @@ Expected<uint64_t> Fleet::Apply(const std::vector<Mutation>& batch, const std::s
   // mutations see earlier ones; and the stored documents it has parsed (WithChanges reuses them
   // as the rows' old documents instead of parsing them again).
   std::unordered_map<std::string, std::pair<bool, size_t>> touched;  // key -> (module, change)
+  touched.reserve(batch.size());
   std::unordered_map<std::string, Value> originals;
   std::vector<Change> device_changes, module_changes;
   auto changes_of = [&](bool module) -> std::vector<Change>& {

@@ -198,13 +198,39 @@ struct Touch {
   std::vector<std::pair<uint32_t, FlatEntry>> entries;
 };
 
+// The Touch of each changed column, by exact catalog key. The rows of a batch mostly change the
+// same columns in the same order (a job's patch: etag, version, its members), so each row's
+// lookups first try the key that came next in the row before, which costs a comparison instead
+// of a hash.
+class TouchMap {
+ public:
+  void BeginRow() { at_ = 0; }
+  Touch* Get(const std::string& key) {
+    if (at_ < recent_.size() && *recent_[at_].first == key) return recent_[at_++].second;
+    auto it = map_.try_emplace(key).first;
+    if (at_ < recent_.size()) {
+      recent_[at_] = {&it->first, &it->second};
+    } else if (recent_.size() < kRecent) {
+      recent_.emplace_back(&it->first, &it->second);
+    }
+    ++at_;
+    return &it->second;
+  }
+  std::unordered_map<std::string, Touch>& map() { return map_; }
+
+ private:
+  static constexpr size_t kRecent = 64;
+  std::unordered_map<std::string, Touch> map_;  // nodes: the pointers below stay valid
+  std::vector<std::pair<const std::string*, Touch*>> recent_;  // the previous row's keys
+  size_t at_ = 0;
+};
+
 // Walks the old and the new document of one row side by side and records, per exact catalog key,
 // the entries that differ (new or changed: the new entry; gone: the row alone). Subtrees that
 // are equal cost a comparison, not a flattening; keys are built only for what changed.
 class RowDiff {
  public:
-  RowDiff(uint32_t row, std::unordered_map<std::string, Touch>* touched)
-      : row_(row), touched_(touched) {}
+  RowDiff(uint32_t row, TouchMap* touched) : row_(row), touched_(touched) { touched_->BeginRow(); }
 
   void Documents(const Value* before, const Value* after) {
     if (before != nullptr && after != nullptr && before->is_object() && after->is_object() &&
@@ -309,10 +335,10 @@ class RowDiff {
     }
   }
 
-  Touch* touched() { return &(*touched_)[key_]; }
+  Touch* touched() { return touched_->Get(key_); }
 
   uint32_t row_;
-  std::unordered_map<std::string, Touch>* touched_;
+  TouchMap* touched_;
   std::string key_;
   std::vector<bool> matched_;
 };
@@ -620,7 +646,7 @@ Expected<std::shared_ptr<const Table>> Table::WithChanges(const std::vector<Chan
   final.resize(kept);
   // 2. The entries that differ between the old and the new document of each changed row, per
   // column (rows ascending, as `final` is ordered by row).
-  std::unordered_map<std::string, Touch> touched;
+  TouchMap touched;
   for (const auto& [row, change] : final) {
     if (change->partial) {
       RowDiff(row, &touched).Documents(&change->partial_before, &change->doc);
@@ -642,8 +668,8 @@ Expected<std::shared_ptr<const Table>> Table::WithChanges(const std::vector<Chan
   // splice path diffs partial twins, the whole-document path whole ones: fuzz_patch found two
   // batches that added the same columns in different orders).
   std::vector<std::pair<const std::string*, Touch*>> in_order;
-  in_order.reserve(touched.size());
-  for (auto& [k, touch] : touched) in_order.emplace_back(&k, &touch);
+  in_order.reserve(touched.map().size());
+  for (auto& [k, touch] : touched.map()) in_order.emplace_back(&k, &touch);
   std::sort(in_order.begin(), in_order.end(),
             [](const auto& a, const auto& b) { return *a.first < *b.first; });
   bool new_columns = false;
