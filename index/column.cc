@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <array>
 
 #include "index/column_codec.h"
 
@@ -541,13 +542,49 @@ void ColumnBuilder::CopyFrom(const Column& c, uint32_t row, uint32_t new_row) {
   }
 }
 
+namespace {
+
+// Sorts (key, code) pairs by key, equal keys keeping their order (for pairs in code order, what
+// std::sort of the pairs gives). Large inputs are radix-sorted (least significant byte
+// first, skipping bytes every key shares): timestamps and ids differ in few of their bytes.
+void SortByKey(std::vector<std::pair<uint64_t, uint32_t>>* v) {
+  const size_t n = v->size();
+  if (n < 4096) {
+    std::sort(v->begin(), v->end());
+    return;
+  }
+  std::array<std::array<size_t, 256>, 8> counts{};
+  for (const auto& [key, code] : *v) {
+    for (size_t b = 0; b < 8; ++b) ++counts[b][(key >> (8 * b)) & 0xff];
+  }
+  std::vector<std::pair<uint64_t, uint32_t>> other(n);
+  auto* from = v->data();
+  auto* to = other.data();
+  for (size_t b = 0; b < 8; ++b) {
+    std::array<size_t, 256>& count = counts[b];
+    if (count[(from[0].first >> (8 * b)) & 0xff] == n) continue;  // one value: nothing to do
+    size_t at = 0;
+    for (size_t& c : count) {
+      size_t k = c;
+      c = at;
+      at += k;
+    }
+    for (size_t i = 0; i < n; ++i) to[count[(from[i].first >> (8 * b)) & 0xff]++] = from[i];
+    std::swap(from, to);
+  }
+  if (from != v->data()) std::copy(from, from + n, v->data());
+}
+
+}  // namespace
+
 std::vector<uint32_t> ColumnBuilder::SortedCodes() const {
   // Sorting codes with a comparison of the strings they stand for reads two strings scattered
   // over the arena for every comparison, and most columns are near-unique timestamps and ids
   // that share long prefixes. So each string gets a key: the 8 bytes after the prefix that all
   // the column's strings share, big-endian (unsigned, as string comparison orders bytes), zero
-  // past its end. Codes are sorted by key in a flat array, and only runs of equal keys are
-  // ordered by comparing the strings.
+  // past its end. Codes are sorted by key in a flat array. A run of equal keys is sorted again
+  // by the next 8 bytes, and so on; only a run none of whose strings goes on past its key is
+  // ordered by comparing the strings (they can differ only in trailing NUL bytes, or be equal).
   const uint32_t n = static_cast<uint32_t>(arena_offsets_.size() - 1);
   std::vector<uint32_t> order(n);
   if (n == 0) return order;
@@ -559,26 +596,50 @@ std::vector<uint32_t> ColumnBuilder::SortedCodes() const {
     while (i < m && a[i] == b[i]) ++i;
     shared = i;
   }
-  std::vector<std::pair<uint64_t, uint32_t>> keyed(n);
-  for (uint32_t c = 0; c < n; ++c) {
-    std::string_view s = Distinct(c);
+  auto key_at = [&](uint32_t code, size_t offset) {
+    std::string_view s = Distinct(code);
     uint64_t key = 0;
     for (size_t i = 0; i < 8; ++i) {
-      size_t at = shared + i;
+      size_t at = offset + i;
       key = (key << 8) | (at < s.size() ? static_cast<unsigned char>(s[at]) : 0u);
     }
-    keyed[c] = {key, c};
-  }
-  std::sort(keyed.begin(), keyed.end());
-  for (uint32_t begin = 0; begin < n;) {
-    uint32_t end = begin + 1;
-    while (end < n && keyed[end].first == keyed[begin].first) ++end;
-    if (end - begin > 1) {
-      std::sort(keyed.begin() + begin, keyed.begin() + end, [&](const auto& a, const auto& b) {
-        return Distinct(a.second).substr(shared) < Distinct(b.second).substr(shared);
-      });
+    return key;
+  };
+  std::vector<std::pair<uint64_t, uint32_t>> keyed(n);
+  for (uint32_t c = 0; c < n; ++c) keyed[c] = {key_at(c, shared), c};
+  SortByKey(&keyed);
+  struct Run {
+    uint32_t begin, end;
+    size_t offset;  // where the run's (equal) keys were taken
+  };
+  std::vector<Run> runs;
+  auto push_runs = [&](uint32_t from, uint32_t to, size_t offset) {
+    for (uint32_t begin = from; begin < to;) {
+      uint32_t end = begin + 1;
+      while (end < to && keyed[end].first == keyed[begin].first) ++end;
+      if (end - begin > 1) runs.push_back({begin, end, offset});
+      begin = end;
     }
-    begin = end;
+  };
+  push_runs(0, n, shared);
+  std::vector<std::pair<uint64_t, uint32_t>> part;
+  while (!runs.empty()) {
+    Run r = runs.back();
+    runs.pop_back();
+    const size_t next = r.offset + 8;
+    auto first = keyed.begin() + r.begin, last = keyed.begin() + r.end;
+    if (std::none_of(first, last,
+                     [&](const auto& k) { return Distinct(k.second).size() > next; })) {
+      std::sort(first, last, [&](const auto& a, const auto& b) {
+        return Distinct(a.second) < Distinct(b.second);  // some may end before r.offset
+      });
+      continue;
+    }
+    part.clear();
+    for (auto it = first; it != last; ++it) part.emplace_back(key_at(it->second, next), it->second);
+    SortByKey(&part);
+    std::copy(part.begin(), part.end(), first);
+    push_runs(r.begin, r.end, next);
   }
   for (uint32_t i = 0; i < n; ++i) order[i] = keyed[i].second;
   return order;

@@ -246,7 +246,7 @@ void ExpectColumnHoldsStrings(const Column& c, const std::vector<std::string>& v
 // ColumnBuilder::Build sorts the distinct strings by an 8-byte key after their shared prefix,
 // then by the strings where keys tie. Strings that differ only past the key, in NUL bytes (the
 // key's padding), or in length must still come out in std::string order, each code mapping back
-// to its string.
+// to its string. Over 4096 distinct strings, so that the keys are radix-sorted (SortByKey).
 TEST(ColumnTest, BuildSortsStringsThatTieOnTheirKeys) {
   std::mt19937 rng(3);
   const std::string prefix = "2024-12-22T00:";
@@ -258,7 +258,7 @@ TEST(ColumnTest, BuildSortsStringsThatTieOnTheirKeys) {
                                    "ab",
                                    "\xff",
                                    "\x80\x01"};
-  for (int i = 0; i < 400; ++i) {
+  for (int i = 0; i < 6000; ++i) {
     std::string s = prefix;
     int len = static_cast<int>(rng() % 14);
     for (int k = 0; k < len; ++k) s.push_back("01\0\xff:."[rng() % 6]);
@@ -267,7 +267,7 @@ TEST(ColumnTest, BuildSortsStringsThatTieOnTheirKeys) {
   for (bool shared : {false, true}) {
     ColumnBuilder b(P({"tags", "s"}));
     std::vector<std::string> values;
-    for (uint32_t row = 0; row < 1200; ++row) {
+    for (uint32_t row = 0; row < 16000; ++row) {
       const std::string& v =
           shared ? pool[8 + rng() % (pool.size() - 8)] : pool[rng() % pool.size()];
       values.push_back(v);
