@@ -775,12 +775,16 @@ void JobManager::RunTwinJob(JobState& job) {
     std::vector<size_t> live(muts.size());
     for (size_t i = 0; i < live.size(); ++i) live[i] = i;
     for (int round = 0; !live.empty(); ++round) {
+      // The first round applies the whole batch as built; a later one, the patches still live.
       std::vector<index::Mutation> todo;
-      todo.reserve(live.size());
-      for (size_t k : live) todo.push_back(muts[k]);
+      if (live.size() < muts.size()) {
+        todo.reserve(live.size());
+        for (size_t k : live) todo.push_back(muts[k]);
+      }
+      const std::vector<index::Mutation>& batch_now = live.size() < muts.size() ? todo : muts;
       index::ApplyOptions apply;
       apply.threads = std::max(1u, options_.twin_apply_threads);
-      Expected<uint64_t> applied = fleet_.Apply(todo, stamp, apply);
+      Expected<uint64_t> applied = fleet_.Apply(batch_now, stamp, apply);
       if (applied.ok()) break;
       if (round == 0) {
         // Find every patch that fails on its own (twin gone, sizes after merging), against the
@@ -811,13 +815,13 @@ void JobManager::RunTwinJob(JobState& job) {
       // A later round failed (the fleet changed meanwhile): drop the mutation it names.
       const std::string& msg = applied.error().message;
       size_t pos = 0;
-      if (todo.size() > 1 && msg.rfind("mutation ", 0) == 0) {
+      if (batch_now.size() > 1 && msg.rfind("mutation ", 0) == 0) {
         pos = std::strtoull(msg.c_str() + 9, nullptr, 10);
         pos = pos == 0 ? 0 : pos - 1;
       }
       if (pos >= live.size()) pos = 0;
       std::string what = msg;
-      if (size_t colon = msg.find(": "); todo.size() > 1 && colon != std::string::npos) {
+      if (size_t colon = msg.find(": "); batch_now.size() > 1 && colon != std::string::npos) {
         what = msg.substr(colon + 2);
       }
       errors[live[pos]] = what;

@@ -153,6 +153,41 @@ TEST_F(JobManagerTest, TwinUpdateIsVisibleToLaterQueriesAndJobs) {
             (std::vector<std::string>{"dev-01"}));
 }
 
+// A patch that fails for one twin fails that device alone: dev-02's tags are already close to
+// the 8 KB limit (A.9), so the job's patch would take them over it after merging. Its batch
+// (dev-00, dev-02, dev-04 in batches of 3) is refused, each patch is checked on its own, and
+// the rest of the batch is applied in a second round; the next batch is not affected.
+TEST_F(JobManagerTest, TwinJobFailsOnlyTheDevicesWhosePatchFails) {
+  // Two strings of 3,900 bytes (a string may hold 4,096): about 7.9 KB of tags.
+  const std::string x(3900, 'x');
+  Expected<Value> big = ParseJson(R"({"tags":{"big1":")" + x + R"(","big2":")" + x + R"("}})", "p");
+  ASSERT_TRUE(big.ok());
+  ASSERT_TRUE(fleet_.Patch("dev-02", "", *big, "*", index::NowTimestamp()).ok());
+  JobManager jm(fleet_, clock_, nullptr, Options());
+  uint64_t v0 = fleet_.snapshot().version();
+  std::string pad = std::string(600, 'y');
+  ASSERT_TRUE(
+      jm.ScheduleText(TwinJob("t", "tags.building = '43'", R"({"pad":")" + pad + R"("})")).ok());
+  jm.Poll();
+  jm.Wait("t");
+  Expected<DeviceJobStatistics> s = jm.Statistics("t");
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(s->device_count, 5);
+  EXPECT_EQ(s->succeeded_count, 4);
+  EXPECT_EQ(s->failed_count, 1);
+  EXPECT_EQ(Targets(fleet_, "tags.pad = '" + pad + "'"),
+            (std::vector<std::string>{"dev-00", "dev-04", "dev-06", "dev-08"}));
+  // Two batches, two versions: the refused first round published nothing.
+  EXPECT_EQ(fleet_.snapshot().version(), v0 + 2);
+  Expected<QueryResult> failed =
+      jm.QueryDeviceJobs("SELECT * FROM devices.jobs WHERE status = 'failed'");
+  ASSERT_TRUE(failed.ok());
+  ASSERT_EQ(failed->rows.size(), 1u);
+  EXPECT_EQ(Str(failed->rows[0], "deviceId"), "dev-02");
+  std::string error = ToJson(failed->rows[0]);
+  EXPECT_NE(error.find("tags"), std::string::npos) << error;
+}
+
 TEST_F(JobManagerTest, ModuleTargets) {
   SimulatedDevices devices(clock_);
   JobManager jm(fleet_, clock_, &devices, Options());
