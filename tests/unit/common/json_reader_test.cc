@@ -505,6 +505,28 @@ TEST(JsonReaderTest, DuplicateModuleIds) {
             "t.json:3: duplicate deviceId \"d\" (first at line 1)");
 }
 
+// A line that starts with '{' and parses whole is taken as one document without the
+// byte-by-byte scan; every other layout goes the general way from the same place. Mixed here:
+// CRLF and trailing blanks, two documents on a line, one over three lines, a line that holds a
+// '{' inside a string, blank lines; then an error after them, at its line and column.
+TEST(JsonReaderTest, MixedLayoutsBetweenNdjsonLines) {
+  const std::string mixed =
+      "{\"deviceId\":\"a\"}\r\n"
+      "  {\"deviceId\":\"b\",\"tags\":{\"s\":\"{\\n\"}}   \n"
+      "{\"deviceId\":\"c\"} {\"deviceId\":\"d\"}\n"
+      "\n"
+      "{\"deviceId\":\n"
+      " \"e\",\"moduleId\":\"m\"\n"
+      "}\n"
+      "{\"deviceId\":\"f\"}";
+  EXPECT_EQ(ReadIds(mixed), "a,b,c,d,f|e/m");
+  EXPECT_EQ(ReadError(mixed + "\n{\"deviceId\":\"g\",}\n"),
+            "t.json:9:17: expected a string key, found '}'");
+  Expected<TwinSet> set = ReadTwins(mixed, "t.json");
+  ASSERT_TRUE(set.ok());
+  EXPECT_EQ(ToJson(set->devices[1]), "{\"deviceId\":\"b\",\"tags\":{\"s\":\"{\\n\"}}");
+}
+
 TEST(JsonReaderTest, SyntaxErrorsComeBeforeDuplicates) {
   EXPECT_EQ(ReadError("{\"deviceId\":\"a\"}\n{\"deviceId\":\"a\"}\n{\"deviceId\":\"c\""),
             "t.json:3:16: expected ',' or '}' after object member, found end of input");
