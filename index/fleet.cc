@@ -864,12 +864,12 @@ Expected<uint64_t> Fleet::Apply(const std::vector<Mutation>& batch, const std::s
   }
   auto next = std::make_shared<FleetState>(*cur);
   if (!device_changes.empty()) {
-    auto t = cur->devices->WithChanges(device_changes, apply.threads);
+    auto t = cur->devices->WithChanges(device_changes, apply.threads, apply.parallel_min_batch);
     if (!t.ok()) return t.error();
     next->devices = std::move(t.value());
   }
   if (!module_changes.empty()) {
-    auto t = cur->modules->WithChanges(module_changes, apply.threads);
+    auto t = cur->modules->WithChanges(module_changes, apply.threads, apply.parallel_min_batch);
     if (!t.ok()) return t.error();
     next->modules = std::move(t.value());
   }

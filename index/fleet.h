@@ -59,6 +59,8 @@ struct ApplyOptions {
   // same for any value. 1: everything on the caller's thread.
   unsigned threads = 1;
   // Batches with fewer mutations run on the caller's thread alone (threads cost tens of µs).
+  // `threads` also bounds the threads that diff a table's changed rows (when there are at least
+  // this many) and merge its columns (Table::WithChanges).
   size_t parallel_min_batch = 256;
 };
 

@@ -343,26 +343,33 @@ class RowDiff {
   std::vector<bool> matched_;
 };
 
+// Runs part(0) .. part(parts - 1): part 0 on the caller's thread, each other part on a thread
+// of its own (or on the caller's, when no thread is to be had); returns when all are done.
+template <class Part>
+void RunInParts(size_t parts, Part&& part) {
+  std::vector<std::thread> helpers;
+  std::vector<size_t> here;  // parts no thread could be started for
+  for (size_t p = 1; p < parts; ++p) {
+    try {
+      helpers.emplace_back([&part, p] { part(p); });
+    } catch (const std::system_error&) {
+      here.push_back(p);
+    }
+  }
+  if (parts > 0) part(0);
+  for (size_t p : here) part(p);
+  for (std::thread& h : helpers) h.join();
+}
+
 // Merges the pending changes of `columns` (Column::Materialize) on up to `threads` threads, the
 // caller's included. The merges of different columns share nothing but read-only bases.
 void MaterializeAll(const std::vector<const Column*>& columns, unsigned threads) {
-  size_t parts = std::min<size_t>(std::max(1u, threads), columns.size());
   std::atomic<size_t> next{0};
-  auto work = [&] {
+  RunInParts(std::min<size_t>(std::max(1u, threads), columns.size()), [&](size_t) {
     for (size_t i; (i = next.fetch_add(1, std::memory_order_relaxed)) < columns.size();) {
       columns[i]->Materialize();
     }
-  };
-  std::vector<std::thread> helpers;
-  for (size_t p = 1; p < parts; ++p) {
-    try {
-      helpers.emplace_back(work);
-    } catch (const std::system_error&) {
-      break;  // no thread to be had: the others (and the caller) take its share
-    }
-  }
-  work();
-  for (std::thread& h : helpers) h.join();
+  });
 }
 
 // The path of an exact catalog key (the inverse of ExactKey).
@@ -606,7 +613,8 @@ const std::vector<uint32_t>* Table::FindFolded(const ColumnPath& path) const {
 }
 
 Expected<std::shared_ptr<const Table>> Table::WithChanges(const std::vector<Change>& changes,
-                                                          unsigned threads) const {
+                                                          unsigned threads,
+                                                          size_t parallel_min_rows) const {
   auto t = std::shared_ptr<Table>(new Table(*this));
   // 1. Resolve every change to a row; the last change of a row wins.
   std::vector<std::pair<uint32_t, const Change*>> final;  // (row, change), rows ascending
@@ -645,21 +653,41 @@ Expected<std::shared_ptr<const Table>> Table::WithChanges(const std::vector<Chan
   }
   final.resize(kept);
   // 2. The entries that differ between the old and the new document of each changed row, per
-  // column (rows ascending, as `final` is ordered by row).
-  TouchMap touched;
-  for (const auto& [row, change] : final) {
-    if (change->partial) {
-      RowDiff(row, &touched).Documents(&change->partial_before, &change->doc);
-      continue;
+  // column (rows ascending, as `final` is ordered by row). Large batches are diffed in
+  // contiguous parts on up to `threads` threads (the diff only reads this version and the
+  // changes); each part's entries are then appended to the first's in part order, which keeps
+  // every column's rows ascending.
+  auto diff = [&](size_t begin, size_t end, TouchMap* touched) {
+    for (size_t i = begin; i < end; ++i) {
+      const auto& [row, change] = final[i];
+      if (change->partial) {
+        RowDiff(row, touched).Documents(&change->partial_before, &change->doc);
+        continue;
+      }
+      Value parsed;
+      const Value* before = nullptr;
+      if (row < row_count_ && live_.Contains(row)) {
+        if (change->before == nullptr) parsed = Document(row);
+        before = change->before != nullptr ? change->before : &parsed;
+      }
+      const Value* after = change->kind == Change::Kind::kUpsert ? &change->doc : nullptr;
+      RowDiff(row, touched).Documents(before, after);
     }
-    Value parsed;
-    const Value* before = nullptr;
-    if (row < row_count_ && live_.Contains(row)) {
-      if (change->before == nullptr) parsed = Document(row);
-      before = change->before != nullptr ? change->before : &parsed;
+  };
+  size_t diff_parts =
+      final.size() >= std::max<size_t>(1, parallel_min_rows) ? std::max(1u, threads) : 1;
+  std::vector<TouchMap> parts(std::min(diff_parts, final.size() + 1));
+  RunInParts(parts.size(), [&](size_t p) {
+    diff(final.size() * p / parts.size(), final.size() * (p + 1) / parts.size(), &parts[p]);
+  });
+  TouchMap& touched = parts[0];
+  for (size_t p = 1; p < parts.size(); ++p) {
+    for (auto& [key, part] : parts[p].map()) {
+      Touch& into = touched.map()[key];
+      into.rows.insert(into.rows.end(), part.rows.begin(), part.rows.end());
+      into.entries.insert(into.entries.end(), std::make_move_iterator(part.entries.begin()),
+                          std::make_move_iterator(part.entries.end()));
     }
-    const Value* after = change->kind == Change::Kind::kUpsert ? &change->doc : nullptr;
-    RowDiff(row, &touched).Documents(before, after);
   }
   // 3. New versions of the touched columns (deferred merges; see Column::Deferred); new columns
   // for new paths.

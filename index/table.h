@@ -195,11 +195,13 @@ class Table {
   const std::vector<uint32_t>* FindFolded(const ColumnPath& path) const;
 
   // A new version with the changes applied, in order (a later change to the same key wins).
-  // Upserting an unknown key adds a row; deleting an unknown key is an Error. Columns whose
-  // pending changes are merged by this version (Column::Deferred) are merged on up to `threads`
-  // threads (the caller's included); the result is the same for any value.
+  // Upserting an unknown key adds a row; deleting an unknown key is an Error. Up to `threads`
+  // threads (the caller's included) diff the changed rows, when there are at least
+  // `parallel_min_rows` of them, and merge the columns whose pending changes this version
+  // merges (Column::Deferred); the result is the same for any values.
   Expected<std::shared_ptr<const Table>> WithChanges(const std::vector<Change>& changes,
-                                                     unsigned threads = 1) const;
+                                                     unsigned threads = 1,
+                                                     size_t parallel_min_rows = 256) const;
 
   // Memory of the index structures (columns, bitmaps, dictionaries, catalog, order), without
   // the stored documents; and the memory of the stored documents.
