@@ -13,12 +13,11 @@
 #include <cstring>
 #include <map>
 #include <sstream>
-#include <system_error>
-#include <thread>
 #include <unordered_map>
 #include <utility>
 
 #include "index/column_codec.h"
+#include "index/parallel.h"
 #include "index/twin_splice.h"
 
 namespace twinq::index {
@@ -703,18 +702,8 @@ Expected<uint64_t> Fleet::Apply(const std::vector<Mutation>& batch, const std::s
       }
     };
     size_t parts = std::min<size_t>(apply.threads, batch.size());
-    std::vector<std::thread> helpers;
-    helpers.reserve(parts - 1);
-    for (size_t p = 1; p < parts; ++p) {
-      size_t begin = batch.size() * p / parts, end = batch.size() * (p + 1) / parts;
-      try {
-        helpers.emplace_back(work, begin, end);
-      } catch (const std::system_error&) {
-        work(begin, end);  // no thread to be had: this part on the caller's thread
-      }
-    }
-    work(0, batch.size() / parts);
-    for (std::thread& h : helpers) h.join();
+    RunInParts(parts,
+               [&](size_t p) { work(batch.size() * p / parts, batch.size() * (p + 1) / parts); });
   }
   // The twins this batch has touched so far (the index of their latest change), so that later
   // mutations see earlier ones; and the stored documents it has parsed (WithChanges reuses them

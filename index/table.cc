@@ -6,12 +6,11 @@
 #include <atomic>
 #include <charconv>
 #include <cmath>
-#include <system_error>
-#include <thread>
 #include <unordered_set>
 
 #include "engine/common/json_reader.h"
 #include "index/column_codec.h"
+#include "index/parallel.h"
 
 namespace twinq::index {
 
@@ -342,24 +341,6 @@ class RowDiff {
   std::string key_;
   std::vector<bool> matched_;
 };
-
-// Runs part(0) .. part(parts - 1): part 0 on the caller's thread, each other part on a thread
-// of its own (or on the caller's, when no thread is to be had); returns when all are done.
-template <class Part>
-void RunInParts(size_t parts, Part&& part) {
-  std::vector<std::thread> helpers;
-  std::vector<size_t> here;  // parts no thread could be started for
-  for (size_t p = 1; p < parts; ++p) {
-    try {
-      helpers.emplace_back([&part, p] { part(p); });
-    } catch (const std::system_error&) {
-      here.push_back(p);
-    }
-  }
-  if (parts > 0) part(0);
-  for (size_t p : here) part(p);
-  for (std::thread& h : helpers) h.join();
-}
 
 // Merges the pending changes of `columns` (Column::Materialize) on up to `threads` threads, the
 // caller's included. The merges of different columns share nothing but read-only bases.
