@@ -544,9 +544,10 @@ void ColumnBuilder::CopyFrom(const Column& c, uint32_t row, uint32_t new_row) {
 
 namespace {
 
-// Sorts (key, code) pairs by key, equal keys keeping their order (for pairs in code order, what
-// std::sort of the pairs gives). Large inputs are radix-sorted (least significant byte
-// first, skipping bytes every key shares): timestamps and ids differ in few of their bytes.
+// Sorts (key, code) pairs by key. Small inputs: std::sort of the pairs (equal keys by code).
+// Large ones are radix-sorted (least significant byte first, skipping bytes every key shares:
+// timestamps and ids differ in few of their bytes), which keeps equal keys in their order: for
+// pairs in code order, the same result.
 void SortByKey(std::vector<std::pair<uint64_t, uint32_t>>* v) {
   const size_t n = v->size();
   if (n < 4096) {
