@@ -455,6 +455,13 @@ void Column::Merge() const {
 
 void Column::AdoptData(Column&& o) { d_ = std::move(o.d_); }
 
+void Column::Data::SetNumberRange() {
+  if (numbers_.empty()) return;
+  auto [mn, mx] = std::minmax_element(numbers_.begin(), numbers_.end());
+  stats_.min_number = *mn;
+  stats_.max_number = *mx;
+}
+
 void ColumnBuilder::AddString(uint32_t row, std::string_view s) {
   Add(row, Kind::kString);
   if (interning_ && temp_codes_.size() == kInternProbe &&
@@ -648,17 +655,18 @@ std::vector<uint32_t> ColumnBuilder::SortedCodes() const {
 
 std::shared_ptr<const Column> ColumnBuilder::Build() && {
   auto c = std::make_shared<Column>();
+  Column::Data& data = *c->d_;
   c->path_ = std::make_shared<const ColumnPath>(std::move(path_));
   // Rows arrive in increasing order from the table builder; keep that invariant checked.
   std::array<std::vector<uint32_t>, kKindCount> kind_rows;
   for (size_t i = 0; i < rows_.size(); ++i)
     kind_rows[static_cast<size_t>(kinds_[i])].push_back(rows_[i]);
-  c->d_->present_ = Bitmap::Of(rows_);
-  c->d_->present_.Optimize();
+  data.present_ = Bitmap::Of(rows_);
+  data.present_.Optimize();
   for (size_t k = 0; k < kKindCount; ++k) {
-    c->d_->by_kind_[k] = Bitmap::Of(kind_rows[k]);
-    c->d_->by_kind_[k].Optimize();
-    c->d_->stats_.kind_counts[k] = kind_rows[k].size();
+    data.by_kind_[k] = Bitmap::Of(kind_rows[k]);
+    data.by_kind_[k].Optimize();
+    data.stats_.kind_counts[k] = kind_rows[k].size();
   }
   // Strings: sort the temporary codes' strings, recode (equal strings, which a column that
   // stopped interning holds more than once, take one code).
@@ -672,48 +680,46 @@ std::shared_ptr<const Column> ColumnBuilder::Build() && {
     if (interning_ || sorted.empty() || sorted.back() != v) sorted.push_back(v);
     final_code[order[i]] = static_cast<uint32_t>(sorted.size() - 1);
   }
-  c->d_->codes_.reserve(temp_codes_.size());
-  for (uint32_t t : temp_codes_) c->d_->codes_.push_back(final_code[t]);
-  c->d_->dict_ = Dictionary(sorted);
+  data.codes_.reserve(temp_codes_.size());
+  for (uint32_t t : temp_codes_) data.codes_.push_back(final_code[t]);
+  data.dict_ = Dictionary(sorted);
   // The builder's vectors grew by doubling: keep only what they hold.
-  c->d_->numbers_ = std::move(numbers_);
-  c->d_->numbers_.shrink_to_fit();
-  c->d_->array_lengths_ = std::move(array_lengths_);
-  c->d_->array_lengths_.shrink_to_fit();
+  data.numbers_ = std::move(numbers_);
+  data.numbers_.shrink_to_fit();
+  data.array_lengths_ = std::move(array_lengths_);
+  data.array_lengths_.shrink_to_fit();
   // Postings where they pay: few distinct values relative to the rows that hold them.
   size_t string_rows = kind_rows[static_cast<size_t>(Kind::kString)].size();
-  if (c->d_->dict_.size() > 0 && c->d_->dict_.size() <= kMaxPostingsAbsolute &&
-      c->d_->dict_.size() * 4 <= string_rows + 64) {
-    std::vector<std::vector<uint32_t>> lists(c->d_->dict_.size());
+  if (data.dict_.size() > 0 && data.dict_.size() <= kMaxPostingsAbsolute &&
+      data.dict_.size() * 4 <= string_rows + 64) {
+    std::vector<std::vector<uint32_t>> lists(data.dict_.size());
     const auto& srows = kind_rows[static_cast<size_t>(Kind::kString)];
-    for (size_t i = 0; i < srows.size(); ++i) lists[c->d_->codes_[i]].push_back(srows[i]);
-    c->d_->string_postings_.reserve(lists.size());
+    for (size_t i = 0; i < srows.size(); ++i) lists[data.codes_[i]].push_back(srows[i]);
+    data.string_postings_.reserve(lists.size());
     for (auto& l : lists) {
-      c->d_->string_postings_.push_back(Bitmap::Of(l));
-      c->d_->string_postings_.back().Optimize();
+      data.string_postings_.push_back(Bitmap::Of(l));
+      data.string_postings_.back().Optimize();
     }
   }
   const auto& nrows = kind_rows[static_cast<size_t>(Kind::kNumber)];
-  if (!c->d_->numbers_.empty()) {
-    auto [mn, mx] = std::minmax_element(c->d_->numbers_.begin(), c->d_->numbers_.end());
-    c->d_->stats_.min_number = *mn;
-    c->d_->stats_.max_number = *mx;
-    std::vector<double> distinct = c->d_->numbers_;
+  data.SetNumberRange();
+  if (!data.numbers_.empty()) {
+    std::vector<double> distinct = data.numbers_;
     std::sort(distinct.begin(), distinct.end());
     distinct.erase(std::unique(distinct.begin(), distinct.end()), distinct.end());
     if (distinct.size() <= kMaxPostingsAbsolute && distinct.size() * 4 <= nrows.size() + 64) {
       std::vector<std::vector<uint32_t>> lists(distinct.size());
       for (size_t i = 0; i < nrows.size(); ++i) {
-        size_t code = std::lower_bound(distinct.begin(), distinct.end(), c->d_->numbers_[i]) -
-                      distinct.begin();
+        size_t code =
+            std::lower_bound(distinct.begin(), distinct.end(), data.numbers_[i]) - distinct.begin();
         lists[code].push_back(nrows[i]);
       }
       for (auto& l : lists) {
-        c->d_->number_postings_.push_back(Bitmap::Of(l));
-        c->d_->number_postings_.back().Optimize();
+        data.number_postings_.push_back(Bitmap::Of(l));
+        data.number_postings_.back().Optimize();
       }
       distinct.shrink_to_fit();  // a copy of every number before the duplicates went
-      c->d_->distinct_numbers_ = std::move(distinct);
+      data.distinct_numbers_ = std::move(distinct);
     }
   }
   return c;

@@ -339,6 +339,8 @@ class Column {
     std::vector<double> distinct_numbers_;
     std::vector<Bitmap> number_postings_;
     ColumnStats stats_;
+    // stats_.min_number / max_number from numbers_ (left alone when there are none).
+    void SetNumberRange();
   };
   std::unique_ptr<Data> d_;
   mutable std::once_flag dense_once_;

@@ -147,6 +147,8 @@ std::shared_ptr<const Column> ColumnCodec::Merge(
     const std::vector<std::pair<uint32_t, const FlatEntry*>>& entries) {
   old.Ensure();
   auto c = std::make_shared<Column>();
+  Column::Data& data = *c->d_;
+  const Column::Data& prev = *old.d_;
   c->path_ = old.path_;
   Bitmap changed_bm = Bitmap::Of(changed);
 
@@ -160,34 +162,30 @@ std::shared_ptr<const Column> ColumnCodec::Merge(
     if (e->kind == Kind::kArray) fresh_lengths.emplace_back(row, e->length);
     if (e->kind == Kind::kString) fresh_strings.emplace_back(row, e->string);
   }
-  c->d_->present_ = Bitmap();
+  data.present_ = Bitmap();
   for (size_t k = 0; k < kKindCount; ++k) {
-    const Bitmap& before = old.d_->by_kind_[k];
+    const Bitmap& before = prev.by_kind_[k];
     if (fresh_rows[k].empty() && (before & changed_bm).Empty()) {
-      c->d_->by_kind_[k] = before;  // shared, untouched
+      data.by_kind_[k] = before;  // shared, untouched
     } else {
-      c->d_->by_kind_[k] = (before - changed_bm) | Bitmap::Of(fresh_rows[k]);
-      c->d_->by_kind_[k].Optimize();
+      data.by_kind_[k] = (before - changed_bm) | Bitmap::Of(fresh_rows[k]);
+      data.by_kind_[k].Optimize();
     }
-    c->d_->present_ |= c->d_->by_kind_[k];
-    c->d_->stats_.kind_counts[k] = c->d_->by_kind_[k].Cardinality();
+    data.present_ |= data.by_kind_[k];
+    data.stats_.kind_counts[k] = data.by_kind_[k].Cardinality();
   }
-  c->d_->present_.Optimize();
+  data.present_.Optimize();
 
   // Numbers (and their postings).
-  bool number_postings = !old.d_->number_postings_.empty() || old.d_->numbers_.empty();
+  bool number_postings = !prev.number_postings_.empty() || prev.numbers_.empty();
   std::vector<std::pair<uint32_t, double>> removed_numbers;
   MergeValues<double>(
-      old.d_->by_kind_[static_cast<size_t>(Kind::kNumber)], old.d_->numbers_, changed,
-      fresh_numbers, &c->d_->numbers_, [](double d) { return d; },
+      prev.by_kind_[static_cast<size_t>(Kind::kNumber)], prev.numbers_, changed, fresh_numbers,
+      &data.numbers_, [](double d) { return d; },
       [&](uint32_t row, double d) { removed_numbers.emplace_back(row, d); });
-  if (!c->d_->numbers_.empty()) {
-    auto [mn, mx] = std::minmax_element(c->d_->numbers_.begin(), c->d_->numbers_.end());
-    c->d_->stats_.min_number = *mn;
-    c->d_->stats_.max_number = *mx;
-  }
+  data.SetNumberRange();
   if (number_postings) {
-    std::vector<double> distinct = old.d_->distinct_numbers_;
+    std::vector<double> distinct = prev.distinct_numbers_;
     for (const auto& [row, d] : fresh_numbers) distinct.push_back(d);
     std::sort(distinct.begin(), distinct.end());
     distinct.erase(std::unique(distinct.begin(), distinct.end()), distinct.end());
@@ -196,33 +194,32 @@ std::shared_ptr<const Column> ColumnCodec::Merge(
         return static_cast<size_t>(std::lower_bound(distinct.begin(), distinct.end(), d) -
                                    distinct.begin());
       };
-      c->d_->number_postings_.resize(distinct.size());
-      for (size_t o = 0; o < old.d_->distinct_numbers_.size(); ++o) {
-        c->d_->number_postings_[code(old.d_->distinct_numbers_[o])] = old.d_->number_postings_[o];
+      data.number_postings_.resize(distinct.size());
+      for (size_t o = 0; o < prev.distinct_numbers_.size(); ++o) {
+        data.number_postings_[code(prev.distinct_numbers_[o])] = prev.number_postings_[o];
       }
-      for (const auto& [row, d] : removed_numbers) c->d_->number_postings_[code(d)].Remove(row);
-      for (const auto& [row, d] : fresh_numbers) c->d_->number_postings_[code(d)].Add(row);
+      for (const auto& [row, d] : removed_numbers) data.number_postings_[code(d)].Remove(row);
+      for (const auto& [row, d] : fresh_numbers) data.number_postings_[code(d)].Add(row);
       // A number no row holds any more is dropped, as strings are.
       size_t kept = 0;
       for (size_t k = 0; k < distinct.size(); ++k) {
-        if (c->d_->number_postings_[k].Empty()) continue;
+        if (data.number_postings_[k].Empty()) continue;
         if (kept != k) {
           distinct[kept] = distinct[k];
-          c->d_->number_postings_[kept] = std::move(c->d_->number_postings_[k]);
+          data.number_postings_[kept] = std::move(data.number_postings_[k]);
         }
         ++kept;
       }
       distinct.resize(kept);
-      c->d_->number_postings_.resize(kept);
-      c->d_->distinct_numbers_ = std::move(distinct);
+      data.number_postings_.resize(kept);
+      data.distinct_numbers_ = std::move(distinct);
     }
   }
 
   // Array lengths.
   MergeValues<uint32_t>(
-      old.d_->by_kind_[static_cast<size_t>(Kind::kArray)], old.d_->array_lengths_, changed,
-      fresh_lengths, &c->d_->array_lengths_, [](uint32_t n) { return n; },
-      [](uint32_t, uint32_t) {});
+      prev.by_kind_[static_cast<size_t>(Kind::kArray)], prev.array_lengths_, changed, fresh_lengths,
+      &data.array_lengths_, [](uint32_t n) { return n; }, [](uint32_t, uint32_t) {});
 
   // Strings: merge the dictionaries, remap old codes, keep postings. A string that no row holds
   // any more (every row that held it changed) is dropped: otherwise each desired patch would
@@ -232,7 +229,7 @@ std::shared_ptr<const Column> ColumnCodec::Merge(
   // old dictionary lacks gets old size + its place among the added strings (sorted, distinct).
   // Counting the merged codes then tells which old strings no row holds any more, and one pass
   // maps the combined codes to the merged dictionary's.
-  const Dictionary& before = old.d_->dict_;
+  const Dictionary& before = prev.dict_;
   const uint32_t old_size = static_cast<uint32_t>(before.size());
   constexpr uint32_t kDropped = UINT32_MAX;
   std::vector<int64_t> found(fresh_strings.size());
@@ -256,11 +253,11 @@ std::shared_ptr<const Column> ColumnCodec::Merge(
   }
   std::vector<std::pair<uint32_t, uint32_t>> removed_codes;  // old codes, then merged ones
   MergeValues<uint32_t>(
-      old.d_->by_kind_[static_cast<size_t>(Kind::kString)], old.d_->codes_, changed, fresh_codes,
-      &c->d_->codes_, [](uint32_t code) { return code; },
+      prev.by_kind_[static_cast<size_t>(Kind::kString)], prev.codes_, changed, fresh_codes,
+      &data.codes_, [](uint32_t code) { return code; },
       [&](uint32_t row, uint32_t code) { removed_codes.emplace_back(row, code); });
   std::vector<uint32_t> uses(old_size + added.size(), 0);  // rows holding each combined code
-  for (uint32_t code : c->d_->codes_) ++uses[code];
+  for (uint32_t code : data.codes_) ++uses[code];
   std::vector<uint32_t> remap(uses.size(), kDropped);
   {
     Dictionary::Builder merged;
@@ -279,21 +276,21 @@ std::shared_ptr<const Column> ColumnCodec::Merge(
       remap[old_size + j] = code++;
       merged.Add(added[j++]);
     }
-    c->d_->dict_ = std::move(merged).Finish();
+    data.dict_ = std::move(merged).Finish();
   }
-  for (uint32_t& code : c->d_->codes_) code = remap[code];
+  for (uint32_t& code : data.codes_) code = remap[code];
   for (auto& [row, code] : fresh_codes) code = remap[code];
   for (auto& [row, code] : removed_codes) code = remap[code];
-  bool string_postings = !old.d_->string_postings_.empty() || old.d_->dict_.size() == 0;
-  if (string_postings && c->d_->dict_.size() > 0 && c->d_->dict_.size() <= kMaxPostingsAbsolute) {
-    c->d_->string_postings_.resize(c->d_->dict_.size());
-    for (size_t o = 0; o < old.d_->string_postings_.size(); ++o) {
-      if (remap[o] != kDropped) c->d_->string_postings_[remap[o]] = old.d_->string_postings_[o];
+  bool string_postings = !prev.string_postings_.empty() || prev.dict_.size() == 0;
+  if (string_postings && data.dict_.size() > 0 && data.dict_.size() <= kMaxPostingsAbsolute) {
+    data.string_postings_.resize(data.dict_.size());
+    for (size_t o = 0; o < prev.string_postings_.size(); ++o) {
+      if (remap[o] != kDropped) data.string_postings_[remap[o]] = prev.string_postings_[o];
     }
     for (const auto& [row, code] : removed_codes) {
-      if (code != kDropped) c->d_->string_postings_[code].Remove(row);
+      if (code != kDropped) data.string_postings_[code].Remove(row);
     }
-    for (const auto& [row, code] : fresh_codes) c->d_->string_postings_[code].Add(row);
+    for (const auto& [row, code] : fresh_codes) data.string_postings_[code].Add(row);
   }
   return c;
 }
@@ -404,6 +401,7 @@ bool ReadDictionaryAsList(std::string_view* in, uint32_t dict_size, Dictionary* 
 
 void ColumnCodec::Write(const Column& c, std::string* out) {
   c.Ensure();
+  const Column::Data& data = *c.d_;
   PutU32(out, static_cast<uint32_t>(c.path().size()));
   for (const Step& s : c.path()) {
     out->push_back(s.is_index ? 1 : 0);
@@ -413,26 +411,27 @@ void ColumnCodec::Write(const Column& c, std::string* out) {
       PutBytes(out, s.name);
     }
   }
-  PutBitmap(out, c.d_->present_);
-  for (const Bitmap& b : c.d_->by_kind_) PutBitmap(out, b);
-  PutArray(out, c.d_->numbers_);
-  PutArray(out, c.d_->codes_);
-  PutArray(out, c.d_->array_lengths_);
-  PutU32(out, static_cast<uint32_t>(c.d_->dict_.size()));
-  std::string_view encoded = c.d_->dict_.encoded();
+  PutBitmap(out, data.present_);
+  for (const Bitmap& b : data.by_kind_) PutBitmap(out, b);
+  PutArray(out, data.numbers_);
+  PutArray(out, data.codes_);
+  PutArray(out, data.array_lengths_);
+  PutU32(out, static_cast<uint32_t>(data.dict_.size()));
+  std::string_view encoded = data.dict_.encoded();
   PutU64(out, encoded.size());
   out->append(encoded);
-  PutU32(out, static_cast<uint32_t>(c.d_->string_postings_.size()));
-  for (const Bitmap& b : c.d_->string_postings_) PutBitmap(out, b);
-  PutArray(out, c.d_->distinct_numbers_);
-  PutU32(out, static_cast<uint32_t>(c.d_->number_postings_.size()));
-  for (const Bitmap& b : c.d_->number_postings_) PutBitmap(out, b);
+  PutU32(out, static_cast<uint32_t>(data.string_postings_.size()));
+  for (const Bitmap& b : data.string_postings_) PutBitmap(out, b);
+  PutArray(out, data.distinct_numbers_);
+  PutU32(out, static_cast<uint32_t>(data.number_postings_.size()));
+  for (const Bitmap& b : data.number_postings_) PutBitmap(out, b);
 }
 
 bool ColumnCodec::Read(std::string_view* in, std::shared_ptr<const Column>* out, std::string* error,
                        uint32_t row_count, uint32_t format_version,
                        const std::shared_ptr<const void>& owner) {
   auto c = std::make_shared<Column>();
+  Column::Data& data = *c->d_;
   auto fail = [&](const char* what) {
     *error = what;
     return false;
@@ -456,14 +455,14 @@ bool ColumnCodec::Read(std::string_view* in, std::shared_ptr<const Column>* out,
     path.push_back(std::move(s));
   }
   c->path_ = std::make_shared<const ColumnPath>(std::move(path));
-  if (!GetBitmap(in, &c->d_->present_)) return fail("bad presence bitmap");
-  if (!c->d_->present_.Empty() && c->d_->present_.Maximum() >= row_count)
+  if (!GetBitmap(in, &data.present_)) return fail("bad presence bitmap");
+  if (!data.present_.Empty() && data.present_.Maximum() >= row_count)
     return fail("row out of range");
-  for (Bitmap& b : c->d_->by_kind_) {
+  for (Bitmap& b : data.by_kind_) {
     if (!GetBitmap(in, &b)) return fail("bad kind bitmap");
   }
-  if (!GetArray(in, &c->d_->numbers_) || !GetArray(in, &c->d_->codes_) ||
-      !GetArray(in, &c->d_->array_lengths_)) {
+  if (!GetArray(in, &data.numbers_) || !GetArray(in, &data.codes_) ||
+      !GetArray(in, &data.array_lengths_)) {
     return fail("bad value arrays");
   }
   uint32_t dict_size;
@@ -476,51 +475,50 @@ bool ColumnCodec::Read(std::string_view* in, std::shared_ptr<const Column>* out,
     if (!GetU64(in, &encoded_size) || encoded_size > in->size()) return fail("bad dictionary");
     std::string_view encoded = in->substr(0, encoded_size);
     in->remove_prefix(encoded_size);
-    if (!Dictionary::FromEncoded(encoded, dict_size, owner, &c->d_->dict_)) {
+    if (!Dictionary::FromEncoded(encoded, dict_size, owner, &data.dict_)) {
       return fail("bad dictionary encoding or unsorted dictionary");
     }
-  } else if (!ReadDictionaryAsList(in, dict_size, &c->d_->dict_, &fail)) {
+  } else if (!ReadDictionaryAsList(in, dict_size, &data.dict_, &fail)) {
     return false;
   }
   uint32_t n;
   if (!GetU32(in, &n) || (n != 0 && n != dict_size)) return fail("bad string postings");
-  c->d_->string_postings_.resize(n);
-  for (Bitmap& b : c->d_->string_postings_) {
+  data.string_postings_.resize(n);
+  for (Bitmap& b : data.string_postings_) {
     if (!GetBitmap(in, &b)) return fail("bad string posting");
   }
-  if (!GetArray(in, &c->d_->distinct_numbers_) || !GetU32(in, &n) ||
-      (n != 0 && n != c->d_->distinct_numbers_.size())) {
+  if (!GetArray(in, &data.distinct_numbers_) || !GetU32(in, &n) ||
+      (n != 0 && n != data.distinct_numbers_.size())) {
     return fail("bad number postings");
   }
-  c->d_->number_postings_.resize(n);
-  for (Bitmap& b : c->d_->number_postings_) {
+  data.number_postings_.resize(n);
+  for (Bitmap& b : data.number_postings_) {
     if (!GetBitmap(in, &b)) return fail("bad number posting");
   }
   // Consistency: the value arrays match their bitmaps, codes are in range.
   Bitmap all;
   uint64_t total = 0;
   for (size_t k = 0; k < kKindCount; ++k) {
-    c->d_->stats_.kind_counts[k] = c->d_->by_kind_[k].Cardinality();
-    total += c->d_->stats_.kind_counts[k];
-    all |= c->d_->by_kind_[k];
+    data.stats_.kind_counts[k] = data.by_kind_[k].Cardinality();
+    total += data.stats_.kind_counts[k];
+    all |= data.by_kind_[k];
   }
-  if (!(all == c->d_->present_) || total != c->d_->present_.Cardinality() ||
-      c->d_->numbers_.size() != c->d_->stats_.kind_counts[static_cast<size_t>(Kind::kNumber)] ||
-      c->d_->codes_.size() != c->d_->stats_.kind_counts[static_cast<size_t>(Kind::kString)] ||
-      c->d_->array_lengths_.size() !=
-          c->d_->stats_.kind_counts[static_cast<size_t>(Kind::kArray)]) {
+  if (!(all == data.present_) || total != data.present_.Cardinality() ||
+      data.numbers_.size() != data.stats_.kind_counts[static_cast<size_t>(Kind::kNumber)] ||
+      data.codes_.size() != data.stats_.kind_counts[static_cast<size_t>(Kind::kString)] ||
+      data.array_lengths_.size() != data.stats_.kind_counts[static_cast<size_t>(Kind::kArray)]) {
     return fail("inconsistent column");
   }
-  for (uint32_t code : c->d_->codes_) {
+  for (uint32_t code : data.codes_) {
     if (code >= dict_size) return fail("string code out of range");
   }
-  for (double d : c->d_->numbers_) {
+  for (double d : data.numbers_) {
     if (!std::isfinite(d)) return fail("non-finite number");
   }
   // Postings must be exactly the rows holding each value: Merge indexes them by value and would
   // write out of bounds for a number without a posting. Every row is in the posting of its value
   // and the postings hold no more entries than there are rows.
-  const std::vector<double>& distinct = c->d_->distinct_numbers_;
+  const std::vector<double>& distinct = data.distinct_numbers_;
   for (size_t i = 0; i < distinct.size(); ++i) {
     if (!std::isfinite(distinct[i]) || (i > 0 && !(distinct[i - 1] < distinct[i]))) {
       return fail("bad distinct numbers");
@@ -553,24 +551,20 @@ bool ColumnCodec::Read(std::string_view* in, std::shared_ptr<const Column>* out,
     // every row is in exactly one posting.
     return ok;
   };
-  if (!c->d_->number_postings_.empty() &&
-      !postings_hold(c->d_->by_kind_[static_cast<size_t>(Kind::kNumber)], c->d_->number_postings_,
+  if (!data.number_postings_.empty() &&
+      !postings_hold(data.by_kind_[static_cast<size_t>(Kind::kNumber)], data.number_postings_,
                      [&](size_t p, uint32_t slot) {
                        // == is false for NaN, and -0 == 0 shares one posting, as in Build.
-                       return c->d_->numbers_[slot] == distinct[p];
+                       return data.numbers_[slot] == distinct[p];
                      })) {
     return fail("number postings disagree with the numbers");
   }
-  if (!c->d_->string_postings_.empty() &&
-      !postings_hold(c->d_->by_kind_[static_cast<size_t>(Kind::kString)], c->d_->string_postings_,
-                     [&](size_t p, uint32_t slot) { return c->d_->codes_[slot] == p; })) {
+  if (!data.string_postings_.empty() &&
+      !postings_hold(data.by_kind_[static_cast<size_t>(Kind::kString)], data.string_postings_,
+                     [&](size_t p, uint32_t slot) { return data.codes_[slot] == p; })) {
     return fail("string postings disagree with the codes");
   }
-  if (!c->d_->numbers_.empty()) {
-    auto [mn, mx] = std::minmax_element(c->d_->numbers_.begin(), c->d_->numbers_.end());
-    c->d_->stats_.min_number = *mn;
-    c->d_->stats_.max_number = *mx;
-  }
+  data.SetNumberRange();
   *out = std::move(c);
   return true;
 }
