@@ -657,7 +657,7 @@ Expected<std::shared_ptr<const Table>> Table::WithChanges(const std::vector<Chan
   };
   size_t diff_parts =
       final.size() >= std::max<size_t>(1, parallel_min_rows) ? std::max(1u, threads) : 1;
-  std::vector<TouchMap> parts(std::min(diff_parts, final.size() + 1));
+  std::vector<TouchMap> parts(std::max<size_t>(1, std::min(diff_parts, final.size())));
   RunInParts(parts.size(), [&](size_t p) {
     diff(final.size() * p / parts.size(), final.size() * (p + 1) / parts.size(), &parts[p]);
   });
