@@ -49,7 +49,7 @@ class TableCodec {
     out.push_back(t.modules_ ? 1 : 0);
     PutU32(&out, t.row_count_);
     std::string live;
-    t.live_.AppendTo(&live);
+    t.live_->AppendTo(&live);
     PutBytes(&out, live);
     PutU64(&out, t.order_->size());
     out.append(reinterpret_cast<const char*>(t.order_->data()), t.order_->size() * 4);
@@ -105,11 +105,11 @@ class TableCodec {
     std::string_view live;
     size_t consumed = 0;
     if (!GetU32(in, &t->row_count_) || !GetBytes(in, &live) ||
-        !Bitmap::Read(live, &t->live_, &consumed) || consumed != live.size()) {
+        !Bitmap::Read(live, &t->WritableLive(), &consumed) || consumed != live.size()) {
       return fail("bad table liveness");
     }
     uint64_t order_size;
-    if (!GetU64(in, &order_size) || order_size != t->live_.Cardinality() ||
+    if (!GetU64(in, &order_size) || order_size != t->live_->Cardinality() ||
         order_size > in->size() / 4) {
       return fail("bad table order");
     }
@@ -118,10 +118,10 @@ class TableCodec {
       std::memcpy(order->data(), in->data(), order_size * 4);  // data() may be null
     in->remove_prefix(order_size * 4);
     for (uint32_t row : *order) {
-      if (!t->live_.Contains(row)) return fail("order names a deleted row");
+      if (!t->live_->Contains(row)) return fail("order names a deleted row");
     }
     t->order_ = std::move(order);
-    if (!t->live_.Empty() && t->live_.Maximum() >= t->row_count_) {
+    if (!t->live_->Empty() && t->live_->Maximum() >= t->row_count_) {
       return fail("live row out of range");
     }
     // The rows' documents and ids, as views into `in` (checked first, then stored a chunk at a
@@ -161,7 +161,7 @@ class TableCodec {
   static bool StoreRows(Table* t, const std::shared_ptr<const void>& owner, std::string* error,
                         Text&& text) {
     for (uint32_t row = 0; row < t->row_count_; ++row) {
-      if (text(row).json.empty() == t->live_.Contains(row)) {
+      if (text(row).json.empty() == t->live_->Contains(row)) {
         *error = "document and liveness disagree";
         return false;
       }

@@ -457,6 +457,11 @@ DocChunk& Table::WritableChunk(uint32_t row, size_t* slot) {
   return *const_cast<DocChunk*>(chunk_ptr.get());
 }
 
+Bitmap& Table::WritableLive() {
+  if (live_.use_count() != 1) live_ = std::make_shared<const Bitmap>(*live_);
+  return const_cast<Bitmap&>(*live_);
+}
+
 DocIds& Table::WritableIds(DocChunk& chunk) {
   // As in WritableChunk: ids only this chunk references are written in place.
   if (chunk.ids.use_count() != 1) chunk.ids = std::make_shared<const DocIds>(*chunk.ids);
@@ -491,8 +496,9 @@ void TableStream::Add(const Value& doc) {
 std::shared_ptr<const Table> TableStream::Finish() {
   state_->FlushChunk();
   std::shared_ptr<Table> t = std::move(state_->table);
-  t->live_ = Bitmap::Range(0, t->row_count_);
-  t->live_.Optimize();
+  Bitmap& live = t->WritableLive();
+  live = Bitmap::Range(0, t->row_count_);
+  live.Optimize();
   auto order = std::make_shared<std::vector<uint32_t>>(t->row_count_);
   for (uint32_t i = 0; i < t->row_count_; ++i) (*order)[i] = i;
   auto less = [&](uint32_t a, uint32_t b) {
@@ -603,7 +609,7 @@ Expected<std::shared_ptr<const Table>> Table::WithChanges(const std::vector<Chan
   std::unordered_map<std::string, uint32_t> added;  // keys of rows added in this batch
   for (const Change& c : changes) {
     std::optional<uint32_t> row;
-    if (c.row != Change::kNoRow && c.row < row_count_ && live_.Contains(c.row) &&
+    if (c.row != Change::kNoRow && c.row < row_count_ && live_->Contains(c.row) &&
         device_id(c.row) == c.device_id && module_id(c.row) == c.module_id) {
       row = c.row;  // the caller's lookup, checked
     } else {
@@ -647,7 +653,7 @@ Expected<std::shared_ptr<const Table>> Table::WithChanges(const std::vector<Chan
       }
       Value parsed;
       const Value* before = nullptr;
-      if (row < row_count_ && live_.Contains(row)) {
+      if (row < row_count_ && live_->Contains(row)) {
         if (change->before == nullptr) parsed = Document(row);
         before = change->before != nullptr ? change->before : &parsed;
       }
@@ -732,7 +738,7 @@ Expected<std::shared_ptr<const Table>> Table::WithChanges(const std::vector<Chan
   for (const auto& [row, change] : final) {
     size_t slot;
     DocChunk* chunk = &t->WritableChunk(row, &slot);
-    bool was_live = row < row_count_ && live_.Contains(row);
+    bool was_live = row < row_count_ && live_->Contains(row);
     if (change->kind == Change::Kind::kUpsert) {
       chunk->json[slot] = change->json ? change->json : DocText::Adopt(ToJson(change->doc));
       if (row >= row_count_) {  // a new row; an existing one keeps its ids
@@ -741,13 +747,13 @@ Expected<std::shared_ptr<const Table>> Table::WithChanges(const std::vector<Chan
         ids.module_id[slot] = change->module_id;
       }
       if (!was_live) {
-        t->live_.Add(row);
+        t->WritableLive().Add(row);
         order_changed = true;
       }
     } else {
       chunk->json[slot].reset();
       if (was_live) {
-        t->live_.Remove(row);
+        t->WritableLive().Remove(row);
         order_changed = true;
       }
     }
@@ -756,11 +762,11 @@ Expected<std::shared_ptr<const Table>> Table::WithChanges(const std::vector<Chan
     std::vector<uint32_t> kept;
     kept.reserve(order_->size());
     for (uint32_t row : *order_) {
-      if (t->live_.Contains(row)) kept.push_back(row);
+      if (t->live_->Contains(row)) kept.push_back(row);
     }
     std::vector<uint32_t> fresh_rows;
     for (const auto& [key, row] : added) {
-      if (t->live_.Contains(row)) fresh_rows.push_back(row);
+      if (t->live_->Contains(row)) fresh_rows.push_back(row);
     }
     auto less = [&](uint32_t a, uint32_t b) {
       return CompareIds(t->device_id(a), t->module_id(a), t->device_id(b), t->module_id(b)) < 0;
@@ -776,7 +782,7 @@ Expected<std::shared_ptr<const Table>> Table::WithChanges(const std::vector<Chan
 }
 
 size_t Table::IndexMemoryBytes() const {
-  size_t n = sizeof(Table) + live_.SizeInBytes() + order_->capacity() * sizeof(uint32_t);
+  size_t n = sizeof(Table) + live_->SizeInBytes() + order_->capacity() * sizeof(uint32_t);
   for (const auto& c : columns_) n += c->MemoryBytes();
   for (const auto& [k, v] : *exact_) n += k.capacity() + sizeof(v) + 32;
   for (const auto& [k, v] : *folded_) n += k.capacity() + v.capacity() * 4 + 48;

@@ -6,6 +6,7 @@
 #define TWINQ_INDEX_TABLE_H_
 
 #include <array>
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -133,6 +134,10 @@ class IdCache {
   mutable std::mutex mu_;
   mutable std::shared_ptr<const IdHash> hash_;
   mutable std::shared_ptr<const IdRanks> ranks_;
+  // hash_, once it is valid for this version: it is then never replaced (validity depends only
+  // on the version's row count), so a lookup reads it without the lock. Not copied: a copy
+  // belongs to another version.
+  mutable std::atomic<const IdHash*> valid_hash_{nullptr};
 };
 
 // Builds a table from documents given one at a time (in any order; rows are numbered in arrival
@@ -160,8 +165,8 @@ class Table {
   // Rows ever allocated (deleted rows keep their number until compaction).
   uint32_t row_count() const { return row_count_; }
   // Rows holding a twin.
-  const Bitmap& live() const { return live_; }
-  uint64_t live_count() const { return live_.Cardinality(); }
+  const Bitmap& live() const { return *live_; }
+  uint64_t live_count() const { return live_->Cardinality(); }
 
   std::string_view device_id(uint32_t row) const;
   std::string_view module_id(uint32_t row) const;
@@ -226,10 +231,14 @@ class Table {
   DocChunk& WritableChunk(uint32_t row, size_t* slot);
   // The ids of a chunk WritableChunk returned, for writing (copied first when shared).
   static DocIds& WritableIds(DocChunk& chunk);
+  // live_ for writing: copied first when another version shares it (the table must not be
+  // shared).
+  Bitmap& WritableLive();
 
   bool modules_ = false;
   uint32_t row_count_ = 0;
-  Bitmap live_;
+  // Shared by the versions whose rows are the same (a patch copies a pointer, not the bitmap).
+  std::shared_ptr<const Bitmap> live_ = std::make_shared<const Bitmap>();
   std::shared_ptr<const DocNode> docs_;  // root (nullptr: no rows yet)
   uint32_t docs_height_ = 0;             // levels of nodes; capacity 16^height chunks
   std::shared_ptr<const std::vector<uint32_t>> order_;
@@ -238,7 +247,7 @@ class Table {
   std::shared_ptr<const std::unordered_map<std::string, uint32_t>> exact_;
   std::shared_ptr<const std::unordered_map<std::string, std::vector<uint32_t>>> folded_;
   IdCache id_cache_;  // see IdCache; table_ids.cc
-  std::shared_ptr<const IdHash> IdHashForLookup() const;
+  const IdHash& IdHashForLookup() const;
   std::shared_ptr<const IdRanks> IdRanksForOrder() const;
 };
 

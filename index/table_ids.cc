@@ -46,16 +46,21 @@ IdCache& IdCache::operator=(const IdCache& o) {
     r = o.ranks_;
   }
   std::lock_guard<std::mutex> lock(mu_);
+  valid_hash_.store(nullptr, std::memory_order_relaxed);  // the version is assigned a new one
   hash_ = std::move(h);
   ranks_ = std::move(r);
   return *this;
 }
 
-std::shared_ptr<const IdHash> Table::IdHashForLookup() const {
+const IdHash& Table::IdHashForLookup() const {
+  if (const IdHash* valid = id_cache_.valid_hash_.load(std::memory_order_acquire)) return *valid;
   std::lock_guard<std::mutex> lock(id_cache_.mu_);
   const std::shared_ptr<const IdHash>& have = id_cache_.hash_;
   // Rows added since the hash was built are scanned by every lookup; rebuild when they are many.
-  if (have != nullptr && row_count_ - have->rows <= 4096 + have->rows / 8) return have;
+  if (have != nullptr && row_count_ - have->rows <= 4096 + have->rows / 8) {
+    id_cache_.valid_hash_.store(have.get(), std::memory_order_release);
+    return *have;
+  }
   auto h = std::make_shared<IdHash>();
   h->rows = row_count_;
   const std::vector<uint32_t>& o = *order_;
@@ -70,22 +75,23 @@ std::shared_ptr<const IdHash> Table::IdHashForLookup() const {
     h->slots[i] = (hv >> 32 << 32) | (static_cast<uint64_t>(row) + 1);
   }
   id_cache_.hash_ = h;
-  return h;
+  id_cache_.valid_hash_.store(h.get(), std::memory_order_release);
+  return *h;
 }
 
 void Table::RowsOfDevice(std::string_view id, std::vector<uint32_t>* out) const {
-  std::shared_ptr<const IdHash> h = IdHashForLookup();
+  const IdHash& h = IdHashForLookup();
   uint64_t hv = HashId(id);
   uint64_t fp = hv >> 32 << 32;
-  for (uint64_t i = hv & h->mask; h->slots[i] != 0; i = (i + 1) & h->mask) {
-    uint64_t slot = h->slots[i];
+  for (uint64_t i = hv & h.mask; h.slots[i] != 0; i = (i + 1) & h.mask) {
+    uint64_t slot = h.slots[i];
     if ((slot & 0xFFFFFFFF00000000ull) != fp) continue;
     uint32_t row = static_cast<uint32_t>((slot & 0xFFFFFFFFull) - 1);
     // Verified: the row may have been deleted in this version.
-    if (device_id(row) == id && live_.Contains(row)) out->push_back(row);
+    if (device_id(row) == id && live_->Contains(row)) out->push_back(row);
   }
-  for (uint32_t row = h->rows; row < row_count_; ++row) {  // added after the hash was built
-    if (live_.Contains(row) && device_id(row) == id) out->push_back(row);
+  for (uint32_t row = h.rows; row < row_count_; ++row) {  // added after the hash was built
+    if (live_->Contains(row) && device_id(row) == id) out->push_back(row);
   }
 }
 
@@ -110,7 +116,7 @@ std::shared_ptr<const IdRanks> Table::IdRanksForOrder() const {
 std::vector<uint32_t> Table::InIdOrderByRank(const Bitmap& rows) const {
   if (rows.Empty()) return {};
   // Rows outside order() (not live) have no rank: the string sort places them.
-  if (!rows.roaring().isSubset(live_.roaring())) return InIdOrder(rows);
+  if (!rows.roaring().isSubset(live_->roaring())) return InIdOrder(rows);
   std::shared_ptr<const IdRanks> r = IdRanksForOrder();
   if (r->ascending) return rows.ToVector();
   const std::vector<uint32_t>& o = *r->order;

@@ -7,6 +7,12 @@ namespace twinq::index {
 
 namespace {
 
+// The bytes after a number, true, false or null.
+constexpr bool EndsScalar(char c) {
+  return c == ',' || c == '}' || c == ']' || c == ' ' || c == '\t' || c == '\n' || c == '\r' ||
+         c == '\0';
+}
+
 class Scanner {
  public:
   explicit Scanner(std::string_view s, size_t at = 0) : s_(s), i_(at) {}
@@ -75,7 +81,7 @@ class Scanner {
       }
       if (depth != 0) return false;
     } else {
-      while (i_ < s_.size() && std::strchr(",}] \t\n\r", s_[i_]) == nullptr) ++i_;
+      while (i_ < s_.size() && !EndsScalar(s_[i_])) ++i_;
       if (i_ == span->begin) return false;
     }
     span->end = i_;
