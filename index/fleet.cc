@@ -667,44 +667,83 @@ Expected<size_t> Fleet::LoadTwinsText(std::string_view text, std::string_view na
   return LoadStreamed([&](const TwinSink& sink) { return VisitTwins(text, name, sink); });
 }
 
+PreparedBatch Fleet::StartPrepare(size_t batch_size, const std::string& now) const {
+  PreparedBatch p;
+  p.base_ = state_.load();
+  p.now_ = now;
+  p.entries_.resize(batch_size);
+  return p;
+}
+
+void Fleet::PrepareRange(const std::vector<Mutation>& batch, size_t begin, size_t end,
+                         PreparedBatch* prepared) const {
+  if (!splice_patches_.load(std::memory_order_relaxed)) return;
+  end = std::min({end, batch.size(), prepared->entries_.size()});
+  if (begin >= end) return;
+  const FleetState& base = *prepared->base_;
+  PatchOptions options;
+  options.now = prepared->now_;
+  for (size_t i = begin; i < end; ++i) {
+    const Mutation& m = batch[i];
+    if (m.kind != Mutation::Kind::kPatch) continue;
+    const Table& t = m.module_id.empty() ? *base.devices : *base.modules;
+    PreparedBatch::Entry& a = prepared->entries_[i];
+    a.done = true;
+    a.row = t.FindRow(m.device_id, m.module_id);
+    if (!a.row) continue;
+    std::string_view doc = t.doc_json(*a.row);
+    a.doc = doc.data();
+    a.doc_size = doc.size();
+    a.change = SplicedPatch(doc, m, options);
+    if (a.change) a.change->row = *a.row;
+  }
+}
+
 Expected<uint64_t> Fleet::Apply(const std::vector<Mutation>& batch, const std::string& now,
-                                const ApplyOptions& apply) {
+                                const ApplyOptions& apply, PreparedBatch* prepared) {
   std::lock_guard<std::mutex> lock(writer_);
   std::shared_ptr<const FleetState> cur = state_.load();
   PatchOptions options;
   options.now = now;
   const bool splice = splice_patches_.load(std::memory_order_relaxed);
-  // The splices of the batch's patches, computed ahead on apply.threads threads (see
-  // ApplyOptions): ahead[i] is what the loop below would find for mutation i against the twin as
-  // `cur` holds it (its row, and the spliced change or nullopt where the fast path declines). The
-  // loop uses it exactly where it would call SplicedPatch itself: for a twin the batch has not
-  // touched before.
-  struct Ahead {
-    bool done = false;  // a patch, looked at ahead
-    std::optional<uint32_t> row;
-    std::optional<Change> change;
-  };
-  std::vector<Ahead> ahead;
-  if (splice && apply.threads > 1 &&
-      batch.size() >= std::max<size_t>(1, apply.parallel_min_batch)) {
-    ahead.resize(batch.size());
-    auto work = [&](size_t begin, size_t end) {
-      for (size_t i = begin; i < end; ++i) {
-        const Mutation& m = batch[i];
-        if (m.kind != Mutation::Kind::kPatch) continue;
-        const Table& t = m.module_id.empty() ? *cur->devices : *cur->modules;
-        Ahead& a = ahead[i];
-        a.done = true;
-        a.row = t.FindRow(m.device_id, m.module_id);
-        if (!a.row) continue;
-        a.change = SplicedPatch(t.doc_json(*a.row), m, options);
-        if (a.change) a.change->row = *a.row;
-      }
-    };
-    size_t parts = std::min<size_t>(apply.threads, batch.size());
-    RunInParts(parts,
-               [&](size_t p) { work(batch.size() * p / parts, batch.size() * (p + 1) / parts); });
+  // The splices of the batch's patches computed ahead (PreparedBatch): the caller's, or computed
+  // here on apply.threads threads. The loop below uses one exactly where it would call
+  // SplicedPatch itself (for a twin the batch has not touched before), if it is still valid.
+  PreparedBatch* ahead = nullptr;
+  if (prepared != nullptr && splice && prepared->base_ != nullptr &&
+      prepared->entries_.size() == batch.size() && prepared->now_ == now) {
+    ahead = prepared;
   }
+  PreparedBatch local;
+  if (ahead == nullptr && splice && apply.threads > 1 &&
+      batch.size() >= std::max<size_t>(1, apply.parallel_min_batch)) {
+    local.base_ = cur;
+    local.now_ = now;
+    local.entries_.resize(batch.size());
+    size_t parts = std::min<size_t>(apply.threads, batch.size());
+    RunInParts(parts, [&](size_t p) {
+      PrepareRange(batch, batch.size() * p / parts, batch.size() * (p + 1) / parts, &local);
+    });
+    ahead = &local;
+  }
+  // A prepared splice of mutation i, if it still applies to `cur`: computed against `cur` itself,
+  // or the twin's row holds the very document it was computed from. Returns false when the
+  // splice must be computed again (it then says nothing about the twin, not even that it is
+  // missing).
+  auto take_ahead = [&](size_t i, const Table& t, std::optional<uint32_t>* row,
+                        std::optional<Change>* change) {
+    if (ahead == nullptr || !ahead->entries_[i].done) return false;
+    PreparedBatch::Entry& a = ahead->entries_[i];
+    if (ahead->base_ != cur) {
+      if (!a.row || *a.row >= t.row_count() || !t.live().Contains(*a.row)) return false;
+      std::string_view doc = t.doc_json(*a.row);
+      if (doc.data() != a.doc || doc.size() != a.doc_size) return false;
+    }
+    *row = a.row;
+    *change = std::move(a.change);
+    if (ahead == prepared) prepared_taken_.fetch_add(1, std::memory_order_relaxed);
+    return true;
+  };
   // The twins this batch has touched so far (the index of their latest change), so that later
   // mutations see earlier ones; and the stored documents it has parsed (WithChanges reuses them
   // as the rows' old documents instead of parsing them again).
@@ -818,18 +857,17 @@ Expected<uint64_t> Fleet::Apply(const std::vector<Mutation>& batch, const std::s
         if (m.kind == Mutation::Kind::kPatch && splice) {
           std::string key = KeyOf(m.device_id, m.module_id);
           if (touched.find(key) == touched.end() && originals.find(key) == originals.end()) {
+            const Table& t = m.module_id.empty() ? *cur->devices : *cur->modules;
+            std::optional<uint32_t> row;
             std::optional<Change> c;
-            if (!ahead.empty() && ahead[i].done) {
-              if (!ahead[i].row)
-                return fail(fmt::format("no twin {}", Who(m.device_id, m.module_id)));
-              c = std::move(ahead[i].change);
-            } else {
-              const Table& t = m.module_id.empty() ? *cur->devices : *cur->modules;
-              std::optional<uint32_t> row = t.FindRow(m.device_id, m.module_id);
-              if (!row) return fail(fmt::format("no twin {}", Who(m.device_id, m.module_id)));
-              c = SplicedPatch(t.doc_json(*row), m, options);
-              if (c) c->row = *row;
+            if (!take_ahead(i, t, &row, &c)) {
+              row = t.FindRow(m.device_id, m.module_id);
+              if (row) {
+                c = SplicedPatch(t.doc_json(*row), m, options);
+                if (c) c->row = *row;
+              }
             }
+            if (!row) return fail(fmt::format("no twin {}", Who(m.device_id, m.module_id)));
             if (c) {
               spliced_patches_.fetch_add(1, std::memory_order_relaxed);
               if (c->json) record(std::move(*c), std::move(key));  // no text: nothing changed

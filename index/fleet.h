@@ -10,6 +10,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -64,6 +65,31 @@ struct ApplyOptions {
   size_t parallel_min_batch = 256;
 };
 
+// The spliced patches of a batch (twin_splice.h) computed before the batch is applied, on any
+// threads, while the fleet keeps changing: a twin job computes its next batch while the current
+// one is applied (docs/jobs.md). Apply takes a prepared splice only where the twin's stored
+// document is still the one it was computed from; it computes the others itself, so the result
+// of Apply is the same with or without one.
+class PreparedBatch {
+ public:
+  PreparedBatch() = default;
+
+ private:
+  friend class Fleet;
+  struct Entry {
+    bool done = false;  // a patch, looked at
+    std::optional<uint32_t> row;
+    std::optional<Change> change;  // nullopt: the fast path declines this patch
+    const char* doc = nullptr;     // the stored document it was computed from (its identity)
+    size_t doc_size = 0;
+  };
+  // The version the splices were computed against. Holding it keeps their documents alive, so
+  // no later document can have the same address: an unchanged (address, size) is the same text.
+  std::shared_ptr<const FleetState> base_;
+  std::string now_;
+  std::vector<Entry> entries_;
+};
+
 class Fleet {
  public:
   Fleet();
@@ -81,14 +107,26 @@ class Fleet {
   // Applies a batch atomically: every mutation succeeds and one new version is published, or
   // nothing changes and the first error is returned (naming the mutation's position and twin).
   // `now` is written to $lastUpdated by patches (index::FormatTimestamp).
+  // `prepared` (optional, consumed): splices of this batch computed ahead (see PreparedBatch);
+  // ignored unless it was started for a batch of this size and this `now`.
   Expected<uint64_t> Apply(const std::vector<Mutation>& batch, const std::string& now,
-                           const ApplyOptions& apply = {});
+                           const ApplyOptions& apply = {}, PreparedBatch* prepared = nullptr);
+  // Preparing a batch: StartPrepare against the current version, then PrepareRange for parts
+  // [begin, end) of it. Threads may prepare disjoint parts of one batch at the same time; none of
+  // this blocks or waits for a writer. With the splice path off, nothing is prepared.
+  PreparedBatch StartPrepare(size_t batch_size, const std::string& now) const;
+  void PrepareRange(const std::vector<Mutation>& batch, size_t begin, size_t end,
+                    PreparedBatch* prepared) const;
   // Patches (kPatch) of a twin not yet touched by the batch go through the splice fast path
   // (twin_splice.h) unless this is switched off; off, every patch parses, patches and prints the
   // whole twin (the oracle of the fast path; the results are the same, byte for byte).
   void set_splice_patches(bool on) { splice_patches_.store(on, std::memory_order_relaxed); }
   // Patches applied through the splice path so far (tests and benchmarks check it is taken).
   uint64_t spliced_patches() const { return spliced_patches_.load(std::memory_order_relaxed); }
+  // Patches whose splice Apply took from a caller's PreparedBatch (still valid) so far.
+  uint64_t prepared_patches_taken() const {
+    return prepared_taken_.load(std::memory_order_relaxed);
+  }
   // Single-twin conveniences over Apply.
   Expected<uint64_t> Upsert(Value doc);
   Expected<uint64_t> Delete(const std::string& device_id, const std::string& module_id = "");
@@ -121,6 +159,7 @@ class Fleet {
   std::mutex writer_;
   std::atomic<bool> splice_patches_{true};
   std::atomic<uint64_t> spliced_patches_{0};
+  std::atomic<uint64_t> prepared_taken_{0};
 };
 
 // A whole index file around `payload` (the bytes after the header): magic, format `version`

@@ -8,6 +8,8 @@
 #include <cstdlib>
 #include <ctime>
 #include <deque>
+#include <system_error>
+#include <thread>
 
 #include "engine/ref/query.h"
 #include "engine/vm/query.h"
@@ -747,30 +749,70 @@ void JobManager::FinishLocked(JobState& job, int64_t now) {
 
 void JobManager::RunTwinJob(JobState& job) {
   const size_t n = job.device_count;
-  const size_t batch = options_.twin_batch_size;
+  const size_t batch_size = options_.twin_batch_size;
+  const unsigned threads = std::max(1u, options_.twin_apply_threads);
   bool modules = job.request.condition->collection == check::Collection::kModules;
-  for (size_t b = 0; b < n; b += batch) {
-    size_t e = std::min(n, b + batch);
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (StopRequestedLocked(job)) return;
-      int64_t now = clock_.Now();
-      for (size_t i = b; i < e; ++i) {
-        SetDeviceStatusLocked(job, job.records[i], DeviceJobStatus::kRunning, now);
-        job.records[i].start = EncodeTime(now);
-      }
-    }
+  // One batch: its patches, the time they are stamped with, and their splices computed ahead.
+  struct Batch {
+    size_t begin = 0, end = 0;
+    std::string stamp;
+    std::vector<index::Mutation> muts;
+    index::PreparedBatch prepared;
+    bool has_prepared = false;
+  };
+  auto make = [&](size_t b) {
+    Batch x;
+    x.begin = b;
+    x.end = std::min(n, b + batch_size);
     // Ids are immutable once the records exist: read without the lock.
-    std::vector<index::Mutation> muts(e - b);
-    for (size_t i = b; i < e; ++i) {
-      index::Mutation& m = muts[i - b];
+    x.muts.resize(x.end - b);
+    for (size_t i = b; i < x.end; ++i) {
+      index::Mutation& m = x.muts[i - b];
       m.kind = index::Mutation::Kind::kPatch;
       m.device_id = job.DeviceId(i);
       m.module_id = job.ModuleId(i);
       m.patch = job.request.patch;
       m.if_match = "*";
     }
-    std::string stamp = FormatTime(clock_.Now());
+    x.stamp = FormatTime(clock_.Now());
+    return x;
+  };
+  // The pipeline (docs/jobs.md): while a batch is applied, a helper thread computes the splices
+  // of the next one against the version before it (the batches' devices are distinct, so those
+  // documents do not change meanwhile; Fleet::Apply checks that they did not). The applying
+  // thread joins in when its batch is done; parts are taken in turn from a shared counter.
+  constexpr size_t kPart = 512;
+  auto prepare_parts = [&](Batch& x, std::atomic<size_t>& next_part) {
+    for (size_t p = next_part.fetch_add(kPart); p < x.muts.size(); p = next_part.fetch_add(kPart)) {
+      fleet_.PrepareRange(x.muts, p, p + kPart, &x.prepared);
+    }
+  };
+  Batch cur = make(0);
+  while (cur.begin < n) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (StopRequestedLocked(job)) return;
+      int64_t now = clock_.Now();
+      for (size_t i = cur.begin; i < cur.end; ++i) {
+        SetDeviceStatusLocked(job, job.records[i], DeviceJobStatus::kRunning, now);
+        job.records[i].start = EncodeTime(now);
+      }
+    }
+    Batch next;
+    std::atomic<size_t> next_part{0};
+    std::thread helper;
+    if (threads > 1 && cur.end < n) {
+      next = make(cur.end);
+      next.prepared = fleet_.StartPrepare(next.muts.size(), next.stamp);
+      try {
+        helper = std::thread([&] { prepare_parts(next, next_part); });
+        next.has_prepared = true;
+      } catch (const std::system_error&) {
+        // No thread to be had: the next batch is applied without splices computed ahead.
+      }
+    }
+    const std::vector<index::Mutation>& muts = cur.muts;
+    const std::string& stamp = cur.stamp;
     std::vector<std::string> errors(muts.size());
     std::vector<size_t> live(muts.size());
     for (size_t i = 0; i < live.size(); ++i) live[i] = i;
@@ -783,8 +825,9 @@ void JobManager::RunTwinJob(JobState& job) {
       }
       const std::vector<index::Mutation>& batch_now = live.size() < muts.size() ? todo : muts;
       index::ApplyOptions apply;
-      apply.threads = std::max(1u, options_.twin_apply_threads);
-      Expected<uint64_t> applied = fleet_.Apply(batch_now, stamp, apply);
+      apply.threads = threads;
+      Expected<uint64_t> applied = fleet_.Apply(
+          batch_now, stamp, apply, round == 0 && cur.has_prepared ? &cur.prepared : nullptr);
       if (applied.ok()) break;
       if (round == 0) {
         // Find every patch that fails on its own (twin gone, sizes after merging), against the
@@ -827,21 +870,29 @@ void JobManager::RunTwinJob(JobState& job) {
       errors[live[pos]] = what;
       live.erase(live.begin() + static_cast<std::ptrdiff_t>(pos));
     }
-    std::lock_guard<std::mutex> lock(mu_);
-    int64_t now = clock_.Now();
-    for (size_t i = b; i < e; ++i) {
-      DeviceRecord& r = job.records[i];
-      const std::string& err = errors[i - b];
-      r.end = EncodeTime(now);
-      if (err.empty()) {
-        SetDeviceStatusLocked(job, r, DeviceJobStatus::kCompleted, now);
-      } else {
-        SetDeviceStatusLocked(job, r, DeviceJobStatus::kFailed, now);
-        Detail& d = job.DetailOf(r);
-        d.error_code = ErrorCodeOf(err);
-        d.error_description = err;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      int64_t now = clock_.Now();
+      for (size_t i = cur.begin; i < cur.end; ++i) {
+        DeviceRecord& r = job.records[i];
+        const std::string& err = errors[i - cur.begin];
+        r.end = EncodeTime(now);
+        if (err.empty()) {
+          SetDeviceStatusLocked(job, r, DeviceJobStatus::kCompleted, now);
+        } else {
+          SetDeviceStatusLocked(job, r, DeviceJobStatus::kFailed, now);
+          Detail& d = job.DetailOf(r);
+          d.error_code = ErrorCodeOf(err);
+          d.error_description = err;
+        }
       }
     }
+    if (helper.joinable()) {  // prepares the rest of the next batch with the helper
+      prepare_parts(next, next_part);
+      helper.join();
+    }
+    if (cur.end >= n) break;
+    cur = next.muts.empty() ? make(cur.end) : std::move(next);
   }
 }
 

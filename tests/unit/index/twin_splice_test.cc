@@ -175,6 +175,13 @@ Mutation PatchOf(std::string device, std::string module, std::string_view patch,
   return m;
 }
 
+Mutation UpsertOf(std::string_view doc) {
+  Mutation m;
+  m.kind = Mutation::Kind::kUpsert;
+  m.doc = J(doc);
+  return m;
+}
+
 Mutation DeleteOf(std::string device) {
   Mutation m;
   m.kind = Mutation::Kind::kDelete;
@@ -197,28 +204,49 @@ std::vector<Value> LiveDocs(const Table& t) {
 
 // Applies each batch to a fleet with the fast path and one without; both must give the same
 // outcome (version or the same error message), the same documents and columns that agree with
-// them. Returns how many patches took the splice path.
+// them. Returns how many patches took the splice path. `prepared_taken`, if given, receives how
+// many splices the pipelined fleet took from its PreparedBatch.
 uint64_t ExpectSameBoth(const std::vector<std::vector<Mutation>>& batches,
-                        std::string_view fleet = kFleet) {
-  // `par` splices ahead on two threads (ApplyOptions), even for batches of one.
-  Fleet fast, slow, par;
+                        std::string_view fleet = kFleet, uint64_t* prepared_taken = nullptr) {
+  // `par` splices ahead on two threads (ApplyOptions), even for batches of one. `piped` is given
+  // each batch's splices prepared one batch early, against the version before the previous
+  // batch, the way a twin job's pipeline prepares them (Fleet::StartPrepare).
+  Fleet fast, slow, par, piped;
   EXPECT_TRUE(fast.LoadTwinsText(fleet, "fleet").ok());
   EXPECT_TRUE(slow.LoadTwinsText(fleet, "fleet").ok());
   EXPECT_TRUE(par.LoadTwinsText(fleet, "fleet").ok());
+  EXPECT_TRUE(piped.LoadTwinsText(fleet, "fleet").ok());
   ApplyOptions two;
   two.threads = 2;
   two.parallel_min_batch = 1;
   slow.set_splice_patches(false);
+  auto now_of = [](size_t b) {
+    return FormatTimestamp(17'000'000'000'000'000 + static_cast<int64_t>(b));
+  };
+  auto prepare = [&](size_t b) {
+    PreparedBatch p = piped.StartPrepare(batches[b].size(), now_of(b));
+    piped.PrepareRange(batches[b], 0, batches[b].size() / 2, &p);  // in two parts
+    piped.PrepareRange(batches[b], batches[b].size() / 2, batches[b].size(), &p);
+    return p;
+  };
+  PreparedBatch next = batches.empty() ? PreparedBatch() : prepare(0);
   for (size_t b = 0; b < batches.size(); ++b) {
     SCOPED_TRACE(fmt::format("batch {}", b));
-    std::string now = FormatTimestamp(17'000'000'000'000'000 + static_cast<int64_t>(b));
+    std::string now = now_of(b);
     Expected<uint64_t> f = fast.Apply(batches[b], now);
     Expected<uint64_t> s = slow.Apply(batches[b], now);
     Expected<uint64_t> p = par.Apply(batches[b], now, two);
+    PreparedBatch current = std::move(next);
+    if (b + 1 < batches.size()) next = prepare(b + 1);
+    Expected<uint64_t> q = piped.Apply(batches[b], now, {}, &current);
     EXPECT_EQ(f.ok(), s.ok());
     EXPECT_EQ(f.ok(), p.ok());
+    EXPECT_EQ(f.ok(), q.ok());
     if (!f.ok() && !p.ok()) {
       EXPECT_EQ(f.error().message, p.error().message);
+    }
+    if (!f.ok() && !q.ok()) {
+      EXPECT_EQ(f.error().message, q.error().message);
     }
     if (f.ok() && s.ok()) {
       EXPECT_EQ(*f, *s);
@@ -229,20 +257,26 @@ uint64_t ExpectSameBoth(const std::vector<std::vector<Mutation>>& batches,
       const Table& ft = modules ? fast.snapshot().modules() : fast.snapshot().devices();
       const Table& st = modules ? slow.snapshot().modules() : slow.snapshot().devices();
       const Table& pt = modules ? par.snapshot().modules() : par.snapshot().devices();
+      const Table& qt = modules ? piped.snapshot().modules() : piped.snapshot().devices();
       EXPECT_EQ(Docs(ft), Docs(st));
       EXPECT_EQ(Docs(ft), Docs(pt));
+      EXPECT_EQ(Docs(ft), Docs(qt));
       EXPECT_TRUE(CheckTableAgainstDocuments(ft, LiveDocs(ft)));
       EXPECT_TRUE(CheckTableAgainstDocuments(st, LiveDocs(st)));
       EXPECT_TRUE(CheckTableAgainstDocuments(pt, LiveDocs(pt)));
+      EXPECT_TRUE(CheckTableAgainstDocuments(qt, LiveDocs(qt)));
     }
   }
   EXPECT_EQ(slow.spliced_patches(), 0u);
   EXPECT_EQ(par.spliced_patches(), fast.spliced_patches());
+  EXPECT_EQ(piped.spliced_patches(), fast.spliced_patches());
+  if (prepared_taken != nullptr) *prepared_taken = piped.prepared_patches_taken();
   // The same reads of the same versions (each table's columns checked after every batch, which
   // merges their pending changes) give byte-identical files. A fleet read at other moments may
   // differ: whether a column keeps postings depends on when its merges ran.
   EXPECT_TRUE(fast.Serialize() == slow.Serialize());
   EXPECT_TRUE(par.Serialize() == fast.Serialize());
+  EXPECT_TRUE(piped.Serialize() == fast.Serialize());
   return fast.spliced_patches();
 }
 
@@ -256,6 +290,34 @@ TEST(TwinSpliceFleetTest, TagsAndDesiredPatches) {
       {PatchOf("e", "", R"({"properties":{"desired":{"a":1},"reported":{}}})")},
   });
   EXPECT_EQ(spliced, 6u);
+}
+
+// Splices prepared one batch early (a twin job's pipeline) are taken only where the twin's
+// stored document is still the one they were computed from: not for a twin the batch before
+// patched, replaced (same row, new document), deleted or re-created (a new row), nor for one
+// that did not exist yet; those are computed again, errors included.
+TEST(TwinSpliceFleetTest, PreparedSplicesOfTwinsChangedMeanwhile) {
+  uint64_t taken = 0;
+  ExpectSameBoth(
+      {
+          {PatchOf("b", "", R"({"tags":{"x":1}})")},  // prepared against this version: taken
+          {DeleteOf("b"), UpsertOf(R"({"deviceId":"b","etag":"AAAAAAAAAAE=","version":1,)"
+                                   R"("tags":{"x":0}})")},  // the same row, a new document
+          {PatchOf("b", "", R"({"tags":{"y":2}})")},        // stale
+          {PatchOf("a", "", R"({"tags":{"n":1}})")},        // taken
+          {PatchOf("a", "", R"({"tags":{"n":2}})")},        // stale: the batch before patched a
+          {DeleteOf("e")},
+          {UpsertOf(R"({"deviceId":"e","etag":"AAAAAAAAAAE=","version":1,"tags":{}})")},
+          {PatchOf("e", "", R"({"tags":{"q":1}})")},    // prepared while e had no row
+          {PatchOf("a", "m2", R"({"tags":{"k":1}})")},  // taken
+          {DeleteOf("a")},
+          {PatchOf("a", "", R"({"tags":{"n":3}})")},  // prepared while a was live: no twin now
+          // The batch before failed, so this was prepared against the current version: its
+          // answer (no such twin) is taken.
+          {PatchOf("zz", "", R"({"tags":{"x":1}})")},
+      },
+      kFleet, &taken);
+  EXPECT_EQ(taken, 4u);  // b, a, a/m2 and zz
 }
 
 // The fast path parses and prints only the tag members a patch names; the rest of the tags is
