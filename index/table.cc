@@ -778,6 +778,7 @@ Expected<std::shared_ptr<const Table>> Table::WithChanges(const std::vector<Chan
                std::back_inserter(*merged), less);
     t->order_ = std::move(merged);
   }
+  t->ValidateInheritedIdHash();
   return std::shared_ptr<const Table>(std::move(t));
 }
 

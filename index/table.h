@@ -248,6 +248,9 @@ class Table {
   std::shared_ptr<const std::unordered_map<std::string, std::vector<uint32_t>>> folded_;
   IdCache id_cache_;  // see IdCache; table_ids.cc
   const IdHash& IdHashForLookup() const;
+  // A new version (not yet shared) marks the id hash it inherited as valid when it serves its
+  // rows, so that its first lookup need not take the lock.
+  void ValidateInheritedIdHash();
   std::shared_ptr<const IdRanks> IdRanksForOrder() const;
 };
 

@@ -28,6 +28,12 @@ constexpr uint32_t kNoRank = UINT32_MAX;
 
 uint64_t HashId(std::string_view id) { return std::hash<std::string_view>{}(id); }
 
+// Rows added since a hash was built are scanned by every lookup: it serves a version with
+// `row_count` rows while they are few.
+bool ServesRows(const IdHash& h, uint32_t row_count) {
+  return row_count - h.rows <= 4096 + h.rows / 8;
+}
+
 }  // namespace
 
 IdCache::IdCache(const IdCache& o) {
@@ -56,8 +62,7 @@ const IdHash& Table::IdHashForLookup() const {
   if (const IdHash* valid = id_cache_.valid_hash_.load(std::memory_order_acquire)) return *valid;
   std::lock_guard<std::mutex> lock(id_cache_.mu_);
   const std::shared_ptr<const IdHash>& have = id_cache_.hash_;
-  // Rows added since the hash was built are scanned by every lookup; rebuild when they are many.
-  if (have != nullptr && row_count_ - have->rows <= 4096 + have->rows / 8) {
+  if (have != nullptr && ServesRows(*have, row_count_)) {
     id_cache_.valid_hash_.store(have.get(), std::memory_order_release);
     return *have;
   }
@@ -77,6 +82,13 @@ const IdHash& Table::IdHashForLookup() const {
   id_cache_.hash_ = h;
   id_cache_.valid_hash_.store(h.get(), std::memory_order_release);
   return *h;
+}
+
+void Table::ValidateInheritedIdHash() {
+  const std::shared_ptr<const IdHash>& have = id_cache_.hash_;
+  if (have != nullptr && ServesRows(*have, row_count_)) {
+    id_cache_.valid_hash_.store(have.get(), std::memory_order_release);
+  }
 }
 
 void Table::RowsOfDevice(std::string_view id, std::vector<uint32_t>* out) const {
