@@ -67,8 +67,10 @@ struct JobManagerOptions {
   size_t max_active_jobs = 10;     // queued + scheduled + running (S3: 10)
   size_t device_concurrency = 16;  // worker threads of a method job
   size_t twin_batch_size = 10000;  // patches per Fleet::Apply
-  // Threads that splice a batch's patches (index::ApplyOptions::threads); the result does not
-  // depend on it. 2: the machine this was measured on has 2 cores (bench/BENCHLOG.md).
+  // Threads that splice a batch's patches (index::ApplyOptions::threads); with 2 or more, the
+  // next batch is also prepared on a helper thread while one is applied (docs/jobs.md). The
+  // result does not depend on it. 2: the machine this was measured on has 2 cores
+  // (bench/BENCHLOG.md).
   unsigned twin_apply_threads = 2;
   ValidationOptions validation;
 };
