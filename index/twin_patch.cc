@@ -652,29 +652,28 @@ Expected<PatchResult> Mutate(const Value& twin, const Value& body, std::string_v
     }
   }
 
-  // The twin's sections as they are (non-objects read as {}), by reference: only the sections
-  // the body names are merged (new_tags, old/new_content), and nothing else is copied.
+  // The twin's sections as they are (non-objects read as {}).
   const Value* tags_member = twin.Find("tags");
-  const Value& old_tags = tags_member != nullptr && tags_member->is_object() ? *tags_member : empty;
+  Value old_tags = tags_member != nullptr && tags_member->is_object() ? *tags_member : empty;
   const Value* properties = twin.Find("properties");
   if (properties != nullptr && !properties->is_object()) properties = nullptr;
   const Value* desired_member = properties != nullptr ? properties->Find("desired") : nullptr;
-  const Value& old_desired =
+  Value old_desired =
       desired_member != nullptr && desired_member->is_object() ? *desired_member : empty;
+  Value old_content = DesiredContent(old_desired);
 
   auto apply = [mode](const Value& old, const Value& with) {
     return mode == Mode::kMerge ? MergeObject(old, with.as_object())
                                 : ReplaceObject(old, with.as_object());
   };
   PatchResult result;
-  Value new_tags;
+  Value new_tags = old_tags;
   if (given.tags != nullptr) {
     new_tags = apply(old_tags, *given.tags);
     result.tags_changed = !(new_tags == old_tags);
   }
-  Value old_content, new_content;
+  Value new_content = old_content;
   if (given.desired != nullptr) {
-    old_content = DesiredContent(old_desired);
     new_content = apply(old_content, *given.desired);
     result.desired_changed = !(new_content == old_content);
   }
@@ -700,22 +699,7 @@ Expected<PatchResult> Mutate(const Value& twin, const Value& body, std::string_v
     }
   }
 
-  // The twin's members, copied except those SetMember replaces below (the first of each key:
-  // their places are kept).
-  bool seen[4] = {false, false, false, false};
-  auto replaced = [&](std::string_view k) {
-    int i = k == "etag"                                   ? 0
-            : k == "version"                              ? 1
-            : result.tags_changed && k == "tags"          ? 2
-            : result.desired_changed && k == "properties" ? 3
-                                                          : -1;
-    if (i < 0 || seen[i]) return false;
-    seen[i] = true;
-    return true;
-  };
-  Object out;
-  out.reserve(twin.as_object().size() + 2);
-  for (const auto& [k, v] : twin.as_object()) out.emplace_back(k, replaced(k) ? Value() : v);
+  Object out = twin.as_object();
   uint64_t version = ReadCounter(twin.Find("version")) + 1;
   uint64_t etag_counter = version;
   if (const Value* etag = twin.Find("etag"); etag != nullptr && etag->is_string()) {
@@ -725,7 +709,7 @@ Expected<PatchResult> Mutate(const Value& twin, const Value& body, std::string_v
   }
   SetMember(&out, "etag", Value::String(EtagForVersion(etag_counter)));
   SetMember(&out, "version", Value::Number(static_cast<double>(version)));
-  if (result.tags_changed) SetMember(&out, "tags", std::move(new_tags));
+  if (result.tags_changed) SetMember(&out, "tags", new_tags);
   if (result.desired_changed) {
     uint64_t desired_version = ReadCounter(old_desired.Find(kVersion)) + 1;
     Stamp stamp{Value::String(options.now), Value::Number(static_cast<double>(desired_version))};
@@ -733,15 +717,7 @@ Expected<PatchResult> Mutate(const Value& twin, const Value& body, std::string_v
     Value desired = AssembleDesired(old_desired, new_content, std::move(metadata),
                                     Value::Number(static_cast<double>(desired_version)));
     Object props;
-    if (properties != nullptr) {
-      props.reserve(properties->as_object().size() + 1);
-      bool desired_seen = false;
-      for (const auto& [k, v] : properties->as_object()) {
-        bool replace = k == "desired" && !desired_seen;
-        desired_seen = desired_seen || replace;
-        props.emplace_back(k, replace ? Value() : v);
-      }
-    }
+    if (properties != nullptr) props = properties->as_object();
     SetMember(&props, "desired", std::move(desired));
     SetMember(&out, "properties", Value::MakeObject(std::move(props)));
   }

@@ -36,12 +36,11 @@ class Scanner {
     return false;
   }
 
-  // A string starting at the current byte (a '"'); `escaped` (unless null: values need not
-  // know) tells whether it holds a backslash.
+  // A string starting at the current byte (a '"'); `escaped` tells whether it holds a backslash.
   bool String(bool* escaped) {
     if (i_ >= s_.size() || s_[i_] != '"') return false;
     ++i_;
-    if (escaped != nullptr) *escaped = false;
+    *escaped = false;
     while (i_ < s_.size()) {
       const char* p = static_cast<const char*>(std::memchr(s_.data() + i_, '"', s_.size() - i_));
       if (p == nullptr) return false;
@@ -49,9 +48,7 @@ class Scanner {
       // The quote ends the string unless an odd number of backslashes precede it.
       size_t k = q;
       while (k > i_ && s_[k - 1] == '\\') --k;
-      if (escaped != nullptr && std::memchr(s_.data() + i_, '\\', q - i_) != nullptr) {
-        *escaped = true;
-      }
+      if (std::memchr(s_.data() + i_, '\\', q - i_) != nullptr) *escaped = true;
       i_ = q + 1;
       if ((q - k) % 2 == 0) return true;
     }
@@ -64,14 +61,15 @@ class Scanner {
     if (i_ >= s_.size()) return false;
     span->begin = i_;
     char c = s_[i_];
+    bool escaped;
     if (c == '"') {
-      if (!String(nullptr)) return false;
+      if (!String(&escaped)) return false;
     } else if (c == '{' || c == '[') {
       size_t depth = 0;
       while (i_ < s_.size()) {
         char d = s_[i_];
         if (d == '"') {
-          if (!String(nullptr)) return false;
+          if (!String(&escaped)) return false;
           continue;
         }
         ++i_;
