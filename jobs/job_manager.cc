@@ -757,8 +757,7 @@ void JobManager::RunTwinJob(JobState& job) {
     size_t begin = 0, end = 0;
     std::string stamp;
     std::vector<index::Mutation> muts;
-    index::PreparedBatch prepared;
-    bool has_prepared = false;
+    index::PreparedBatch prepared;  // none started: Apply ignores it
   };
   auto make = [&](size_t b) {
     Batch x;
@@ -806,9 +805,9 @@ void JobManager::RunTwinJob(JobState& job) {
       next.prepared = fleet_.StartPrepare(next.muts.size(), next.stamp);
       try {
         helper = std::thread([&] { prepare_parts(next, next_part); });
-        next.has_prepared = true;
       } catch (const std::system_error&) {
         // No thread to be had: the next batch is applied without splices computed ahead.
+        next.prepared = index::PreparedBatch();
       }
     }
     const std::vector<index::Mutation>& muts = cur.muts;
@@ -826,8 +825,8 @@ void JobManager::RunTwinJob(JobState& job) {
       const std::vector<index::Mutation>& batch_now = live.size() < muts.size() ? todo : muts;
       index::ApplyOptions apply;
       apply.threads = threads;
-      Expected<uint64_t> applied = fleet_.Apply(
-          batch_now, stamp, apply, round == 0 && cur.has_prepared ? &cur.prepared : nullptr);
+      Expected<uint64_t> applied =
+          fleet_.Apply(batch_now, stamp, apply, round == 0 ? &cur.prepared : nullptr);
       if (applied.ok()) break;
       if (round == 0) {
         // Find every patch that fails on its own (twin gone, sizes after merging), against the
