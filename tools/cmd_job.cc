@@ -502,9 +502,22 @@ int CmdJob(const Args& args) {
     }
     ran.push_back(id);
   } else {
+    // The jobs this Poll starts are those waiting before it and no longer waiting after it.
+    // (Listing the running jobs after Poll would miss a job that already finished.)
+    auto waiting = [&](const std::string& id) {
+      jobs::JobStatus st = *jm.Status(id);
+      return st == jobs::JobStatus::kQueued || st == jobs::JobStatus::kScheduled;
+    };
+    std::vector<std::string> before;
+    Expected<QueryResult> all = jm.List({});
+    for (const Value& j : all->rows) {
+      std::string id = j.Find("jobId")->as_string();
+      if (waiting(id)) before.push_back(std::move(id));
+    }
     jm.Poll();
-    Expected<QueryResult> running = jm.List({"", "running"});
-    for (const Value& j : running->rows) ran.push_back(j.Find("jobId")->as_string());
+    for (std::string& id : before) {
+      if (!waiting(id)) ran.push_back(std::move(id));
+    }
     if (ran.empty()) std::cerr << "twinq job run: no job is due\n";
   }
   int rc = 0;
