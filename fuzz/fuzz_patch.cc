@@ -6,7 +6,8 @@
 //  - when the twin text parses as a JSON object and the scan succeeds, each span found holds
 //    exactly the value the parsed object has there (etag, version, tags, properties.desired), and
 //    each member the scan reports absent is absent; ScanObjectMembers, when it accepts the tags,
-//    reports the members of the parsed tags, in order, each with its value's span;
+//    reports the members of the parsed tags, in order, each with its value's span; the members
+//    the scan lists for tags and desired are what ScanObjectMembers reports for their spans;
 //  - a fleet holding that twin with the fast path on and one with it off give the same outcome
 //    for the patch: both fail with the same message, or both succeed with byte-identical
 //    serialised fleets (documents and every column); so does a third fleet that computes the
@@ -47,9 +48,28 @@ void CheckSpan(std::string_view text, const JsonSpan& span, const Value* expecte
   }
 }
 
+// The members a scan listed for a section are exactly what ScanObjectMembers says of its span.
+void CheckListed(std::string_view text, const twinq::index::JsonSpan& span,
+                 const std::optional<std::vector<twinq::index::JsonMember>>& listed,
+                 const char* name) {
+  auto members = span.found() ? twinq::index::ScanObjectMembers(text, span) : std::nullopt;
+  if (listed.has_value() != members.has_value()) Fail(name, span.in(text), "listed or not");
+  if (!listed) return;
+  if (listed->size() != members->size()) Fail(name, span.in(text), "member count");
+  for (size_t i = 0; i < listed->size(); ++i) {
+    const twinq::index::JsonMember &a = (*listed)[i], &b = (*members)[i];
+    if (a.key != b.key || a.member.begin != b.member.begin || a.member.end != b.member.end ||
+        a.value.begin != b.value.begin || a.value.end != b.value.end) {
+      Fail(name, a.member.in(text), b.member.in(text));
+    }
+  }
+}
+
 void CheckScan(std::string_view text) {
   std::optional<twinq::index::TwinSections> s = twinq::index::ScanTwinSections(text);
   if (!s) return;
+  CheckListed(text, s->tags, s->tag_members, "listed tags");
+  CheckListed(text, s->desired, s->desired_members, "listed desired");
   twinq::Expected<Value> doc = twinq::ParseJson(text, "twin");
   if (!doc.ok() || !doc->is_object()) return;  // the scan may accept what ParseJson refuses
   const Value* props = doc->Find("properties");

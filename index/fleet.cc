@@ -340,8 +340,8 @@ struct DesiredMembers {
   size_t version_at = 0;            // index of "$version" in members
 };
 
-std::optional<DesiredMembers> ScanDesired(std::string_view json, const JsonSpan& desired) {
-  std::optional<std::vector<JsonMember>> members = ScanObjectMembers(json, desired);
+std::optional<DesiredMembers> ScanDesired(std::string_view json,
+                                          std::optional<std::vector<JsonMember>> members) {
   if (!members) return std::nullopt;
   DesiredMembers d;
   d.members = std::move(*members);
@@ -516,7 +516,7 @@ std::optional<Change> SplicedPatch(std::string_view json, const Mutation& m,
   std::optional<std::vector<JsonMember>> tag_members;
   if (wants_tags) {
     if (!patch_tags->is_object()) return std::nullopt;
-    tag_members = ScanObjectMembers(json, sec->tags);
+    tag_members = std::move(sec->tag_members);
     if (!tag_members) return std::nullopt;
     Object named;
     for (const JsonMember& member : *tag_members) {
@@ -534,7 +534,7 @@ std::optional<Change> SplicedPatch(std::string_view json, const Mutation& m,
     const Value* patch_props = m.patch.Find("properties");
     patch_desired = patch_props->is_object() ? patch_props->Find("desired") : nullptr;
     if (patch_desired == nullptr || patch_desired->is_object()) {
-      desired_members = ScanDesired(json, sec->desired);
+      desired_members = ScanDesired(json, std::move(sec->desired_members));
     }
     Value section;
     if (desired_members) {

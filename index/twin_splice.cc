@@ -1,17 +1,27 @@
 #include "index/twin_splice.h"
 
 #include <algorithm>
+#include <array>
+#include <cstdint>
 #include <cstring>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 namespace twinq::index {
 
 namespace {
 
-// The bytes after a number, true, false or null.
-constexpr bool EndsScalar(char c) {
-  return c == ',' || c == '}' || c == ']' || c == ' ' || c == '\t' || c == '\n' || c == '\r' ||
-         c == '\0';
-}
+// Byte classes, looked up in one table: the bytes after a number, true, false or null; the bytes
+// a skipped object or array must look at (quotes and brackets).
+constexpr uint8_t kEndsScalar = 1, kStructural = 2;
+constexpr std::array<uint8_t, 256> kClass = [] {
+  std::array<uint8_t, 256> t{};
+  for (unsigned char c : {',', '}', ']', ' ', '\t', '\n', '\r', '\0'}) t[c] |= kEndsScalar;
+  for (unsigned char c : {'"', '{', '}', '[', ']'}) t[c] |= kStructural;
+  return t;
+}();
+inline bool Is(char c, uint8_t cls) { return (kClass[static_cast<unsigned char>(c)] & cls) != 0; }
 
 class Scanner {
  public:
@@ -36,11 +46,26 @@ class Scanner {
     return false;
   }
 
-  // A string starting at the current byte (a '"'); `escaped` tells whether it holds a backslash.
+  // A string starting at the current byte (a '"'); `escaped` (unless null) tells whether it holds
+  // a backslash.
   bool String(bool* escaped) {
     if (i_ >= s_.size() || s_[i_] != '"') return false;
     ++i_;
-    *escaped = false;
+    if (escaped != nullptr) *escaped = false;
+#if defined(__SSE2__)
+    // The usual short string: its end in the next 16 or 32 bytes, with no backslash before it.
+    const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\');
+    for (size_t at = i_; at + 16 <= s_.size() && at < i_ + 32; at += 16) {
+      __m128i chunk = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s_.data() + at));
+      unsigned quotes = static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(chunk, quote)));
+      unsigned slashes = static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(chunk, backslash)));
+      if (slashes != 0) break;  // the general loop below
+      if (quotes != 0) {
+        i_ = at + static_cast<size_t>(__builtin_ctz(quotes)) + 1;
+        return true;
+      }
+    }
+#endif
     while (i_ < s_.size()) {
       const char* p = static_cast<const char*>(std::memchr(s_.data() + i_, '"', s_.size() - i_));
       if (p == nullptr) return false;
@@ -48,7 +73,9 @@ class Scanner {
       // The quote ends the string unless an odd number of backslashes precede it.
       size_t k = q;
       while (k > i_ && s_[k - 1] == '\\') --k;
-      if (std::memchr(s_.data() + i_, '\\', q - i_) != nullptr) *escaped = true;
+      if (escaped != nullptr && std::memchr(s_.data() + i_, '\\', q - i_) != nullptr) {
+        *escaped = true;
+      }
       i_ = q + 1;
       if ((q - k) % 2 == 0) return true;
     }
@@ -61,15 +88,16 @@ class Scanner {
     if (i_ >= s_.size()) return false;
     span->begin = i_;
     char c = s_[i_];
-    bool escaped;
     if (c == '"') {
-      if (!String(&escaped)) return false;
+      if (!String(nullptr)) return false;
     } else if (c == '{' || c == '[') {
       size_t depth = 0;
       while (i_ < s_.size()) {
+        while (i_ < s_.size() && !Is(s_[i_], kStructural)) ++i_;
+        if (i_ >= s_.size()) break;
         char d = s_[i_];
         if (d == '"') {
-          if (!String(&escaped)) return false;
+          if (!String(nullptr)) return false;
           continue;
         }
         ++i_;
@@ -81,15 +109,13 @@ class Scanner {
       }
       if (depth != 0) return false;
     } else {
-      while (i_ < s_.size() && !EndsScalar(s_[i_])) ++i_;
+      while (i_ < s_.size() && !Is(s_[i_], kEndsScalar)) ++i_;
       if (i_ == span->begin) return false;
     }
     span->end = i_;
     return true;
   }
 
-  // The members of the object starting here; `member(key, span)` sees each (the key as written,
-  // without quotes) and returns false to fail the scan. Keys with escapes fail it.
   char Peek() const { return i_ < s_.size() ? s_[i_] : '\0'; }
 
   // A member's key (as written, without its quotes); keys written with escapes are refused.
@@ -102,10 +128,64 @@ class Scanner {
     return true;
   }
 
+  // The members of the object starting here, in order, appended to `*out` (positions in the
+  // whole text). False when the text here is not an object or a key is written with escapes; the
+  // position is then anywhere. Repeated keys are not looked for (DistinctKeys).
+  bool Members(std::vector<JsonMember>* out) {
+    if (!Eat('{')) return false;
+    if (Eat('}')) return true;
+    do {
+      JsonMember m;
+      Space();
+      m.member.begin = i_;
+      if (!Key(&m.key) || !Eat(':') || !Value(&m.value)) return false;
+      m.member.end = m.value.end;
+      out->push_back(m);
+    } while (Eat(','));
+    return Eat('}');
+  }
+
+  void Seek(size_t at) { i_ = at; }
+
  private:
   std::string_view s_;
   size_t i_ = 0;
 };
+
+// No key twice: pairwise for the usual handful of members, sorted beyond.
+bool DistinctKeys(const std::vector<JsonMember>& members) {
+  if (members.size() <= 32) {
+    for (size_t i = 0; i < members.size(); ++i) {
+      for (size_t j = i + 1; j < members.size(); ++j) {
+        if (members[i].key == members[j].key) return false;
+      }
+    }
+    return true;
+  }
+  std::vector<std::string_view> keys;
+  keys.reserve(members.size());
+  for (const JsonMember& m : members) keys.push_back(m.key);
+  std::sort(keys.begin(), keys.end());
+  return std::adjacent_find(keys.begin(), keys.end()) == keys.end();
+}
+
+// A section's value (its span), its members listed on the way when it is an object that
+// ScanObjectMembers accepts; otherwise skipped as any value, and `*members` left empty.
+bool SectionValue(Scanner* sc, JsonSpan* span, std::optional<std::vector<JsonMember>>* members) {
+  sc->Space();
+  span->begin = sc->pos();
+  if (sc->Peek() == '{') {
+    std::vector<JsonMember> list;
+    list.reserve(16);
+    if (sc->Members(&list)) {
+      span->end = sc->pos();
+      if (DistinctKeys(list)) *members = std::move(list);
+      return true;
+    }
+    sc->Seek(span->begin);
+  }
+  return sc->Value(span);
+}
 
 // Records `span` in `*slot` unless the key was seen before (a repeated key fails the scan).
 bool Take(JsonSpan* slot, const JsonSpan& span, bool* seen) {
@@ -139,8 +219,15 @@ std::optional<TwinSections> ScanTwinSections(std::string_view json, bool tags, b
           if (!sc.Eat('}')) {
             do {
               std::string_view pkey;
-              if (!sc.Key(&pkey) || !sc.Eat(':') || !sc.Value(&span)) return std::nullopt;
-              if (pkey == "desired" && !Take(&out.desired, span, &seen[4])) return std::nullopt;
+              if (!sc.Key(&pkey) || !sc.Eat(':')) return std::nullopt;
+              if (pkey == "desired") {
+                if (seen[4] || !SectionValue(&sc, &span, &out.desired_members)) {
+                  return std::nullopt;
+                }
+                Take(&out.desired, span, &seen[4]);
+              } else if (!sc.Value(&span)) {
+                return std::nullopt;
+              }
               if (done()) return out;
             } while (sc.Eat(','));
             if (!sc.Eat('}')) return std::nullopt;
@@ -148,14 +235,17 @@ std::optional<TwinSections> ScanTwinSections(std::string_view json, bool tags, b
           continue;
         }
         if (!sc.Value(&span)) return std::nullopt;
+      } else if (key == "tags") {
+        if (seen[2] || !(tags ? SectionValue(&sc, &span, &out.tag_members) : sc.Value(&span))) {
+          return std::nullopt;
+        }
+        Take(&out.tags, span, &seen[2]);
       } else {
         if (!sc.Value(&span)) return std::nullopt;
         if (key == "etag") {
           if (!Take(&out.etag, span, &seen[0])) return std::nullopt;
         } else if (key == "version") {
           if (!Take(&out.version, span, &seen[1])) return std::nullopt;
-        } else if (key == "tags") {
-          if (!Take(&out.tags, span, &seen[2])) return std::nullopt;
         }
       }
       if (done()) return out;
@@ -168,39 +258,12 @@ std::optional<TwinSections> ScanTwinSections(std::string_view json, bool tags, b
 }
 
 std::optional<std::vector<JsonMember>> ScanObjectMembers(std::string_view json, JsonSpan object) {
-  std::string_view text = object.in(json);
-  Scanner sc(text);
+  if (object.end > json.size() || object.begin > object.end) return std::nullopt;
+  Scanner sc(json.substr(0, object.end), object.begin);
   std::vector<JsonMember> out;
-  if (!sc.Eat('{')) return std::nullopt;
-  if (!sc.Eat('}')) {
-    do {
-      JsonMember m;
-      sc.Space();
-      m.member.begin = object.begin + sc.pos();
-      if (!sc.Key(&m.key) || !sc.Eat(':') || !sc.Value(&m.value)) return std::nullopt;
-      m.value.begin += object.begin;
-      m.value.end += object.begin;
-      m.member.end = m.value.end;
-      out.push_back(m);
-    } while (sc.Eat(','));
-    if (!sc.Eat('}')) return std::nullopt;
-  }
+  if (!sc.Members(&out)) return std::nullopt;
   sc.Space();
-  if (!sc.at_end()) return std::nullopt;
-  // No key twice: pairwise for the usual handful of members, sorted beyond.
-  if (out.size() <= 32) {
-    for (size_t i = 0; i < out.size(); ++i) {
-      for (size_t j = i + 1; j < out.size(); ++j) {
-        if (out[i].key == out[j].key) return std::nullopt;
-      }
-    }
-  } else {
-    std::vector<std::string_view> keys;
-    keys.reserve(out.size());
-    for (const JsonMember& m : out) keys.push_back(m.key);
-    std::sort(keys.begin(), keys.end());
-    if (std::adjacent_find(keys.begin(), keys.end()) != keys.end()) return std::nullopt;
-  }
+  if (!sc.at_end() || !DistinctKeys(out)) return std::nullopt;
   return out;
 }
 

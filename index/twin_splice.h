@@ -32,11 +32,24 @@ struct JsonSpan {
   std::string_view in(std::string_view text) const { return text.substr(begin, end - begin); }
 };
 
+// One member of an object in a document.
+struct JsonMember {
+  std::string_view key;  // as written, without its quotes (never holds an escape)
+  JsonSpan member;       // from the key's opening quote to the end of the value
+  JsonSpan value;
+};
+
 struct TwinSections {
   JsonSpan etag;
   JsonSpan version;
   JsonSpan tags;
   JsonSpan desired;  // properties.desired (only when "properties" is an object)
+  // The members of "tags" and of "properties"."desired", listed while the scan passes them, so
+  // that a patch need not read them twice: what ScanObjectMembers returns for those spans
+  // (nullopt when it would: the section is absent or not an object, or one of its keys is
+  // written with escapes or repeats), and nullopt for a section not asked for.
+  std::optional<std::vector<JsonMember>> tag_members;
+  std::optional<std::vector<JsonMember>> desired_members;
 };
 
 // The sections of a twin document (a JSON object), or nullopt (see above). The scan stops as
@@ -47,13 +60,6 @@ struct TwinSections {
 // does cannot be parsed by the whole-document path either.
 std::optional<TwinSections> ScanTwinSections(std::string_view json, bool tags = true,
                                              bool desired = true);
-
-// One member of an object in a document.
-struct JsonMember {
-  std::string_view key;  // as written, without its quotes (never holds an escape)
-  JsonSpan member;       // from the key's opening quote to the end of the value
-  JsonSpan value;
-};
 
 // The members of the object at `object` (a span of `json`), in order; nullopt when that text is
 // not an object, a key is written with escapes, or a key repeats (the same strictness as

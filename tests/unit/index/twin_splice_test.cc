@@ -127,6 +127,84 @@ TEST(TwinSpliceTest, ObjectMembers) {
   EXPECT_TRUE(e->empty());
 }
 
+// The scan lists the members of tags and desired as it passes them: what ScanObjectMembers
+// reports for their spans, or nothing where it refuses them.
+TEST(TwinSpliceTest, SectionsListTheirMembers) {
+  auto same = [](std::string_view doc, const JsonSpan& span,
+                 const std::optional<std::vector<JsonMember>>& listed) {
+    auto members = ScanObjectMembers(doc, span);
+    ASSERT_EQ(listed.has_value(), members.has_value()) << doc;
+    if (!listed) return;
+    ASSERT_EQ(listed->size(), members->size());
+    for (size_t i = 0; i < listed->size(); ++i) {
+      EXPECT_EQ((*listed)[i].key, (*members)[i].key);
+      EXPECT_EQ(Span(doc, (*listed)[i].member), Span(doc, (*members)[i].member));
+      EXPECT_EQ(Span(doc, (*listed)[i].value), Span(doc, (*members)[i].value));
+    }
+  };
+  std::string doc =
+      R"({"etag":"e","version":2,"tags":{ "a" : 1 ,"b":{"c":"}"}},)"
+      R"("properties":{"reported":{},"desired":{"x":[1],"$metadata":{},"$version":3}}})";
+  auto s = ScanTwinSections(doc);
+  ASSERT_TRUE(s.has_value());
+  ASSERT_TRUE(s->tag_members.has_value());
+  ASSERT_EQ(s->tag_members->size(), 2u);
+  EXPECT_EQ(Span(doc, (*s->tag_members)[0].member), R"("a" : 1)");
+  EXPECT_EQ(Span(doc, (*s->tag_members)[1].value), R"({"c":"}"})");
+  same(doc, s->tags, s->tag_members);
+  ASSERT_TRUE(s->desired_members.has_value());
+  EXPECT_EQ(s->desired_members->size(), 3u);
+  same(doc, s->desired, s->desired_members);
+  // Sections it cannot vouch for are still found, but not listed.
+  for (std::string bad : {
+           R"({"etag":"e","version":2,"tags":{"\u0061":1},"properties":{"desired":{"a":1,"a":2}}})",
+           R"({"etag":"e","version":2,"tags":[1],"properties":{"desired":"x"}})",
+           R"({"etag":"e","version":2,"tags":{"a":1 "b":2},"properties":{"desired":{"a" 1}}})",
+       }) {
+    auto b = ScanTwinSections(bad);
+    ASSERT_TRUE(b.has_value()) << bad;
+    EXPECT_TRUE(b->tags.found()) << bad;
+    EXPECT_TRUE(b->desired.found()) << bad;
+    EXPECT_FALSE(b->tag_members.has_value()) << bad;
+    same(bad, b->tags, b->tag_members);
+    same(bad, b->desired, b->desired_members);
+  }
+  // A section not asked for is not listed.
+  auto t = ScanTwinSections(doc, /*tags=*/false, /*desired=*/true);
+  ASSERT_TRUE(t.has_value());
+  EXPECT_FALSE(t->tag_members.has_value());
+  EXPECT_TRUE(t->desired_members.has_value());
+}
+
+// Strings of every length up to past the scanner's 32-byte look-ahead, with an escaped quote or
+// backslash at every place, at the end of the text or before more of it: each member's value is
+// the string as written, and a key holding a backslash is refused.
+TEST(TwinSpliceTest, StringsOfEveryLengthAndEscape) {
+  for (size_t len = 0; len <= 40; ++len) {
+    for (size_t at = 0; at <= len; ++at) {
+      for (std::string_view escape : {"", R"(\\)", R"(\")", R"(\\\")"}) {
+        std::string body(len, 'x');
+        body.insert(at, escape);
+        std::string value = "\"" + body + "\"";
+        for (std::string_view tail : {"}", R"(     ,"after":"and more text after it"})"}) {
+          std::string doc = "{\"etag\":\"e\",\"version\":1,\"tags\":{\"k\":" + value + "}";
+          doc += tail;
+          Value parsed = J(doc);
+          auto s = ScanTwinSections(doc, true, false);
+          ASSERT_TRUE(s.has_value()) << doc;
+          ASSERT_TRUE(s->tag_members.has_value()) << doc;
+          ASSERT_EQ(s->tag_members->size(), 1u) << doc;
+          EXPECT_EQ(Span(doc, (*s->tag_members)[0].value), value) << doc;
+          EXPECT_EQ(Span(doc, s->tags), ToJson(*parsed.Find("tags"))) << doc;
+          std::string keyed = "{\"" + body + "\":1}";
+          EXPECT_EQ(ScanObjectMembers(keyed, JsonSpan{0, keyed.size()}).has_value(), escape.empty())
+              << keyed;
+        }
+      }
+    }
+  }
+}
+
 TEST(TwinSpliceTest, ObjectMembersRefusesWhatItCannotVouchFor) {
   for (std::string bad : {
            "[1]", "{", R"({"a":1,})", R"({"a":1} x)",
