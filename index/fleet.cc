@@ -782,7 +782,9 @@ Expected<uint64_t> Fleet::Apply(const std::vector<Mutation>& batch, const std::s
   };
   auto record = [&](Change c, std::string key = {}) {
     if (key.empty()) key = KeyOf(c.device_id, c.module_id);
-    if (auto it = originals.find(key); it != originals.end()) c.before = &it->second;
+    if (!originals.empty()) {  // (a batch of spliced patches parses no document)
+      if (auto it = originals.find(key); it != originals.end()) c.before = &it->second;
+    }
     bool module = !c.module_id.empty();
     std::vector<Change>& v = changes_of(module);
     touched[std::move(key)] = {module, v.size()};
@@ -856,7 +858,8 @@ Expected<uint64_t> Fleet::Apply(const std::vector<Mutation>& batch, const std::s
       case Mutation::Kind::kReplace: {
         if (m.kind == Mutation::Kind::kPatch && splice) {
           std::string key = KeyOf(m.device_id, m.module_id);
-          if (touched.find(key) == touched.end() && originals.find(key) == originals.end()) {
+          if (touched.find(key) == touched.end() &&
+              (originals.empty() || originals.find(key) == originals.end())) {
             const Table& t = m.module_id.empty() ? *cur->devices : *cur->modules;
             std::optional<uint32_t> row;
             std::optional<Change> c;
