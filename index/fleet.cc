@@ -787,6 +787,7 @@ Expected<uint64_t> Fleet::Apply(const std::vector<Mutation>& batch, const std::s
     }
     bool module = !c.module_id.empty();
     std::vector<Change>& v = changes_of(module);
+    if (v.capacity() == 0) v.reserve(batch.size());  // a Change is large: no moves on growth
     touched[std::move(key)] = {module, v.size()};
     v.push_back(std::move(c));
   };
