@@ -620,6 +620,18 @@ std::optional<Change> SplicedPatch(std::string_view json, const Mutation& m,
   return c;
 }
 
+// Patch `m` spliced against the twin as table `t` holds it: its row (nullopt: no such twin) and
+// the spliced change (nullopt: the fast path declines). Returns the stored document it read.
+std::string_view SpliceInTable(const Table& t, const Mutation& m, const PatchOptions& options,
+                               std::optional<uint32_t>* row, std::optional<Change>* change) {
+  *row = t.FindRow(m.device_id, m.module_id);
+  if (!*row) return {};
+  std::string_view doc = t.doc_json(**row);
+  *change = SplicedPatch(doc, m, options);
+  if (*change) (*change)->row = **row;
+  return doc;
+}
+
 }  // namespace
 
 std::string NowTimestamp() {
@@ -689,13 +701,9 @@ void Fleet::PrepareRange(const std::vector<Mutation>& batch, size_t begin, size_
     const Table& t = m.module_id.empty() ? *base.devices : *base.modules;
     PreparedBatch::Entry& a = prepared->entries_[i];
     a.done = true;
-    a.row = t.FindRow(m.device_id, m.module_id);
-    if (!a.row) continue;
-    std::string_view doc = t.doc_json(*a.row);
+    std::string_view doc = SpliceInTable(t, m, options, &a.row, &a.change);
     a.doc = doc.data();
     a.doc_size = doc.size();
-    a.change = SplicedPatch(doc, m, options);
-    if (a.change) a.change->row = *a.row;
   }
 }
 
@@ -864,13 +872,7 @@ Expected<uint64_t> Fleet::Apply(const std::vector<Mutation>& batch, const std::s
             const Table& t = m.module_id.empty() ? *cur->devices : *cur->modules;
             std::optional<uint32_t> row;
             std::optional<Change> c;
-            if (!take_ahead(i, t, &row, &c)) {
-              row = t.FindRow(m.device_id, m.module_id);
-              if (row) {
-                c = SplicedPatch(t.doc_json(*row), m, options);
-                if (c) c->row = *row;
-              }
-            }
+            if (!take_ahead(i, t, &row, &c)) SpliceInTable(t, m, options, &row, &c);
             if (!row) return fail(fmt::format("no twin {}", Who(m.device_id, m.module_id)));
             if (c) {
               spliced_patches_.fetch_add(1, std::memory_order_relaxed);
