@@ -427,7 +427,19 @@ void Column::Merge() const {
     size_t total = 0;
     for (const auto& d : chain) total += d->changed.size();
     steps.reserve(total);
-    for (size_t age = 0; age < chain.size(); ++age) {
+    // Each delta is a sorted run. Laid out by their first rows (ties: newest first), runs whose
+    // rows do not interleave (a job's batches, a writer's distinct twins) are already in order,
+    // and only interleaving runs need the sort.
+    std::vector<size_t> by_first(chain.size());
+    for (size_t age = 0; age < chain.size(); ++age) by_first[age] = age;
+    auto first_row = [&](size_t age) {
+      const std::vector<uint32_t>& rows = chain[age]->changed;
+      return rows.empty() ? UINT32_MAX : rows.front();
+    };
+    std::sort(by_first.begin(), by_first.end(), [&](size_t a, size_t b) {
+      return first_row(a) != first_row(b) ? first_row(a) < first_row(b) : a < b;
+    });
+    for (size_t age : by_first) {
       const ColumnDelta& d = *chain[age];
       size_t e = 0;
       for (uint32_t row : d.changed) {
@@ -436,9 +448,12 @@ void Column::Merge() const {
         steps.push_back({row, static_cast<uint32_t>(age), has ? &d.entries[e].second : nullptr});
       }
     }
-    std::sort(steps.begin(), steps.end(), [](const Step& a, const Step& b) {
+    auto before = [](const Step& a, const Step& b) {
       return a.row != b.row ? a.row < b.row : a.age < b.age;
-    });
+    };
+    if (!std::is_sorted(steps.begin(), steps.end(), before)) {
+      std::sort(steps.begin(), steps.end(), before);
+    }
     changed.reserve(steps.size());
     entries.reserve(steps.size());
     for (size_t i = 0; i < steps.size(); ++i) {

@@ -624,7 +624,13 @@ std::optional<Change> SplicedPatch(std::string_view json, const Mutation& m,
 // the spliced change (nullopt: the fast path declines). Returns the stored document it read.
 std::string_view SpliceInTable(const Table& t, const Mutation& m, const PatchOptions& options,
                                std::optional<uint32_t>* row, std::optional<Change>* change) {
-  *row = t.FindRow(m.device_id, m.module_id);
+  uint32_t hint = m.row_hint;
+  if (hint < t.row_count() && t.device_id(hint) == m.device_id &&
+      t.module_id(hint) == m.module_id && t.live().Contains(hint)) {
+    *row = hint;
+  } else {
+    *row = t.FindRow(m.device_id, m.module_id);
+  }
   if (!*row) return {};
   std::string_view doc = t.doc_json(**row);
   *change = SplicedPatch(doc, m, options);

@@ -50,6 +50,11 @@ struct Mutation {
   std::string module_id;  // empty for device twins
   Value patch;            // kPatch: an IoT Hub twin patch; kReplace: the replacement
   std::string if_match;   // kPatch, kReplace: expected etag ("*" or empty forces)
+  // kPatch: the row the twin was last seen in (a job's targets keep their rows), or
+  // kNoRowHint. Only a hint: used where that row is live and holds this twin, otherwise the
+  // twin is looked up by its ids. It never changes the result, only how fast the twin is found.
+  uint32_t row_hint = kNoRowHint;
+  static constexpr uint32_t kNoRowHint = UINT32_MAX;
 };
 
 // How Apply runs a batch.

@@ -671,8 +671,10 @@ void JobManager::Run(std::shared_ptr<JobState> job) {
       // whole fleet, a second copy of the fleet, all of it freshly faulted-in memory); with the
       // ids copied out first, each batch's old documents are freed once the next version is
       // published and their memory is reused.
+      // The rows stay as hints: the index checks each before it takes it (Mutation::row_hint).
+      std::vector<uint32_t> row_hints = job->rows;  // only this thread changes them
       CompactIds(*job);
-      RunTwinJob(*job);
+      RunTwinJob(*job, row_hints);
     } else {
       RunMethodJob(*job);
     }
@@ -747,7 +749,7 @@ void JobManager::FinishLocked(JobState& job, int64_t now) {
 // ---------------------------------------------------------------------------------------------
 // Twin-update jobs.
 
-void JobManager::RunTwinJob(JobState& job) {
+void JobManager::RunTwinJob(JobState& job, const std::vector<uint32_t>& row_hints) {
   const size_t n = job.device_count;
   const size_t batch_size = options_.twin_batch_size;
   const unsigned threads = std::max(1u, options_.twin_apply_threads);
@@ -772,6 +774,7 @@ void JobManager::RunTwinJob(JobState& job) {
       m.module_id = job.ModuleId(i);
       m.patch = job.request.patch;
       m.if_match = "*";
+      if (i < row_hints.size()) m.row_hint = row_hints[i];
     }
     x.stamp = FormatTime(clock_.Now());
     return x;

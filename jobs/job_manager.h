@@ -146,7 +146,8 @@ class JobManager {
   struct DeviceRecord;
   struct JobState;
   void Run(std::shared_ptr<JobState> job);
-  void RunTwinJob(JobState& job);
+  // `row_hints[i]`: the row target i was resolved in (index::Mutation::row_hint).
+  void RunTwinJob(JobState& job, const std::vector<uint32_t>& row_hints);
   void RunMethodJob(JobState& job);
   void ProcessDevice(JobState& job, uint32_t index);
   bool StopRequestedLocked(const JobState& job) const;

@@ -227,6 +227,74 @@ TEST(ColumnTest, DroppingALongUnmergedChainDoesNotRecurse) {
   EXPECT_EQ(c, nullptr);
 }
 
+// One merge resolves a chain of deferred versions whatever the layout of their rows: runs in
+// ascending or descending order (a job's batches; the merge skips its sort for these), runs
+// that interleave or share rows (the newest change of a row wins), empty versions and rows
+// that lose their value. Checked against the same versions merged one at a time.
+TEST(ColumnTest, AChainMergesAsItsVersionsOneByOne) {
+  constexpr uint32_t kRows = 64;
+  auto build = [] {
+    ColumnBuilder b(P({"tags", "x"}));
+    for (uint32_t row = 0; row < kRows; row += 2) b.AddNumber(row, -1.0 - row);
+    return std::move(b).Build();
+  };
+  using Version = std::vector<std::pair<uint32_t, std::optional<double>>>;  // ascending rows
+  auto range = [](uint32_t begin, uint32_t end, double value) {
+    Version v;
+    for (uint32_t row = begin; row < end; ++row) v.emplace_back(row, value + row);
+    return v;
+  };
+  std::mt19937 gen(7);
+  auto random = [&](double value) {
+    Version v;
+    for (uint32_t row = 0; row < kRows; ++row) {
+      if (gen() % 4 != 0) continue;
+      v.emplace_back(row, gen() % 5 == 0 ? std::nullopt : std::optional<double>(value + row));
+    }
+    return v;
+  };
+  std::vector<std::pair<std::string, std::vector<Version>>> cases = {
+      {"ascending runs", {range(0, 10, 100), range(10, 30, 200), range(30, 64, 300)}},
+      {"descending runs", {range(40, 64, 100), range(20, 40, 200), range(0, 20, 300)}},
+      {"same first row", {range(5, 9, 100), range(5, 20, 200), range(5, 7, 300)}},
+      {"empty versions", {{}, range(3, 6, 100), {}, range(0, 3, 200), {}}},
+      {"interleaved", {random(100), random(200), random(300), random(400), random(500)}},
+      {"touching runs", {range(0, 11, 100), range(10, 21, 200), range(20, 64, 300)}},
+  };
+  for (const auto& [name, versions] : cases) {
+    SCOPED_TRACE(name);
+    std::shared_ptr<const Column> chained = build(), stepwise = build();
+    std::vector<std::optional<double>> expected(kRows);
+    for (uint32_t row = 0; row < kRows; row += 2) expected[row] = -1.0 - row;
+    for (const Version& v : versions) {
+      for (const auto& [row, value] : v) expected[row] = value;
+      std::vector<uint32_t> changed;
+      std::vector<std::pair<uint32_t, FlatEntry>> entries;
+      for (const auto& [row, value] : v) {
+        changed.push_back(row);
+        if (!value) continue;
+        FlatEntry e;
+        e.kind = Kind::kNumber;
+        e.number = *value;
+        entries.emplace_back(row, e);
+      }
+      chained = Column::Deferred(std::move(chained), changed, entries);
+      stepwise = Column::Deferred(std::move(stepwise), changed, entries);
+      stepwise->numbers();  // merged now: a chain of one
+    }
+    size_t pending = 0;
+    for (const Version& v : versions) pending += v.size();
+    EXPECT_EQ(chained->pending_rows(), pending);
+    for (uint32_t row = 0; row < kRows; ++row) {
+      std::string want = expected[row] ? ToJson(Value::Number(*expected[row])) : "undefined";
+      EXPECT_EQ(ToJson(chained->ValueAt(row)), want) << "row " << row;
+      EXPECT_EQ(ToJson(stepwise->ValueAt(row)), want) << "row " << row;
+    }
+    EXPECT_EQ(chained->numbers(), stepwise->numbers());
+    EXPECT_EQ(chained->present().ToVector(), stepwise->present().ToVector());
+  }
+}
+
 // A built column holds `values` (one string per row, rows 0..n-1): its dictionary is their
 // distinct strings in order, and each row reads back its own string.
 void ExpectColumnHoldsStrings(const Column& c, const std::vector<std::string>& values,

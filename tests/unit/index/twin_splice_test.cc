@@ -398,6 +398,33 @@ TEST(TwinSpliceFleetTest, PreparedSplicesOfTwinsChangedMeanwhile) {
   EXPECT_EQ(taken, 4u);  // b, a, a/m2 and zz
 }
 
+// A patch's row hint (the row a twin job resolved its target in) is taken only where that row
+// is live and holds the twin; any other hint is ignored and the twin is looked up by its ids:
+// another twin's row, a module's row given for another module (each table numbers its own
+// rows), a row past the end, the row of a deleted twin, the old row of a re-created one, and a
+// hint for a twin that does not exist.
+TEST(TwinSpliceFleetTest, RowHintsAreCheckedBeforeTheyAreTaken) {
+  auto hinted = [](Mutation m, uint32_t row) {
+    m.row_hint = row;
+    return m;
+  };
+  uint64_t spliced = ExpectSameBoth({
+      {hinted(PatchOf("a", "", R"({"tags":{"h":1}})"), 0)},         // a's own row
+      {hinted(PatchOf("b", "", R"({"tags":{"h":2}})"), 0)},         // a's row
+      {hinted(PatchOf("a", "m2", R"({"tags":{"h":3}})"), 0)},       // a/m1's row
+      {hinted(PatchOf("a", "m1", R"({"tags":{"h":4}})"), 1)},       // a/m2's row
+      {hinted(PatchOf("e", "", R"({"tags":{"h":5}})"), 1u << 20)},  // past the end
+      {DeleteOf("c")},
+      {hinted(PatchOf("c", "", R"({"tags":{"h":6}})"), 2)},  // c's row, deleted: no twin
+      {UpsertOf(R"({"deviceId":"c","etag":"AAAAAAAAAAE=","version":1,"tags":{}})")},
+      {hinted(PatchOf("c", "", R"({"tags":{"h":7}})"), 2)},   // c's old row
+      {hinted(PatchOf("zz", "", R"({"tags":{"h":8}})"), 0)},  // no twin zz
+      {hinted(PatchOf("b", "", R"({"tags":{"h":9}})"), 1),
+       hinted(PatchOf("b", "", R"({"tags":{"h":10}})"), 1)},
+  });
+  EXPECT_EQ(spliced, 7u);  // all but the failing patches and b's second in one batch
+}
+
 // The fast path parses and prints only the tag members a patch names; the rest of the tags is
 // copied as text. Deleting the first, a middle, the last and every member, adding members after
 // deletions, merging objects into scalars and objects, the size rule on large tags (the exact
