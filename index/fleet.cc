@@ -740,6 +740,11 @@ Expected<uint64_t> Fleet::Apply(const std::vector<Mutation>& batch, const std::s
     });
     ahead = &local;
   }
+  // The twins of the batch's spliced changes, by table and row (the index of the change): no id
+  // strings to build and hash on a twin job's path. `current` moves one into `touched` (below)
+  // when a later mutation needs it.
+  std::unordered_map<uint64_t, size_t> spliced;
+  auto row_key = [](bool module, uint32_t row) { return uint64_t{module} << 32 | row; };
   // A prepared splice of mutation i, if it still applies to `cur`: computed against `cur` itself,
   // or the twin's row holds the very document it was computed from. Returns false when the
   // splice must be computed again (it then says nothing about the twin, not even that it is
@@ -753,6 +758,8 @@ Expected<uint64_t> Fleet::Apply(const std::vector<Mutation>& batch, const std::s
       std::string_view doc = t.doc_json(*a.row);
       if (doc.data() != a.doc || doc.size() != a.doc_size) return false;
     }
+    // Computed against the stored document, which a splice earlier in the batch changed.
+    if (a.row && spliced.count(row_key(&t == cur->modules.get(), *a.row)) != 0) return false;
     *row = a.row;
     *change = std::move(a.change);
     if (ahead == prepared) prepared_taken_.fetch_add(1, std::memory_order_relaxed);
@@ -762,7 +769,6 @@ Expected<uint64_t> Fleet::Apply(const std::vector<Mutation>& batch, const std::s
   // mutations see earlier ones; and the stored documents it has parsed (WithChanges reuses them
   // as the rows' old documents instead of parsing them again).
   std::unordered_map<std::string, std::pair<bool, size_t>> touched;  // key -> (module, change)
-  touched.reserve(batch.size());
   std::unordered_map<std::string, Value> originals;
   std::vector<Change> device_changes, module_changes;
   auto changes_of = [&](bool module) -> std::vector<Change>& {
@@ -771,7 +777,16 @@ Expected<uint64_t> Fleet::Apply(const std::vector<Mutation>& batch, const std::s
   // The current document of a twin (valid until the next change is recorded), or nullptr.
   auto current = [&](const std::string& device, const std::string& module) -> const Value* {
     std::string key = KeyOf(device, module);
-    if (auto it = touched.find(key); it != touched.end()) {
+    auto it = touched.find(key);
+    if (it == touched.end() && !spliced.empty()) {
+      const Table& t = module.empty() ? *cur->devices : *cur->modules;
+      if (std::optional<uint32_t> row = t.FindRow(device, module)) {
+        if (auto s = spliced.find(row_key(!module.empty(), *row)); s != spliced.end()) {
+          it = touched.emplace(key, std::make_pair(!module.empty(), s->second)).first;
+        }
+      }
+    }
+    if (it != touched.end()) {
       Change& c = changes_of(it->second.first)[it->second.second];
       if (c.kind == Change::Kind::kDelete) return nullptr;
       if (c.partial) {
@@ -802,6 +817,7 @@ Expected<uint64_t> Fleet::Apply(const std::vector<Mutation>& batch, const std::s
     bool module = !c.module_id.empty();
     std::vector<Change>& v = changes_of(module);
     if (v.capacity() == 0) v.reserve(batch.size());  // a Change is large: no moves on growth
+    if (touched.empty()) touched.reserve(batch.size());
     touched[std::move(key)] = {module, v.size()};
     v.push_back(std::move(c));
   };
@@ -872,17 +888,28 @@ Expected<uint64_t> Fleet::Apply(const std::vector<Mutation>& batch, const std::s
       case Mutation::Kind::kPatch:
       case Mutation::Kind::kReplace: {
         if (m.kind == Mutation::Kind::kPatch && splice) {
-          std::string key = KeyOf(m.device_id, m.module_id);
-          if (touched.find(key) == touched.end() &&
-              (originals.empty() || originals.find(key) == originals.end())) {
-            const Table& t = m.module_id.empty() ? *cur->devices : *cur->modules;
+          bool seen = false;  // a change of this twin before, other than a splice
+          if (!touched.empty() || !originals.empty()) {
+            std::string key = KeyOf(m.device_id, m.module_id);
+            seen = touched.count(key) != 0 || originals.count(key) != 0;
+          }
+          if (!seen) {
+            const bool module = !m.module_id.empty();
+            const Table& t = module ? *cur->modules : *cur->devices;
             std::optional<uint32_t> row;
             std::optional<Change> c;
             if (!take_ahead(i, t, &row, &c)) SpliceInTable(t, m, options, &row, &c);
             if (!row) return fail(fmt::format("no twin {}", Who(m.device_id, m.module_id)));
-            if (c) {
+            // A twin spliced before in this batch goes the whole-document way (`current`).
+            if (c && spliced.count(row_key(module, *row)) == 0) {
               spliced_patches_.fetch_add(1, std::memory_order_relaxed);
-              if (c->json) record(std::move(*c), std::move(key));  // no text: nothing changed
+              if (c->json) {  // no text: nothing changed
+                std::vector<Change>& v = changes_of(module);
+                if (v.capacity() == 0) v.reserve(batch.size());
+                if (spliced.empty()) spliced.reserve(batch.size());
+                spliced[row_key(module, *row)] = v.size();
+                v.push_back(std::move(*c));
+              }
               break;
             }
           }

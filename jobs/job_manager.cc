@@ -3,11 +3,15 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <climits>
+#include <condition_variable>
 #include <cstdlib>
 #include <ctime>
 #include <deque>
+#include <memory>
+#include <mutex>
 #include <system_error>
 #include <thread>
 
@@ -754,21 +758,24 @@ void JobManager::RunTwinJob(JobState& job, const std::vector<uint32_t>& row_hint
   const size_t batch_size = options_.twin_batch_size;
   const unsigned threads = std::max(1u, options_.twin_apply_threads);
   bool modules = job.request.condition->collection == check::Collection::kModules;
-  // One batch: its patches, the time they are stamped with, and their splices computed ahead.
+  // One batch: its patches, the time they are stamped with, and their splices computed ahead
+  // (in parts taken in turn from `next_part`; `parts_left` counts the parts not finished).
   struct Batch {
     size_t begin = 0, end = 0;
     std::string stamp;
     std::vector<index::Mutation> muts;
     index::PreparedBatch prepared;  // none started: Apply ignores it
+    std::atomic<size_t> next_part{0};
+    std::atomic<size_t> parts_left{0};
   };
   auto make = [&](size_t b) {
-    Batch x;
-    x.begin = b;
-    x.end = std::min(n, b + batch_size);
+    auto x = std::make_shared<Batch>();
+    x->begin = b;
+    x->end = std::min(n, b + batch_size);
     // Ids are immutable once the records exist: read without the lock.
-    x.muts.resize(x.end - b);
-    for (size_t i = b; i < x.end; ++i) {
-      index::Mutation& m = x.muts[i - b];
+    x->muts.resize(x->end - b);
+    for (size_t i = b; i < x->end; ++i) {
+      index::Mutation& m = x->muts[i - b];
       m.kind = index::Mutation::Kind::kPatch;
       m.device_id = job.DeviceId(i);
       m.module_id = job.ModuleId(i);
@@ -776,21 +783,76 @@ void JobManager::RunTwinJob(JobState& job, const std::vector<uint32_t>& row_hint
       m.if_match = "*";
       if (i < row_hints.size()) m.row_hint = row_hints[i];
     }
-    x.stamp = FormatTime(clock_.Now());
+    x->stamp = FormatTime(clock_.Now());
     return x;
   };
-  // The pipeline (docs/jobs.md): while a batch is applied, a helper thread computes the splices
-  // of the next one against the version before it (the batches' devices are distinct, so those
-  // documents do not change meanwhile; Fleet::Apply checks that they did not). The applying
-  // thread joins in when its batch is done; parts are taken in turn from a shared counter.
+  // The pipeline (docs/jobs.md): a helper thread builds the batches after the first and
+  // computes their splices against the version current then, up to kAhead batches ahead of the
+  // one being applied (the batches' devices are distinct, so those documents do not change
+  // meanwhile; Fleet::Apply checks that they did not). When a batch is applied, the applying
+  // thread joins in on the next one's parts that are left.
   constexpr size_t kPart = 512;
-  auto prepare_parts = [&](Batch& x, std::atomic<size_t>& next_part) {
-    for (size_t p = next_part.fetch_add(kPart); p < x.muts.size(); p = next_part.fetch_add(kPart)) {
-      fleet_.PrepareRange(x.muts, p, p + kPart, &x.prepared);
+  constexpr size_t kAhead = 2;
+  std::mutex pipe_mu;
+  std::condition_variable pipe_cv;
+  std::deque<std::shared_ptr<Batch>> ahead;  // built by the helper, in order
+  size_t applying = 0;                       // the first device of the batch being applied
+  std::atomic<bool> stop{false};
+  auto prepare_parts = [&](Batch& x) {
+    const size_t size = x.muts.size();
+    for (size_t p = x.next_part.fetch_add(kPart); p < size; p = x.next_part.fetch_add(kPart)) {
+      if (!stop.load(std::memory_order_relaxed))
+        fleet_.PrepareRange(x.muts, p, p + kPart, &x.prepared);
+      if (x.parts_left.fetch_sub(1) == 1) {
+        std::lock_guard<std::mutex> lock(pipe_mu);
+        pipe_cv.notify_all();
+      }
     }
   };
-  Batch cur = make(0);
-  while (cur.begin < n) {
+  auto helper_loop = [&] {
+    for (size_t b = batch_size; b < n; b += batch_size) {
+      {
+        std::unique_lock<std::mutex> lock(pipe_mu);
+        pipe_cv.wait(lock, [&] { return stop.load() || b <= applying + kAhead * batch_size; });
+        if (stop.load()) return;
+      }
+      std::shared_ptr<Batch> x = make(b);
+      x->prepared = fleet_.StartPrepare(x->muts.size(), x->stamp);
+      x->parts_left = (x->muts.size() + kPart - 1) / kPart;
+      {
+        std::lock_guard<std::mutex> lock(pipe_mu);
+        ahead.push_back(x);
+        pipe_cv.notify_all();
+      }
+      prepare_parts(*x);
+    }
+  };
+  std::thread helper;
+  if (threads > 1 && batch_size < n) {
+    try {
+      helper = std::thread(helper_loop);
+    } catch (const std::system_error&) {
+      // No thread to be had: each batch is built here and spliced within Fleet::Apply.
+    }
+  }
+  // Stops the helper however this function ends (cancel, deadline, shutdown or done).
+  struct StopHelper {
+    std::atomic<bool>& stop;
+    std::mutex& mu;
+    std::condition_variable& cv;
+    std::thread& helper;
+    ~StopHelper() {
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        stop = true;
+      }
+      cv.notify_all();
+      if (helper.joinable()) helper.join();
+    }
+  } stop_helper{stop, pipe_mu, pipe_cv, helper};
+  std::shared_ptr<Batch> cur_ptr = make(0);
+  while (cur_ptr->begin < n) {
+    Batch& cur = *cur_ptr;
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (StopRequestedLocked(job)) return;
@@ -798,19 +860,6 @@ void JobManager::RunTwinJob(JobState& job, const std::vector<uint32_t>& row_hint
       for (size_t i = cur.begin; i < cur.end; ++i) {
         SetDeviceStatusLocked(job, job.records[i], DeviceJobStatus::kRunning, now);
         job.records[i].start = EncodeTime(now);
-      }
-    }
-    Batch next;
-    std::atomic<size_t> next_part{0};
-    std::thread helper;
-    if (threads > 1 && cur.end < n) {
-      next = make(cur.end);
-      next.prepared = fleet_.StartPrepare(next.muts.size(), next.stamp);
-      try {
-        helper = std::thread([&] { prepare_parts(next, next_part); });
-      } catch (const std::system_error&) {
-        // No thread to be had: the next batch is applied without splices computed ahead.
-        next.prepared = index::PreparedBatch();
       }
     }
     const std::vector<index::Mutation>& muts = cur.muts;
@@ -889,12 +938,27 @@ void JobManager::RunTwinJob(JobState& job, const std::vector<uint32_t>& row_hint
         }
       }
     }
-    if (helper.joinable()) {  // prepares the rest of the next batch with the helper
-      prepare_parts(next, next_part);
-      helper.join();
-    }
     if (cur.end >= n) break;
-    cur = next.muts.empty() ? make(cur.end) : std::move(next);
+    if (!helper.joinable()) {
+      cur_ptr = make(cur.end);
+      continue;
+    }
+    // The next batch from the helper; this thread helps with its parts that are left.
+    std::shared_ptr<Batch> next;
+    {
+      std::unique_lock<std::mutex> lock(pipe_mu);
+      applying = cur.end;
+      pipe_cv.notify_all();
+      pipe_cv.wait(lock, [&] { return !ahead.empty(); });
+      next = std::move(ahead.front());
+      ahead.pop_front();
+    }
+    prepare_parts(*next);
+    {
+      std::unique_lock<std::mutex> lock(pipe_mu);
+      pipe_cv.wait(lock, [&] { return next->parts_left.load() == 0; });
+    }
+    cur_ptr = std::move(next);
   }
 }
 

@@ -425,6 +425,30 @@ TEST(TwinSpliceFleetTest, RowHintsAreCheckedBeforeTheyAreTaken) {
   EXPECT_EQ(spliced, 7u);  // all but the failing patches and b's second in one batch
 }
 
+// Later mutations of a batch see the twins its splices changed (a batch keeps those by row):
+// a twin patched twice or three times, its module patched and then dropped with the device,
+// a re-created device patched again, a spliced twin replaced by an upsert and patched, and a
+// patch that changes nothing between two that do.
+TEST(TwinSpliceFleetTest, LaterMutationsOfABatchSeeItsSplices) {
+  uint64_t spliced = ExpectSameBoth({
+      {PatchOf("a", "", R"({"tags":{"s":1}})"), PatchOf("a", "", R"({"tags":{"s":2,"t":1}})"),
+       PatchOf("a", "", R"({"tags":{"t":null}})")},
+      {PatchOf("a", "m1", R"({"tags":{"s":1}})"), PatchOf("b", "", R"({"tags":{"s":1}})"),
+       PatchOf("a", "m1", R"({"tags":{"s":2}})"), DeleteOf("a"),
+       UpsertOf(R"({"deviceId":"a","etag":"AAAAAAAAAAE=","version":1,"tags":{"n":0}})"),
+       PatchOf("a", "", R"({"tags":{"n":1}})"), PatchOf("b", "", R"({"tags":{"s":1}})"),
+       PatchOf("b", "", R"({"tags":{"s":3}})")},
+      {PatchOf("e", "", R"({"tags":{"u":1}})"),
+       UpsertOf(R"({"deviceId":"e","etag":"AAAAAAAAAAc=","version":7,"tags":{"w":1}})"),
+       PatchOf("e", "", R"({"tags":{"u":2}})"),
+       PatchOf("e", "", R"({"properties":{"desired":{"k":1}}})")},
+      // a/m2 went with a: the batch is refused whole, b's splice included.
+      {PatchOf("b", "", R"({"tags":{"z":1}})"), PatchOf("a", "m2", R"({"tags":{"k":1}})")},
+  });
+  // The first patch of each twin in a batch: a; a/m1 and b; e; b (refused with its batch).
+  EXPECT_EQ(spliced, 5u);
+}
+
 // The fast path parses and prints only the tag members a patch names; the rest of the tags is
 // copied as text. Deleting the first, a middle, the last and every member, adding members after
 // deletions, merging objects into scalars and objects, the size rule on large tags (the exact
