@@ -642,14 +642,29 @@ Expected<PatchResult> Mutate(const Value& twin, const Value& body, std::string_v
     if (given.tags == nullptr) given.tags = &empty;
     if (given.desired == nullptr) given.desired = &empty;
   }
+  // A twin job applies one patch to every target: the section this thread last found valid
+  // (the same storage: Values are immutable, and the copy held here keeps the storage from being
+  // freed and reused for other content) is not checked again.
+  struct Checked {
+    Value section;
+    bool job_charset = false;
+  };
+  thread_local Checked last_valid[2];  // tags, properties.desired
   ContentValidator validator(options.validate_job_charset);
-  if (given.tags != nullptr) {
-    if (auto error = validator.Section(given.tags->as_object(), "tags")) return *error;
-  }
-  if (given.desired != nullptr) {
-    if (auto error = validator.Section(given.desired->as_object(), "properties.desired")) {
+  for (int k = 0; k < 2; ++k) {
+    const Value* section = k == 0 ? given.tags : given.desired;
+    if (section == nullptr) continue;
+    Checked& last = last_valid[k];
+    if (last.section.is_object() && &last.section.as_object() == &section->as_object() &&
+        last.job_charset == options.validate_job_charset) {
+      continue;
+    }
+    if (auto error =
+            validator.Section(section->as_object(), k == 0 ? "tags" : "properties.desired")) {
       return *error;
     }
+    last.section = *section;
+    last.job_charset = options.validate_job_charset;
   }
 
   // The twin's sections as they are (non-objects read as {}).

@@ -791,7 +791,7 @@ void JobManager::RunTwinJob(JobState& job, const std::vector<uint32_t>& row_hint
   // one being applied (the batches' devices are distinct, so those documents do not change
   // meanwhile; Fleet::Apply checks that they did not). When a batch is applied, the applying
   // thread joins in on the next one's parts that are left.
-  constexpr size_t kPart = 512;
+  constexpr size_t kPart = 128;
   constexpr size_t kAhead = 2;
   std::mutex pipe_mu;
   std::condition_variable pipe_cv;

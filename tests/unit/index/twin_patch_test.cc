@@ -631,6 +631,31 @@ TEST(TwinPatchValidationTest, JobCharset) {
             R"(ArgumentInvalid: tags: key "a b" must not contain ' ')");
 }
 
+// A twin job applies one patch to every target, and a thread does not check a section again
+// that it found valid the time before (the same storage). That must never let a section
+// through that is invalid under the options now, nor a patch built where a dropped one was
+// (an allocator hands the same addresses out again).
+TEST(TwinPatchValidationTest, ARepeatedPatchIsCheckedUnderItsOwnOptions) {
+  Value twin = Twin("{}", "{}");
+  Value patch = J(R"({"tags":{"t":"a"},"properties":{"desired":{"d":"12:00"}}})");
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_TRUE(ApplyTwinPatch(twin, patch, "*", Options()).ok());
+    EXPECT_EQ(ApplyError(twin, patch, "*", Options(true)),
+              "ArgumentInvalid: properties.desired.d: string value contains ':', which is not "
+              "allowed in job property values");
+  }
+  for (int i = 0; i < 20; ++i) {
+    Value tags = Obj({{"k", Str("v")}});
+    Value valid = Obj({{"tags", tags}});
+    EXPECT_TRUE(ApplyTwinPatch(twin, valid, "*", Options()).ok());
+    valid = Value();
+    tags = Value();  // its storage is the block freed last
+    tags = Obj({{"k.", Str("v")}});
+    Value invalid = Obj({{"tags", tags}});
+    EXPECT_EQ(ApplyError(twin, invalid), R"(ArgumentInvalid: tags: key "k." must not contain '.')");
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Replace
 
