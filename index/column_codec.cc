@@ -183,7 +183,7 @@ std::shared_ptr<const Column> ColumnCodec::Merge(
       prev.by_kind_[static_cast<size_t>(Kind::kNumber)], prev.numbers_, changed, fresh_numbers,
       &data.numbers_, [](double d) { return d; },
       [&](uint32_t row, double d) { removed_numbers.emplace_back(row, d); });
-  data.SetNumberRange();
+  bool range_set = false;  // from the distinct numbers, when they are kept (not a pass over all)
   if (number_postings) {
     std::vector<double> distinct = prev.distinct_numbers_;
     for (const auto& [row, d] : fresh_numbers) distinct.push_back(d);
@@ -212,9 +212,15 @@ std::shared_ptr<const Column> ColumnCodec::Merge(
       }
       distinct.resize(kept);
       data.number_postings_.resize(kept);
+      if (!distinct.empty()) {
+        data.stats_.min_number = distinct.front();
+        data.stats_.max_number = distinct.back();
+        range_set = true;
+      }
       data.distinct_numbers_ = std::move(distinct);
     }
   }
+  if (!range_set) data.SetNumberRange();
 
   // Array lengths.
   MergeValues<uint32_t>(
