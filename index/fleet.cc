@@ -375,11 +375,12 @@ bool IsStampKey(std::string_view key) {
 }
 
 // Prints, into `out` (after its opening '{'), the members of an object merged from the one whose
-// members are `old` (spans of `json`): a member `touched` does not name is copied as text; a
-// touched one is printed from `merged` (through `print`), or dropped when `merged` lacks it; the
-// members of `merged` that were not in `old` come, in its order, before old member `new_at`
-// (old.size(): at the end). This is the order twin_patch.h's merge leaves (existing keys in
-// place, new ones appended; in desired, before its trailing "$metadata"/"$version").
+// members are `old` (spans of `json`): a member that `touched` (given its index in `old` and its
+// key) does not name is copied as text; a touched one is printed from `merged` (through
+// `print`), or dropped when `merged` lacks it; the members of `merged` that were not in `old`
+// come, in its order, before old member `new_at` (old.size(): at the end). This is the order
+// twin_patch.h's merge leaves (existing keys in place, new ones appended; in desired, before its
+// trailing "$metadata"/"$version").
 template <class Touched, class Print>
 void AppendMergedMembers(std::string_view json, const std::vector<JsonMember>& old,
                          const Touched& touched, const Value& merged, size_t new_at,
@@ -401,7 +402,7 @@ void AppendMergedMembers(std::string_view json, const std::vector<JsonMember>& o
   for (size_t i = 0; i < old.size(); ++i) {
     if (i == new_at) append_new();
     const JsonMember& m = old[i];
-    if (!touched(m.key)) {
+    if (!touched(i, m.key)) {
       comma();
       out->append(m.member.in(json));
     } else if (const Value* now = merged.Find(m.key)) {
@@ -436,8 +437,9 @@ std::optional<std::string> RebuildDesired(std::string_view json, const DesiredMe
   }
   std::string meta_text = "{";
   AppendMergedMembers(
-      json, d.meta, [&](std::string_view k) { return IsStampKey(k) || Named(patch_desired, k); },
-      *meta, d.meta.size(), PrintValue, &meta_text);
+      json, d.meta,
+      [&](size_t, std::string_view k) { return IsStampKey(k) || Named(patch_desired, k); }, *meta,
+      d.meta.size(), PrintValue, &meta_text);
   meta_text.push_back('}');
   size_t new_at = d.members.size();  // before the trailing run of "$metadata" and "$version"
   while (new_at > 0 &&
@@ -449,7 +451,7 @@ std::optional<std::string> RebuildDesired(std::string_view json, const DesiredMe
   out.push_back('{');
   AppendMergedMembers(
       json, d.members,
-      [&](std::string_view k) {
+      [&](size_t, std::string_view k) {
         return k == "$metadata" || k == "$version" || Named(patch_desired, k);
       },
       result, new_at,
@@ -514,13 +516,17 @@ std::optional<Change> SplicedPatch(std::string_view json, const Mutation& m,
   // text. The patch's tags must be an object (else the whole-document path reports the error).
   const Value* patch_tags = wants_tags ? m.patch.Find("tags") : nullptr;
   std::optional<std::vector<JsonMember>> tag_members;
+  std::vector<char> tag_named;  // per member of tag_members: the patch names it
   if (wants_tags) {
     if (!patch_tags->is_object()) return std::nullopt;
     tag_members = std::move(sec->tag_members);
     if (!tag_members) return std::nullopt;
     Object named;
-    for (const JsonMember& member : *tag_members) {
-      if (patch_tags->Find(member.key) == nullptr) continue;
+    tag_named.resize(tag_members->size());
+    for (size_t i = 0; i < tag_members->size(); ++i) {
+      const JsonMember& member = (*tag_members)[i];
+      tag_named[i] = patch_tags->Find(member.key) != nullptr;
+      if (!tag_named[i]) continue;
       Expected<Value> v = parse(member.value);
       if (!v.ok()) return std::nullopt;
       named.emplace_back(std::string(member.key), std::move(v.value()));
@@ -592,8 +598,8 @@ std::optional<Change> SplicedPatch(std::string_view json, const Mutation& m,
     new_tags.reserve(sec->tags.end - sec->tags.begin + 64);
     new_tags.push_back('{');
     AppendMergedMembers(
-        json, *tag_members, [&](std::string_view k) { return patch_tags->Find(k) != nullptr; },
-        *tags, tag_members->size(), PrintValue, &new_tags);
+        json, *tag_members, [&](size_t i, std::string_view) { return tag_named[i] != 0; }, *tags,
+        tag_members->size(), PrintValue, &new_tags);
     new_tags.push_back('}');
     if (!WithinSizeLimit(new_tags, kMaxTagsBytes)) return std::nullopt;
     splices.emplace_back(sec->tags, new_tags);

@@ -827,14 +827,7 @@ void JobManager::RunTwinJob(JobState& job, const std::vector<uint32_t>& row_hint
       prepare_parts(*x);
     }
   };
-  std::thread helper;
-  if (threads > 1 && batch_size < n) {
-    try {
-      helper = std::thread(helper_loop);
-    } catch (const std::system_error&) {
-      // No thread to be had: each batch is built here and spliced within Fleet::Apply.
-    }
-  }
+  std::thread helper;  // started once the first batch is under way (not for a job cancelled first)
   // Stops the helper however this function ends (cancel, deadline, shutdown or done).
   struct StopHelper {
     std::atomic<bool>& stop;
@@ -860,6 +853,13 @@ void JobManager::RunTwinJob(JobState& job, const std::vector<uint32_t>& row_hint
       for (size_t i = cur.begin; i < cur.end; ++i) {
         SetDeviceStatusLocked(job, job.records[i], DeviceJobStatus::kRunning, now);
         job.records[i].start = EncodeTime(now);
+      }
+    }
+    if (cur.begin == 0 && threads > 1 && batch_size < n) {
+      try {
+        helper = std::thread(helper_loop);
+      } catch (const std::system_error&) {
+        // No thread to be had: each batch is built here and spliced within Fleet::Apply.
       }
     }
     const std::vector<index::Mutation>& muts = cur.muts;
