@@ -81,6 +81,10 @@
 //    magnitude 2^52 or more (all such doubles are integral); non-integral values are fine;
 //  - arrays are allowed (current docs); their elements are validated like member values;
 //  - undefined (programmatic Values only) is rejected as a value.
+// A thread does not check a section again that it found valid the time before: the same storage
+// (Values are immutable; the thread holds a copy, so the storage is not reused) under the same
+// job-charset option. A twin job applies one patch Value to every target, and so validates it
+// once per thread instead of once per device.
 // SIZES, on the sections after applying and only for a section that changed: tags at most 8192
 // bytes, properties.desired at most 32768 bytes, measured by TwinSectionSize.
 // JOB CHARSET (options.validate_job_charset, B.2): every key and every string value of the patch
