@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <functional>
 #include <thread>
 
@@ -466,7 +467,7 @@ TEST_F(JobManagerTest, DeadlineStopsDispatching) {
 
 TEST_F(JobManagerTest, StatisticsAlwaysSumToDeviceCount) {
   JobManager* manager = nullptr;
-  int checks = 0;
+  std::atomic<int> checks{0};  // counted on the job's worker threads
   auto check = [&] {
     Expected<DeviceJobStatistics> s = manager->Statistics("s");
     ASSERT_TRUE(s.ok());
@@ -499,7 +500,7 @@ TEST_F(JobManagerTest, StatisticsAlwaysSumToDeviceCount) {
   jm.Poll();
   jm.Wait("s");
   check();
-  EXPECT_GT(checks, 3);
+  EXPECT_GT(checks.load(), 3);
   Expected<DeviceJobStatistics> s = jm.Statistics("s");
   EXPECT_EQ(s->device_count, 10);
   EXPECT_EQ(s->pending_count + s->running_count, 0);
