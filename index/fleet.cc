@@ -798,11 +798,11 @@ Expected<uint64_t> Fleet::Apply(const std::vector<Mutation>& batch, const std::s
       if (c.partial) {
         // A spliced patch touched this twin earlier in the batch: from here on the twin goes the
         // whole-document way (its stored document becomes the row's old document).
+        // (A splice always knows its row.)
         const Table& t = module.empty() ? *cur->devices : *cur->modules;
-        std::optional<uint32_t> row = t.FindRow(device, module);
         Expected<Value> doc = ParseJson(c.json.view(), "patched twin");
-        if (!row || !doc.ok()) return nullptr;  // cannot happen: the splice parsed it
-        c.before = &originals.emplace(key, t.Document(*row)).first->second;
+        if (c.row >= t.row_count() || !doc.ok()) return nullptr;  // cannot happen
+        c.before = &originals.emplace(key, t.Document(c.row)).first->second;
         c.doc = std::move(doc.value());
         c.partial = false;
         c.partial_before = Value();
@@ -815,17 +815,22 @@ Expected<uint64_t> Fleet::Apply(const std::vector<Mutation>& batch, const std::s
     if (!row) return nullptr;
     return &originals.emplace(std::move(key), t.Document(*row)).first->second;
   };
+  // Appends a change to its table's list and returns its index. The list is reserved for the
+  // whole batch: a Change is large, and growing the list would move every change again.
+  auto push_change = [&](bool module, Change c) {
+    std::vector<Change>& v = changes_of(module);
+    if (v.capacity() == 0) v.reserve(batch.size());
+    v.push_back(std::move(c));
+    return v.size() - 1;
+  };
   auto record = [&](Change c, std::string key = {}) {
     if (key.empty()) key = KeyOf(c.device_id, c.module_id);
     if (!originals.empty()) {  // (a batch of spliced patches parses no document)
       if (auto it = originals.find(key); it != originals.end()) c.before = &it->second;
     }
     bool module = !c.module_id.empty();
-    std::vector<Change>& v = changes_of(module);
-    if (v.capacity() == 0) v.reserve(batch.size());  // a Change is large: no moves on growth
     if (touched.empty()) touched.reserve(batch.size());
-    touched[std::move(key)] = {module, v.size()};
-    v.push_back(std::move(c));
+    touched[std::move(key)] = {module, push_change(module, std::move(c))};
   };
   auto upsert = [&](const std::string& device, const std::string& module, Value doc) {
     Change c;
@@ -910,11 +915,8 @@ Expected<uint64_t> Fleet::Apply(const std::vector<Mutation>& batch, const std::s
             if (c && spliced.count(row_key(module, *row)) == 0) {
               spliced_patches_.fetch_add(1, std::memory_order_relaxed);
               if (c->json) {  // no text: nothing changed
-                std::vector<Change>& v = changes_of(module);
-                if (v.capacity() == 0) v.reserve(batch.size());
                 if (spliced.empty()) spliced.reserve(batch.size());
-                spliced[row_key(module, *row)] = v.size();
-                v.push_back(std::move(*c));
+                spliced[row_key(module, *row)] = push_change(module, std::move(*c));
               }
               break;
             }
