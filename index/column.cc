@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
 
 #include "index/column_codec.h"
 
@@ -350,6 +351,46 @@ size_t Column::MemoryBytes() const {
 
 size_t MaxPendingRows(uint32_t table_rows) { return std::max<size_t>(1024, table_rows / 32); }
 
+namespace {
+
+// One change of a chain being merged: `row` as the version `age` (0: the newest) left it. (The
+// merge also lists the versions themselves this way, by their first rows.)
+struct ChainStep {
+  uint32_t row;
+  uint32_t age;
+  const FlatEntry* entry;  // nullptr: the row holds no value here any more
+};
+
+// Sorts `steps` by row and then by age: a least-significant-digit radix sort of the two as one
+// key (row in the high bits), 11 bits per pass. A chain of single-twin patches is tens of
+// thousands of one-row versions at scattered rows, and there this is several times faster than
+// a comparison sort (a few passes over the steps instead of some 15 rounds of comparisons
+// through a lambda). The keys are distinct (a version's rows are), so the order is the one
+// std::sort by (row, age) gives.
+void SortSteps(std::vector<ChainStep>* steps) {
+  uint32_t max_row = 0, max_age = 0;
+  for (const ChainStep& s : *steps) {
+    max_row = std::max(max_row, s.row);
+    max_age = std::max(max_age, s.age);
+  }
+  const int age_bits = static_cast<int>(std::bit_width(max_age));
+  const int key_bits = age_bits + static_cast<int>(std::bit_width(max_row));
+  auto key = [age_bits](const ChainStep& s) { return uint64_t{s.row} << age_bits | s.age; };
+  constexpr int kDigitBits = 11;
+  constexpr size_t kBuckets = size_t{1} << kDigitBits;
+  std::vector<ChainStep> other(steps->size());
+  std::vector<size_t> start(kBuckets + 1);
+  for (int shift = 0; shift < key_bits; shift += kDigitBits) {
+    std::fill(start.begin(), start.end(), 0);
+    for (const ChainStep& s : *steps) ++start[((key(s) >> shift) & (kBuckets - 1)) + 1];
+    for (size_t b = 1; b <= kBuckets; ++b) start[b] += start[b - 1];
+    for (const ChainStep& s : *steps) other[start[(key(s) >> shift) & (kBuckets - 1)]++] = s;
+    steps->swap(other);
+  }
+}
+
+}  // namespace
+
 std::shared_ptr<const Column> Column::Deferred(
     std::shared_ptr<const Column> base, std::vector<uint32_t> changed,
     std::vector<std::pair<uint32_t, FlatEntry>> entries) {
@@ -418,42 +459,33 @@ void Column::Merge() const {
   } else {
     // Every (row, version) change, sorted by row and then newest first: the first of each row's
     // run is the one that counts. (Each delta's rows are ascending and distinct.)
-    struct Step {
-      uint32_t row;
-      uint32_t age;            // 0: the newest version
-      const FlatEntry* entry;  // nullptr: the row holds no value here any more
-    };
-    std::vector<Step> steps;
+    std::vector<ChainStep> steps;
     size_t total = 0;
     for (const auto& d : chain) total += d->changed.size();
     steps.reserve(total);
     // Each delta is a sorted run. Laid out by their first rows (ties: newest first), runs whose
     // rows do not interleave (a job's batches, a writer's distinct twins) are already in order,
-    // and only interleaving runs need the sort.
-    std::vector<size_t> by_first(chain.size());
-    for (size_t age = 0; age < chain.size(); ++age) by_first[age] = age;
-    auto first_row = [&](size_t age) {
-      const std::vector<uint32_t>& rows = chain[age]->changed;
-      return rows.empty() ? UINT32_MAX : rows.front();
+    // and only interleaving runs need the sort. (Versions without rows add nothing.)
+    auto before = [](const ChainStep& a, const ChainStep& b) {
+      return a.row != b.row ? a.row < b.row : a.age < b.age;
     };
-    std::sort(by_first.begin(), by_first.end(), [&](size_t a, size_t b) {
-      return first_row(a) != first_row(b) ? first_row(a) < first_row(b) : a < b;
-    });
-    for (size_t age : by_first) {
-      const ColumnDelta& d = *chain[age];
+    std::vector<ChainStep> by_first;
+    by_first.reserve(chain.size());
+    for (size_t age = 0; age < chain.size(); ++age) {
+      const std::vector<uint32_t>& rows = chain[age]->changed;
+      if (!rows.empty()) by_first.push_back({rows.front(), static_cast<uint32_t>(age), nullptr});
+    }
+    if (!std::is_sorted(by_first.begin(), by_first.end(), before)) SortSteps(&by_first);
+    for (const ChainStep& version : by_first) {
+      const ColumnDelta& d = *chain[version.age];
       size_t e = 0;
       for (uint32_t row : d.changed) {
         while (e < d.entries.size() && d.entries[e].first < row) ++e;
         bool has = e < d.entries.size() && d.entries[e].first == row;
-        steps.push_back({row, static_cast<uint32_t>(age), has ? &d.entries[e].second : nullptr});
+        steps.push_back({row, version.age, has ? &d.entries[e].second : nullptr});
       }
     }
-    auto before = [](const Step& a, const Step& b) {
-      return a.row != b.row ? a.row < b.row : a.age < b.age;
-    };
-    if (!std::is_sorted(steps.begin(), steps.end(), before)) {
-      std::sort(steps.begin(), steps.end(), before);
-    }
+    if (!std::is_sorted(steps.begin(), steps.end(), before)) SortSteps(&steps);
     changed.reserve(steps.size());
     entries.reserve(steps.size());
     for (size_t i = 0; i < steps.size(); ++i) {

@@ -639,6 +639,10 @@ std::string_view SpliceInTable(const Table& t, const Mutation& m, const PatchOpt
   }
   if (!*row) return {};
   std::string_view doc = t.doc_json(**row);
+  // A twin of a large fleet is rarely in the caches: ask for all of its lines at once, instead of
+  // one miss after another as the scan reaches them (and the hardware prefetcher stops at each
+  // 4 KiB page).
+  for (size_t off = 0; off < doc.size(); off += 64) __builtin_prefetch(doc.data() + off);
   *change = SplicedPatch(doc, m, options);
   if (*change) (*change)->row = **row;
   return doc;

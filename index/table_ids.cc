@@ -99,6 +99,7 @@ void Table::RowsOfDevice(std::string_view id, std::vector<uint32_t>* out) const 
     uint64_t slot = h.slots[i];
     if ((slot & 0xFFFFFFFF00000000ull) != fp) continue;
     uint32_t row = static_cast<uint32_t>((slot & 0xFFFFFFFFull) - 1);
+    PrefetchRow(row);
     // Verified: the row may have been deleted in this version.
     if (device_id(row) == id && live_->Contains(row)) out->push_back(row);
   }

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <map>
 #include <random>
 #include <string>
 #include <vector>
@@ -293,6 +294,68 @@ TEST(ColumnTest, AChainMergesAsItsVersionsOneByOne) {
     EXPECT_EQ(chained->numbers(), stepwise->numbers());
     EXPECT_EQ(chained->present().ToVector(), stepwise->present().ToVector());
   }
+}
+
+// A long chain of small versions whose rows interleave (single-twin patches of a large table):
+// the merge sorts its changes by row and age over several digits of both (rows in the
+// millions, thousands of versions), and the newest change of each row wins, as when the
+// versions are merged one by one.
+TEST(ColumnTest, ALongInterleavedChainMergesAsItsVersionsOneByOne) {
+  constexpr uint32_t kRows = 5'000'000;
+  constexpr int kVersions = 5000;
+  std::mt19937 gen(11);
+  std::vector<uint32_t> rows_used;  // a few hundred rows, so that rows repeat across versions
+  for (int i = 0; i < 300; ++i) rows_used.push_back(gen() % kRows);
+  rows_used.push_back(kRows - 1);
+  rows_used.push_back(0);
+  std::map<uint32_t, std::optional<double>> expected;
+  ColumnBuilder b(P({"tags", "x"}));
+  std::vector<uint32_t> base_rows = rows_used;
+  std::sort(base_rows.begin(), base_rows.end());
+  base_rows.erase(std::unique(base_rows.begin(), base_rows.end()), base_rows.end());
+  for (uint32_t row : base_rows) {
+    if (row % 3 == 0) continue;
+    b.AddNumber(row, -1.0 * row);
+    expected[row] = -1.0 * row;
+  }
+  std::shared_ptr<const Column> chained = std::move(b).Build();
+  std::shared_ptr<const Column> stepwise = chained;
+  size_t pending = 0;
+  for (int v = 0; v < kVersions; ++v) {
+    std::vector<uint32_t> changed;
+    for (int k = 1 + static_cast<int>(gen() % 3); k > 0; --k) {
+      changed.push_back(rows_used[gen() % rows_used.size()]);
+    }
+    std::sort(changed.begin(), changed.end());
+    changed.erase(std::unique(changed.begin(), changed.end()), changed.end());
+    std::vector<std::pair<uint32_t, FlatEntry>> entries;
+    for (uint32_t row : changed) {
+      if (gen() % 7 == 0) {
+        expected[row] = std::nullopt;  // the row loses its value
+        continue;
+      }
+      FlatEntry e;
+      e.kind = Kind::kNumber;
+      e.number = v * 10.0 + row % 10;
+      expected[row] = e.number;
+      entries.emplace_back(row, e);
+    }
+    pending += changed.size();
+    chained = Column::Deferred(std::move(chained), changed, entries);
+    stepwise = Column::Deferred(std::move(stepwise), changed, entries);
+    if (v % 97 == 0) stepwise->numbers();  // merged now and then: shorter chains
+  }
+  EXPECT_EQ(chained->pending_rows(), pending);
+  for (const auto& [row, value] : expected) {
+    std::string want = value ? ToJson(Value::Number(*value)) : "undefined";
+    EXPECT_EQ(ToJson(chained->ValueAt(row)), want) << "row " << row;
+    EXPECT_EQ(ToJson(stepwise->ValueAt(row)), want) << "row " << row;
+  }
+  EXPECT_EQ(chained->numbers(), stepwise->numbers());
+  EXPECT_EQ(chained->present().ToVector(), stepwise->present().ToVector());
+  size_t present = 0;
+  for (const auto& [row, value] : expected) present += value.has_value();
+  EXPECT_EQ(chained->present().Cardinality(), present);
 }
 
 // A built column holds `values` (one string per row, rows 0..n-1): its dictionary is their
