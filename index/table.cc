@@ -436,10 +436,12 @@ DocChunk& Table::WritableChunk(uint32_t row, size_t* slot) {
   // Copying a node takes a reference to each of its children, and the children's counts are
   // spread over the heap (a leaf node's 16 chunks, 28 MB of them in a table of a million rows),
   // so most are not cached. An atomic increment on x86 lets nothing after it run until its line
-  // is in: copied as they come, the 16 misses of a node would follow one another. So the lines of
-  // every child of every node on the path are asked for first, and their misses overlap.
-  // (make_shared puts the count right before its object: in the object's first line when the
-  // block is 64-byte aligned, as jemalloc's size classes for nodes and chunks are.)
+  // is in: copied as they come, the 16 misses of a node would follow one another. So on the
+  // first write of a version (the root still shared: a single patch's only write), the lines of
+  // every child of every node on the path are asked for first, and their misses overlap. Later
+  // writes of a batch copy less of their paths (the upper nodes are copied already). (make_shared
+  // puts the count right before its object: in the object's first line when the block is 64-byte
+  // aligned, as jemalloc's size classes for nodes and chunks are.)
   if (docs_ && docs_.use_count() != 1) {
     const DocNode* n = docs_.get();
     for (uint32_t level = docs_height_; n != nullptr; --level) {
