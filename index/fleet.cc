@@ -471,9 +471,10 @@ std::optional<std::string> RebuildDesired(std::string_view json, const DesiredMe
 // through a partial twin of only the sections the patch can change. nullopt: the fast path
 // declines (a section it needs is missing or not an object, the document does not scan, or the
 // patch fails: the whole-document path then reports the error in its own words). A Change with
-// no `json`: the patch changes nothing.
+// no `json`: the patch changes nothing. The new document is written into `*storage` (when not
+// null) if it is large enough (SpliceJson).
 std::optional<Change> SplicedPatch(std::string_view json, const Mutation& m,
-                                   const PatchOptions& options) {
+                                   const PatchOptions& options, std::string* storage = nullptr) {
   if (!m.patch.is_object()) return std::nullopt;
   bool wants_tags = m.patch.Find("tags") != nullptr;
   bool wants_desired = m.patch.Find("properties") != nullptr;
@@ -619,7 +620,7 @@ std::optional<Change> SplicedPatch(std::string_view json, const Mutation& m,
   c.kind = Change::Kind::kUpsert;
   c.device_id = m.device_id;
   c.module_id = m.module_id;
-  c.json = DocText::Adopt(SpliceJson(json, std::move(splices)));
+  c.json = DocText::Adopt(SpliceJson(json, std::move(splices), storage));
   c.doc = after;
   c.partial = true;
   c.partial_before = std::move(before);
@@ -638,12 +639,24 @@ std::string_view SpliceInTable(const Table& t, const Mutation& m, const PatchOpt
   std::string_view doc = t.doc_json(**row);
   // A twin looked up by id is rarely in the caches (a single patch, a bulk batch): ask for all
   // of its lines at once, instead of one miss after another as the scan reaches them (the
-  // hardware prefetcher stops at each 4 KiB page). A row hint comes from a job walking its
-  // targets in row order, whose documents lie one after another and are streamed already.
+  // hardware prefetcher stops at each 4 KiB page). Likewise the new document's storage: in a
+  // large fleet it is memory no cache holds, and the copy into it (right after the patch) would
+  // stall on each line in turn. Taken now and asked for writing, its lines arrive while the scan
+  // and the patch run. It is the old document's size with some room (DocText::kKeptSlack): a
+  // patch rarely changes a document by more, and a larger one is allocated again.
+  //
+  // A row hint comes from a twin job, which skips both: it walks its targets in row order (their
+  // documents lie one after another, and the hardware prefetcher streams them), and it splices
+  // ahead on a helper thread, where a patch's latency is hidden and only its instructions count.
+  std::string storage;
   if (!hinted) {
     for (size_t off = 0; off < doc.size(); off += 64) __builtin_prefetch(doc.data() + off);
+    storage.reserve(doc.size() + DocText::kKeptSlack);
+    for (size_t off = 0; off < storage.capacity(); off += 64) {
+      __builtin_prefetch(storage.data() + off, /*rw=*/1);
+    }
   }
-  *change = SplicedPatch(doc, m, options);
+  *change = SplicedPatch(doc, m, options, hinted ? nullptr : &storage);
   if (*change) (*change)->row = **row;
   return doc;
 }

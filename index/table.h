@@ -35,10 +35,14 @@ class DocText {
   DocText() = default;
   DocText(std::shared_ptr<const void> owner, std::string_view text)
       : data_(std::move(owner), text.data()), size_(text.size()) {}
-  // Keeps `text` itself (no copy of its bytes unless it has spare capacity: a printed document
-  // grew by doubling, and the slack would be a quarter of the stored documents' memory).
+  // Keeps `text` itself (no copy of its bytes unless it has more than kKeptSlack bytes of spare
+  // capacity: a printed document grew by doubling, and the slack would be a quarter of the
+  // stored documents' memory). Up to kKeptSlack is kept: a spliced document is written into
+  // storage taken before its size was known (fleet.cc, SplicedPatch), and copying it into an
+  // exact block would be another write to memory no cache holds.
+  static constexpr size_t kKeptSlack = 64;
   static DocText Adopt(std::string text) {
-    if (text.capacity() > text.size()) text.shrink_to_fit();
+    if (text.capacity() > text.size() + kKeptSlack) text.shrink_to_fit();
     auto s = std::make_shared<const std::string>(std::move(text));
     std::string_view v(*s);
     return DocText(std::move(s), v);

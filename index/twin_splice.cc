@@ -268,12 +268,17 @@ std::optional<std::vector<JsonMember>> ScanObjectMembers(std::string_view json, 
 }
 
 std::string SpliceJson(std::string_view text,
-                       std::vector<std::pair<JsonSpan, std::string_view>> replacements) {
+                       std::vector<std::pair<JsonSpan, std::string_view>> replacements,
+                       std::string* storage) {
   std::sort(replacements.begin(), replacements.end(),
             [](const auto& a, const auto& b) { return a.first.begin < b.first.begin; });
   size_t size = text.size();
   for (const auto& [span, with] : replacements) size = size - (span.end - span.begin) + with.size();
   std::string out;
+  if (storage != nullptr) {
+    out = std::move(*storage);
+    out.clear();
+  }
   out.reserve(size);
   size_t at = 0;
   for (const auto& [span, with] : replacements) {

@@ -66,9 +66,12 @@ std::optional<TwinSections> ScanTwinSections(std::string_view json, bool tags = 
 // ScanTwinSections). The values are skipped, not checked.
 std::optional<std::vector<JsonMember>> ScanObjectMembers(std::string_view json, JsonSpan object);
 
-// `text` with each span replaced by its string. The spans must not overlap; any order.
+// `text` with each span replaced by its string. The spans must not overlap; any order. The
+// result is written into `*storage` (taken over; its content is dropped) when that is large
+// enough.
 std::string SpliceJson(std::string_view text,
-                       std::vector<std::pair<JsonSpan, std::string_view>> replacements);
+                       std::vector<std::pair<JsonSpan, std::string_view>> replacements,
+                       std::string* storage = nullptr);
 
 }  // namespace twinq::index
 

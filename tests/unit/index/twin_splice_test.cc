@@ -230,6 +230,26 @@ TEST(TwinSpliceTest, SpliceReplacesSpansInAnyOrder) {
   EXPECT_EQ(SpliceJson(text, {{JsonSpan{0, 10}, ""}}), "");
 }
 
+// The storage a splice is given (SpliceInTable takes it before the patch): its old content is
+// dropped; it is written in place when large enough, and replaced when not.
+TEST(TwinSpliceTest, SpliceWritesIntoTheStorageItIsGiven) {
+  std::string text = std::string(100, 'a') + "0123456789";
+  std::string storage = "old content";
+  storage.reserve(200);
+  const char* at = storage.data();
+  std::string out = SpliceJson(text, {{JsonSpan{100, 101}, "xyz"}}, &storage);
+  EXPECT_EQ(out, std::string(100, 'a') + "xyz123456789");
+  EXPECT_EQ(out.data(), at);  // written where the storage was
+  std::string small = "tiny";
+  small.shrink_to_fit();
+  out = SpliceJson(text, {{JsonSpan{0, 100}, ""}, {JsonSpan{109, 110}, "!!"}}, &small);
+  EXPECT_EQ(out, "012345678!!");
+  std::string too_small;
+  too_small.reserve(20);
+  out = SpliceJson(text, {{JsonSpan{105, 106}, "five"}}, &too_small);
+  EXPECT_EQ(out, std::string(100, 'a') + "01234five6789");
+}
+
 // ---- the fleet, fast path against the whole-document path ---------------------------------
 
 constexpr const char* kFleet = R"(
