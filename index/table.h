@@ -38,7 +38,7 @@ class DocText {
   // Keeps `text` itself (no copy of its bytes unless it has more than kKeptSlack bytes of spare
   // capacity: a printed document grew by doubling, and the slack would be a quarter of the
   // stored documents' memory). Up to kKeptSlack is kept: a spliced document is written into
-  // storage taken before its size was known (fleet.cc, SplicedPatch), and copying it into an
+  // storage taken before its size was known (fleet.cc, SpliceInTable), and copying it into an
   // exact block would be another write to memory no cache holds.
   static constexpr size_t kKeptSlack = 64;
   static DocText Adopt(std::string text) {
