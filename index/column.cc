@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <array>
-#include <bit>
 
 #include "index/column_codec.h"
 
@@ -361,32 +360,24 @@ struct ChainStep {
   const FlatEntry* entry;  // nullptr: the row holds no value here any more
 };
 
-// Sorts `steps` by row and then by age: a least-significant-digit radix sort of the two as one
-// key (row in the high bits), 11 bits per pass. A chain of single-twin patches is tens of
-// thousands of one-row versions at scattered rows, and there this is several times faster than
-// a comparison sort (a few passes over the steps instead of some 15 rounds of comparisons
-// through a lambda). The keys are distinct (a version's rows are), so the order is the one
-// std::sort by (row, age) gives.
+void SortByKey(std::vector<std::pair<uint64_t, uint32_t>>* v);  // (below: the ingest's sort)
+
+// Sorts `steps` by row and then by age, through SortByKey (a radix sort from 4,096 elements) on
+// the two as one key. A chain of single-twin patches is tens of thousands of one-row versions at
+// scattered rows, and there a radix sort is several times faster than std::sort with a lambda
+// (some 15 rounds of comparisons). The keys are distinct (a version's rows are), so the order is
+// the one std::sort by (row, age) gives.
 void SortSteps(std::vector<ChainStep>* steps) {
-  uint32_t max_row = 0, max_age = 0;
-  for (const ChainStep& s : *steps) {
-    max_row = std::max(max_row, s.row);
-    max_age = std::max(max_age, s.age);
+  std::vector<std::pair<uint64_t, uint32_t>> keyed;
+  keyed.reserve(steps->size());
+  for (uint32_t i = 0; i < steps->size(); ++i) {
+    keyed.emplace_back(uint64_t{(*steps)[i].row} << 32 | (*steps)[i].age, i);
   }
-  const int age_bits = static_cast<int>(std::bit_width(max_age));
-  const int key_bits = age_bits + static_cast<int>(std::bit_width(max_row));
-  auto key = [age_bits](const ChainStep& s) { return uint64_t{s.row} << age_bits | s.age; };
-  constexpr int kDigitBits = 11;
-  constexpr size_t kBuckets = size_t{1} << kDigitBits;
-  std::vector<ChainStep> other(steps->size());
-  std::vector<size_t> start(kBuckets + 1);
-  for (int shift = 0; shift < key_bits; shift += kDigitBits) {
-    std::fill(start.begin(), start.end(), 0);
-    for (const ChainStep& s : *steps) ++start[((key(s) >> shift) & (kBuckets - 1)) + 1];
-    for (size_t b = 1; b <= kBuckets; ++b) start[b] += start[b - 1];
-    for (const ChainStep& s : *steps) other[start[(key(s) >> shift) & (kBuckets - 1)]++] = s;
-    steps->swap(other);
-  }
+  SortByKey(&keyed);
+  std::vector<ChainStep> sorted;
+  sorted.reserve(steps->size());
+  for (const auto& [key, i] : keyed) sorted.push_back((*steps)[i]);
+  steps->swap(sorted);
 }
 
 }  // namespace

@@ -280,11 +280,15 @@ class RowDiff {
         (b->is_object() ? &b->as_object() == &a->as_object() : &b->as_array() == &a->as_array())) {
       return;
     }
+    // (A scalar has no children: no call for it.)
+    auto container = [](const Value* v) {
+      return v != nullptr && (v->is_object() || v->is_array());
+    };
     if (same_shape) {
       Children(b, a);
     } else {
-      if (b != nullptr) Children(b, nullptr);
-      if (a != nullptr) Children(nullptr, a);
+      if (container(b)) Children(b, nullptr);
+      if (container(a)) Children(nullptr, a);
     }
   }
 
