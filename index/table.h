@@ -194,6 +194,9 @@ class Table {
   // appends the live rows whose deviceId is `device_id` (one row in a device table; the device's
   // modules in a module table), in no particular order;
   void RowsOfDevice(std::string_view device_id, std::vector<uint32_t>* out) const;
+  // Asks the caches for the line of the id hash where a lookup of `device_id` starts (a batch
+  // does this a few lookups ahead; see Fleet::Apply).
+  void PrefetchIdSlot(std::string_view device_id) const;
   // the same as InIdOrder(rows), by rank (rows outside order() fall back to InIdOrder).
   std::vector<uint32_t> InIdOrderByRank(const Bitmap& rows) const;
 

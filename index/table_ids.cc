@@ -108,6 +108,11 @@ void Table::RowsOfDevice(std::string_view id, std::vector<uint32_t>* out) const 
   }
 }
 
+void Table::PrefetchIdSlot(std::string_view id) const {
+  const IdHash& h = IdHashForLookup();
+  __builtin_prefetch(&h.slots[HashId(id) & h.mask]);
+}
+
 std::shared_ptr<const IdRanks> Table::IdRanksForOrder() const {
   std::lock_guard<std::mutex> lock(id_cache_.mu_);
   if (id_cache_.ranks_ != nullptr && id_cache_.ranks_->order == order_) return id_cache_.ranks_;

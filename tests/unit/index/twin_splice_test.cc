@@ -592,6 +592,73 @@ TEST(TwinSpliceFleetTest, OneTwinTouchedSeveralTimesInABatch) {
   EXPECT_GE(spliced, 4u);
 }
 
+// A batch of patches by id looks its twins up a few mutations ahead of their turn (the id hash,
+// the row, the document: Fleet::Apply). What the batch does in between must win over what was
+// looked up: twins deleted and re-created, added, and dropped with their device after their
+// lookup, beside patches of device and module twins that splice; and a failing batch keeps its
+// "mutation N" message.
+TEST(TwinSpliceFleetTest, ABatchLooksItsTwinsUpAheadOfTheirTurn) {
+  FleetSpec spec;
+  spec.devices = 60;
+  std::string text;
+  GenerateFleet(spec, [&](std::string_view line) {
+    text.append(line);
+    text.push_back('\n');
+  });
+  std::vector<std::pair<std::string, std::string>> twins;  // devices first, then modules
+  std::vector<std::pair<std::string, std::string>> modules;
+  for (const Value& v : GenerateFleetValues(spec)) {
+    const Value* module = v.Find("moduleId");
+    (module ? modules : twins)
+        .emplace_back(v.Find("deviceId")->as_string(), module ? module->as_string() : "");
+  }
+  ASSERT_GE(modules.size(), 4u);
+  twins.insert(twins.end(), modules.begin(), modules.end());
+  auto patch = [&](size_t k, int i) {
+    return PatchOf(twins[k].first, twins[k].second, fmt::format(R"({{"tags":{{"ahead":{}}}}})", i));
+  };
+  auto upsert = [](const std::string& device) {
+    return UpsertOf(fmt::format(R"({{"deviceId":"{}","etag":"AAAAAAAAAAE=","version":1,)"
+                                R"("tags":{{"re":1}}}})",
+                                device));
+  };
+  // Each twin once, with changes to twins a few places before their patch.
+  std::vector<Mutation> mixed;
+  for (size_t k = 0; k < twins.size(); ++k) {
+    if (k == 20 || k == 40) {  // twins 22 and 42 deleted and re-created before their patch
+      mixed.push_back(DeleteOf(twins[k + 2].first));
+      mixed.push_back(upsert(twins[k + 2].first));
+    }
+    if (k == 30) mixed.push_back(upsert("new-twin"));
+    if (k == 33) mixed.push_back(PatchOf("new-twin", "", R"({"tags":{"ahead":-1}})"));
+    mixed.push_back(patch(k, static_cast<int>(k)));
+  }
+  std::vector<Mutation> failing;
+  for (size_t k = 0; k < 20; ++k) failing.push_back(patch(k, 100));
+  failing[17] = PatchOf("zz", "", R"({"tags":{"ahead":117}})");  // no such twin
+  // A device deleted before a patch of its module, which was looked up while it was live.
+  const std::string& parent = modules.front().first;
+  std::vector<Mutation> modules_gone;
+  for (size_t k = 0; k < 16; ++k) {
+    if (twins[k].first != parent) modules_gone.push_back(patch(k, 200));
+  }
+  modules_gone.resize(12);
+  modules_gone[2] = DeleteOf(parent);
+  modules_gone[9] = PatchOf(parent, modules.front().second, R"({"tags":{"ahead":209}})");
+  uint64_t spliced = ExpectSameBoth({mixed, failing, modules_gone}, text);
+  EXPECT_GE(spliced, twins.size() / 2);  // (some generated twins lack a section it needs)
+
+  Fleet fleet;
+  ASSERT_TRUE(fleet.LoadTwinsText(text, "fleet").ok());
+  Expected<uint64_t> r = fleet.Apply(failing, FormatTimestamp(17'000'000'000'000'000));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().message, "mutation 18: no twin 'zz'");
+  r = fleet.Apply(modules_gone, FormatTimestamp(17'000'000'000'000'000));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().message,
+            fmt::format("mutation 10: no twin '{}/{}'", parent, modules.front().second));
+}
+
 // Batches large enough that the write merges the columns' pending changes itself (over
 // MaxPendingRows): with two threads (`par` in ExpectSameBoth) the columns are merged side by
 // side, and the outcome must not differ from one thread's.
