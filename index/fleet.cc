@@ -708,8 +708,7 @@ template <class Visit>
 Expected<size_t> Fleet::LoadStreamed(Visit&& visit) {
   // Streamed: each twin goes into its table as it is parsed, and is then dropped.
   TableStream devices(false), modules(true);
-  Expected<size_t> n =
-      visit([&](Value twin, bool module) { (module ? modules : devices).Add(twin); });
+  Expected<size_t> n = visit(devices, modules);
   if (!n.ok()) return n.error();
   std::lock_guard<std::mutex> lock(writer_);
   auto s = std::make_shared<FleetState>();
@@ -721,12 +720,27 @@ Expected<size_t> Fleet::LoadStreamed(Visit&& visit) {
   return *n;
 }
 
-Expected<size_t> Fleet::LoadTwinsFile(const std::string& path) {
-  return LoadStreamed([&](const TwinSink& sink) { return VisitTwinsFile(path, sink); });
+Expected<size_t> Fleet::LoadTwinsFile(const std::string& path, InputDocs docs) {
+  return LoadStreamed([&](TableStream& devices, TableStream& modules) {
+    if (docs == InputDocs::kCopy) {
+      return VisitTwinsFile(
+          path, [&](Value twin, bool module) { (module ? modules : devices).Add(twin); });
+    }
+    std::shared_ptr<const void> input;  // set before the first twin
+    return VisitTwinsFile(
+        path,
+        [&](Value twin, bool module, std::string_view spelled) {
+          (module ? modules : devices).Add(twin, spelled, input);
+        },
+        &input);
+  });
 }
 
 Expected<size_t> Fleet::LoadTwinsText(std::string_view text, std::string_view name) {
-  return LoadStreamed([&](const TwinSink& sink) { return VisitTwins(text, name, sink); });
+  return LoadStreamed([&](TableStream& devices, TableStream& modules) {
+    return VisitTwins(text, name,
+                      [&](Value twin, bool module) { (module ? modules : devices).Add(twin); });
+  });
 }
 
 PreparedBatch Fleet::StartPrepare(size_t batch_size, const std::string& now) const {

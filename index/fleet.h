@@ -100,9 +100,19 @@ class Fleet {
   Fleet();
   explicit Fleet(const TwinSet& twins);
 
+  // Where LoadTwinsFile keeps the twins' documents.
+  enum class InputDocs {
+    kCopy,  // in the fleet's own memory: the file may change or go afterwards
+    // As views of the file's contents, wherever the file spells a document exactly as the fleet
+    // stores it (compact JSON, as `twinq gen` writes): no copy into fresh memory. The fleet then
+    // keeps the file mapped, as Open keeps an index file, and the file must not be truncated
+    // or rewritten in place while the fleet lives. For `twinq index build`, which saves the
+    // fleet and exits.
+    kKeepInput,
+  };
   // Replaces the contents with the twins of a file (NDJSON, JSON array, objects) and returns
   // the number of twins loaded.
-  Expected<size_t> LoadTwinsFile(const std::string& path);
+  Expected<size_t> LoadTwinsFile(const std::string& path, InputDocs docs = InputDocs::kCopy);
   // The same for twins in memory (`name` names them in error messages).
   Expected<size_t> LoadTwinsText(std::string_view text, std::string_view name);
   void Reset(const TwinSet& twins);
@@ -156,7 +166,8 @@ class Fleet {
                                                            const std::string& name,
                                                            std::shared_ptr<const void> owner,
                                                            const PayloadChecksum& payload_checksum);
-  // Publishes the tables of a streamed load (see LoadTwinsFile).
+  // Publishes the tables of a streamed load: `visit(devices, modules)` adds the twins to the two
+  // TableStreams (see LoadTwinsFile).
   template <class Visit>
   Expected<size_t> LoadStreamed(Visit&& visit);
 

@@ -401,20 +401,29 @@ struct TableStream::State {
   std::shared_ptr<Table> table;
   TableBuilder builder;
   // The documents of the chunk being filled, back to back, and where each starts (the chunk's
-  // rows from its first); FlushChunk stores them as slices of one string.
+  // rows from its first); FlushChunk stores them as slices of one string. A document kept as a
+  // view of the input (Add with its text) takes no room there: its row's `chunk_view` is set.
   std::string chunk_text;
   std::array<size_t, kDocChunkRows + 1> chunk_at = {};
+  std::array<std::string_view, kDocChunkRows> chunk_view = {};
+  std::shared_ptr<const void> input;  // what keeps the views alive (the first input given)
   uint32_t chunk_first = 0;
   uint32_t chunk_rows = 0;
 
   void FlushChunk() {
     if (chunk_rows == 0) return;
-    auto owner = std::make_shared<const std::string>(chunk_text);  // exactly its size
+    std::shared_ptr<const std::string> owner;
+    if (!chunk_text.empty()) owner = std::make_shared<const std::string>(chunk_text);  // exact
     size_t slot;
     DocChunk& chunk = table->WritableChunk(chunk_first, &slot);
     for (uint32_t k = 0; k < chunk_rows; ++k) {
-      chunk.json[k] = DocText(
-          owner, std::string_view(*owner).substr(chunk_at[k], chunk_at[k + 1] - chunk_at[k]));
+      if (chunk_view[k].data() != nullptr) {
+        chunk.json[k] = DocText(input, chunk_view[k]);
+        chunk_view[k] = {};
+      } else {
+        chunk.json[k] = DocText(
+            owner, std::string_view(*owner).substr(chunk_at[k], chunk_at[k + 1] - chunk_at[k]));
+      }
     }
     chunk_text.clear();
     chunk_rows = 0;
@@ -517,6 +526,25 @@ void TableStream::Add(const Value& doc) {
   AppendJson(doc, &st.chunk_text);
   st.chunk_at[++st.chunk_rows] = st.chunk_text.size();
   st.builder.AddDocument(doc, row);
+}
+
+void TableStream::Add(const Value& doc, std::string_view spelled,
+                      const std::shared_ptr<const void>& input) {
+  State& st = *state_;
+  // Views of one input only (a stream reads one file); another's documents are copied.
+  if (st.input == nullptr) st.input = input;
+  if (spelled.empty() || input == nullptr || input != st.input) return Add(doc);
+  Add(doc);
+  // The document as the table prints it is the last slice of chunk_text. Where the input spells
+  // it the same, the table keeps the input's bytes instead: the copy would be fresh memory, which
+  // costs more than the print and the comparison (bench/BENCHLOG.md, "What fresh memory costs").
+  const uint32_t k = st.chunk_rows - 1;
+  const size_t at = st.chunk_at[k];
+  if (std::string_view(st.chunk_text).substr(at) == spelled) {
+    st.chunk_text.resize(at);
+    st.chunk_at[k + 1] = at;
+    st.chunk_view[k] = spelled;
+  }
 }
 
 std::shared_ptr<const Table> TableStream::Finish() {

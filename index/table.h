@@ -152,6 +152,10 @@ class TableStream {
   explicit TableStream(bool modules);
   ~TableStream();
   void Add(const Value& doc);
+  // The same for a document whose input text is `spelled`, kept alive by `input`: where that
+  // text is exactly what the table would store (the document printed compactly), the table
+  // keeps a view of it, sharing `input`, instead of a copy of its own.
+  void Add(const Value& doc, std::string_view spelled, const std::shared_ptr<const void>& input);
   std::shared_ptr<const Table> Finish();
 
  private:

@@ -729,12 +729,12 @@ class TwinCollector {
  public:
   // `sink` (optional) receives every valid twin in input order; without one, the collector
   // keeps the twins for Finish().
-  TwinCollector(std::string_view text, std::string_view name, const TwinSink* sink)
+  TwinCollector(std::string_view text, std::string_view name, const TwinTextSink* sink)
       : text_(text), name_(name), sink_(sink) {}
 
-  // Checks the twin's ids and keeps it (or passes it to the sink); false (with *error) when
-  // the ids are invalid.
-  bool Add(Value twin, size_t offset, Error* error);
+  // Checks the twin's ids and keeps it (or passes it to the sink, with `spelled`: its text in
+  // the input, or empty); false (with *error) when the ids are invalid.
+  bool Add(Value twin, size_t offset, std::string_view spelled, Error* error);
   // Checks for duplicate ids (the first repetition in input order is reported).
   std::optional<Error> CheckDuplicates();
   // Sorts and checks for duplicates; the kept twins by id.
@@ -759,13 +759,13 @@ class TwinCollector {
 
   std::string_view text_;
   std::string_view name_;
-  const TwinSink* sink_;
+  const TwinTextSink* sink_;
   std::vector<Value> values_;
   std::vector<Entry> devices_;
   std::vector<Entry> modules_;
 };
 
-bool TwinCollector::Add(Value twin, size_t offset, Error* error) {
+bool TwinCollector::Add(Value twin, size_t offset, std::string_view spelled, Error* error) {
   const Value* device_id = twin.Find("deviceId");
   if (device_id == nullptr) {
     *error = At(offset, "document has no \"deviceId\"");
@@ -795,7 +795,7 @@ bool TwinCollector::Add(Value twin, size_t offset, Error* error) {
   bool module = module_id != nullptr;
   (module ? modules_ : devices_).push_back(std::move(entry));
   if (sink_ != nullptr) {
-    (*sink_)(std::move(twin), module);
+    (*sink_)(std::move(twin), module, spelled);
   } else {
     values_.push_back(std::move(twin));
   }
@@ -899,7 +899,8 @@ std::optional<Error> CollectTwinsPadded(std::string_view text, std::string_view 
       }
     }
     Error error;
-    auto add = [&](dom::element e, size_t offset) {
+    // `spelled`: the twin's text, when it is the whole document.
+    auto add = [&](dom::element e, size_t offset, std::string_view spelled) {
       if (e.type() != dom::element_type::OBJECT) {
         error = Error{fmt::format("{}:{}: document is not an object (got {})", DisplayName(name),
                                   LocationOf(text, offset).line, KindName(e.type()))};
@@ -910,7 +911,7 @@ std::optional<Error> CollectTwinsPadded(std::string_view text, std::string_view 
         error = SyntaxError(text, name, doc.begin, doc.end, converter.reason());
         return false;
       }
-      return collector.Add(std::move(twin), offset, &error);
+      return collector.Add(std::move(twin), offset, spelled, &error);
     };
     if (root.type() == dom::element_type::ARRAY) {
       dom::array array;
@@ -920,9 +921,9 @@ std::optional<Error> CollectTwinsPadded(std::string_view text, std::string_view 
         // The scan's element offsets match simdjson's elements for valid JSON; be safe anyway.
         size_t offset = index < doc.elements.size() ? doc.elements[index] : doc.begin;
         ++index;
-        if (!add(e, offset)) return error;
+        if (!add(e, offset, {})) return error;
       }
-    } else if (!add(root, doc.begin)) {
+    } else if (!add(root, doc.begin, text.substr(doc.begin, doc.end - doc.begin))) {
       return error;
     }
   }
@@ -939,7 +940,7 @@ Expected<TwinSet> ReadTwinsPadded(std::string_view text, std::string_view name) 
 
 // The same for VisitTwins.
 Expected<size_t> VisitTwinsPadded(std::string_view text, std::string_view name,
-                                  const TwinSink& sink) {
+                                  const TwinTextSink& sink) {
   text = StripBom(text);
   TwinCollector collector(text, name, &sink);
   if (std::optional<Error> e = CollectTwinsPadded(text, name, collector)) return *e;
@@ -1045,9 +1046,18 @@ Expected<TwinSet> ReadTwins(std::string_view text, std::string_view name) {
   return ReadTwinsPadded(std::string_view(padded.data(), padded.size()), name);
 }
 
+namespace {
+
+// A TwinTextSink that passes the twins on to `sink` without their texts.
+TwinTextSink WithoutTexts(const TwinSink& sink) {
+  return [&sink](Value twin, bool module, std::string_view) { sink(std::move(twin), module); };
+}
+
+}  // namespace
+
 Expected<size_t> VisitTwins(std::string_view text, std::string_view name, const TwinSink& sink) {
   simdjson::padded_string padded(text);
-  return VisitTwinsPadded(std::string_view(padded.data(), padded.size()), name, sink);
+  return VisitTwinsPadded(std::string_view(padded.data(), padded.size()), name, WithoutTexts(sink));
 }
 
 Expected<TwinSet> ReadTwinsFile(const std::string& path) {
@@ -1059,7 +1069,15 @@ Expected<TwinSet> ReadTwinsFile(const std::string& path) {
 Expected<size_t> VisitTwinsFile(const std::string& path, const TwinSink& sink) {
   PaddedFile file;
   if (std::optional<Error> e = file.Read(path)) return *e;
-  return VisitTwinsPadded(file.text(), path, sink);
+  return VisitTwinsPadded(file.text(), path, WithoutTexts(sink));
+}
+
+Expected<size_t> VisitTwinsFile(const std::string& path, const TwinTextSink& sink,
+                                std::shared_ptr<const void>* input) {
+  auto file = std::make_shared<PaddedFile>();
+  if (std::optional<Error> e = file->Read(path)) return *e;
+  *input = file;
+  return VisitTwinsPadded(file->text(), path, sink);
 }
 
 Expected<Value> ParseJson(std::string_view text, std::string_view name) {

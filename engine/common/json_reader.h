@@ -16,6 +16,7 @@
 
 #include <cstddef>
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -59,6 +60,14 @@ Expected<TwinSet> ReadTwinsFile(const std::string& path);
 using TwinSink = std::function<void(Value twin, bool module)>;
 Expected<size_t> VisitTwins(std::string_view text, std::string_view name, const TwinSink& sink);
 Expected<size_t> VisitTwinsFile(const std::string& path, const TwinSink& sink);
+
+// VisitTwinsFile that also gives each twin's text as the file spells it: the whole document from
+// its '{' to its '}', or empty for a twin inside an array. The texts point into the file's
+// contents (mapped, or read into memory), which `*input` keeps alive: it is set before the first
+// twin and may be kept for as long as the texts are used.
+using TwinTextSink = std::function<void(Value twin, bool module, std::string_view text)>;
+Expected<size_t> VisitTwinsFile(const std::string& path, const TwinTextSink& sink,
+                                std::shared_ptr<const void>* input);
 
 // Parses exactly one JSON value of any type (surrounding whitespace allowed); used for patches
 // and tests. Errors are `NAME:LINE:COL: reason`, as for ReadTwins.

@@ -137,6 +137,16 @@ expect_rc build_malformed 1 && expect_err build_malformed "bad.ndjson:2"
 [[ -e "$WORK/x.twinq" ]] && fail "build_malformed: wrote an index anyway"
 run build_unwritable "$TWINQ" index build --twins "$WORK/fleet.ndjson" -o "$WORK/no/such/dir/x.twinq"
 expect_rc build_unwritable 1 && expect_err build_unwritable "cannot write"
+# index build keeps the documents in its input until it has saved: an input that is the output
+# itself, or the temporary file the save writes first, must still give the same index.
+cp "$WORK/fleet.ndjson" "$WORK/self"
+run build_self "$TWINQ" index build --twins "$WORK/self" -o "$WORK/self"
+expect_rc build_self 0
+cmp -s "$WORK/self" "$WORK/fleet.twinq" || fail "build_self: the index differs from fleet.twinq"
+cp "$WORK/fleet.ndjson" "$WORK/other.twinq.tmp"
+run build_tmp "$TWINQ" index build --twins "$WORK/other.twinq.tmp" -o "$WORK/other.twinq"
+expect_rc build_tmp 0
+cmp -s "$WORK/other.twinq" "$WORK/fleet.twinq" || fail "build_tmp: the index differs from fleet.twinq"
 
 # ---- corrupted, truncated, foreign and missing index files ----
 SIZE=$(wc -c <"$WORK/fleet.twinq")

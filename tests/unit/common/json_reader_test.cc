@@ -676,6 +676,73 @@ TEST(JsonReaderTest, ReadTwinsFileOfEverySizeAgainstThePageSize) {
   }
 }
 
+// VisitTwinsFile with texts: each twin that is a whole document gets its text as the file spells
+// it, from '{' to '}' (after a byte order mark, around blank lines, CRLF, several documents on
+// one line and one over several lines), a twin inside an array gets none, and the texts stay
+// valid after the file is gone for as long as the input handle is kept. The same for a mapped
+// file and for one read into memory (its size a multiple of the page size).
+TEST(JsonReaderTest, VisitTwinsFileGivesTheTextOfEachDocument) {
+  const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  const std::vector<std::string> docs = {
+      R"({"deviceId":"a","tags":{"x":[1,2.50]}})",
+      R"({ "deviceId" : "b" ,"n":1e2 })",
+      "{\"deviceId\":\"c\",\n  \"tags\":{}}",
+      R"({"deviceId":"d","s":"\u00e9\"}"})",
+  };
+  std::string text = "\xEF\xBB\xBF" + docs[0] + "\r\n\n" + docs[1] + docs[2] + "\n" +
+                     R"([{"deviceId":"e"}, {"deviceId":"f"}])" + "\n" + docs[3];
+  for (bool read : {false, true}) {
+    SCOPED_TRACE(read ? "read" : "mapped");
+    std::string contents = text;
+    if (read) contents.append(page - contents.size() % page, ' ');
+    std::vector<std::pair<std::string, std::string>> seen;  // deviceId, text
+    std::shared_ptr<const void> input;
+    {
+      TempFile file(contents);
+      Expected<size_t> n = VisitTwinsFile(
+          file.path(),
+          [&](Value twin, bool module, std::string_view spelled) {
+            EXPECT_FALSE(module);
+            EXPECT_NE(input, nullptr);
+            seen.emplace_back(twin.Find("deviceId")->as_string(), spelled);
+          },
+          &input);
+      ASSERT_TRUE(n.ok()) << n.error().message;
+      EXPECT_EQ(*n, 6u);
+    }
+    ASSERT_EQ(seen.size(), 6u);
+    EXPECT_EQ(seen[0], std::make_pair(std::string("a"), docs[0]));
+    EXPECT_EQ(seen[1], std::make_pair(std::string("b"), docs[1]));
+    EXPECT_EQ(seen[2], std::make_pair(std::string("c"), docs[2]));
+    EXPECT_EQ(seen[3], std::make_pair(std::string("e"), std::string()));
+    EXPECT_EQ(seen[4], std::make_pair(std::string("f"), std::string()));
+    EXPECT_EQ(seen[5], std::make_pair(std::string("d"), docs[3]));
+    EXPECT_NE(input, nullptr);
+  }
+}
+
+// The texts VisitTwinsFile gives point into the input it keeps alive, after the file is gone.
+TEST(JsonReaderTest, VisitTwinsFileTextsLiveAsLongAsTheInput) {
+  std::vector<std::string_view> views;
+  std::shared_ptr<const void> input;
+  {
+    TempFile file("{\"deviceId\":\"a\"}\n{\"deviceId\":\"b\",\"v\":2}\n");
+    Expected<size_t> n = VisitTwinsFile(
+        file.path(), [&](Value, bool, std::string_view spelled) { views.push_back(spelled); },
+        &input);
+    ASSERT_TRUE(n.ok()) << n.error().message;
+  }
+  ASSERT_EQ(views.size(), 2u);
+  EXPECT_EQ(views[0], R"({"deviceId":"a"})");
+  EXPECT_EQ(views[1], R"({"deviceId":"b","v":2})");
+  EXPECT_EQ(views[1].data(), views[0].data() + views[0].size() + 1);  // the file's own bytes
+  Expected<size_t> missing = VisitTwinsFile(
+      "/nonexistent/x.ndjson", [](Value, bool, std::string_view) {}, &input);
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.error().message,
+            "/nonexistent/x.ndjson: cannot read: No such file or directory");
+}
+
 TEST(JsonReaderTest, ReadTwinsFileFromAPipe) {
   char dir[] = "/tmp/twinq_json_reader_fifo_XXXXXX";
   ASSERT_NE(mkdtemp(dir), nullptr);

@@ -637,6 +637,87 @@ TEST(FleetTest, OpenedDocumentsLiveInTheMappingAsLongAsTheyAreReferenced) {
   }
 }
 
+// LoadTwinsFile with InputDocs::kKeepInput (what `twinq index build` uses) stores the documents
+// the file spells compactly as views of the file, and copies the others printed as usual: the
+// fleet is the one kCopy loads, byte for byte, with documents spelled otherwise (spaces, numbers
+// written another way, escapes, one over several lines, twins inside an array, module twins).
+// The views live on after the file is removed, and patches replace them as any document.
+TEST(FleetTest, LoadTwinsFileCanKeepTheDocumentsInTheInput) {
+  FleetSpec spec;
+  spec.devices = 200;
+  std::string text;
+  GenerateFleet(spec, [&](std::string_view line) {
+    text.append(line);
+    text.push_back('\n');
+  });
+  text += "{ \"deviceId\" : \"spaced\", \"tags\": {\"x\": 1} }\n";
+  text += R"({"deviceId":"numbers","tags":{"a":1.50,"b":1e2,"c":-0}})"
+          "\n";
+  text += R"({"deviceId":"escaped","tags":{"s":"\u00e9\/"}})"
+          "\n";
+  text += "{\"deviceId\":\"lines\",\n\"tags\":{}}\n";
+  text += R"([{"deviceId":"in-array","tags":{}},{"deviceId":"in-array","moduleId":"m"}])"
+          "\n";
+  text += R"({"deviceId":"compact","moduleId":"m2","tags":{"k":"v"}})"
+          "\n";
+  const std::string path = ::testing::TempDir() + "/keep_input.ndjson";
+  {
+    std::FILE* f = std::fopen(path.c_str(), "wb");
+    ASSERT_NE(f, nullptr);
+    ASSERT_EQ(std::fwrite(text.data(), 1, text.size(), f), text.size());
+    std::fclose(f);
+  }
+  Fleet copied, kept;
+  Expected<size_t> a = copied.LoadTwinsFile(path);
+  ASSERT_TRUE(a.ok()) << a.error().message;
+  Expected<size_t> b = kept.LoadTwinsFile(path, Fleet::InputDocs::kKeepInput);
+  ASSERT_TRUE(b.ok()) << b.error().message;
+  EXPECT_EQ(*a, *b);
+  ASSERT_EQ(std::remove(path.c_str()), 0);
+  EXPECT_TRUE(kept.Serialize() == copied.Serialize());
+
+  // Which documents are the file's own bytes: those the file spells as the table prints them.
+  // A view is followed in the file by the newline and the next line, a copy by the next copy of
+  // its chunk (or nothing).
+  size_t views = 0, copies = 0;
+  Snapshot ks = kept.snapshot(), cs = copied.snapshot();
+  for (const auto& [t, other] :
+       {std::pair{&ks.devices(), &cs.devices()}, std::pair{&ks.modules(), &cs.modules()}}) {
+    ASSERT_EQ(t->row_count(), other->row_count());
+    for (uint32_t row = 0; row < t->row_count(); ++row) {
+      std::string_view doc = t->doc_json(row);
+      ASSERT_EQ(doc, other->doc_json(row));
+      bool view = text.find(std::string(doc) + "\n") != std::string::npos;
+      std::string id(t->device_id(row));
+      if (id == "spaced" || id == "numbers" || id == "escaped" || id == "lines" ||
+          id == "in-array") {
+        EXPECT_FALSE(view) << id;  // not spelled as printed, or no text of its own
+      }
+      if (view) {
+        // The byte after it is the file's newline: it points into the file.
+        EXPECT_EQ(doc.data()[doc.size()], '\n') << id;
+        ++views;
+      } else {
+        ++copies;
+      }
+    }
+  }
+  EXPECT_GE(views, 200u);  // every generated twin, and the compact module twin
+  EXPECT_GE(copies, 2u);
+
+  // Patches replace views as any document; the fleets stay the same.
+  Value patch = ParseJson(R"({"tags":{"kept":"no"}})", "p").value();
+  const std::string now = "2026-11-28T00:00:00.0000000Z";
+  Snapshot s = copied.snapshot();
+  for (uint32_t row : s.devices().order()) {
+    if (row % 4 != 0) continue;
+    std::string id(s.devices().device_id(row));
+    ASSERT_TRUE(copied.Patch(id, "", patch, "*", now).ok());
+    ASSERT_TRUE(kept.Patch(id, "", patch, "*", now).ok());
+  }
+  EXPECT_TRUE(kept.Serialize() == copied.Serialize());
+}
+
 // Fleet::Open checks the checksum by reading the file in pieces of 1 MiB (not through the
 // mapping): a file of several pieces, every truncation point near the header and the piece
 // boundaries, and byte flips in every piece, give exactly what Deserialize of the same bytes
