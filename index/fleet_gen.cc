@@ -1061,4 +1061,13 @@ std::vector<Value> GenerateFleetValues(const FleetSpec& spec) {
   return docs;
 }
 
+std::string GenerateFleetNdjson(const FleetSpec& spec) {
+  std::string text;
+  GenerateFleet(spec, [&text](std::string_view line) {
+    text.append(line);
+    text.push_back('\n');
+  });
+  return text;
+}
+
 }  // namespace twinq::index

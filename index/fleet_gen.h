@@ -76,6 +76,8 @@ void GenerateFleet(const FleetSpec& spec, const std::function<void(std::string_v
 
 // Convenience: the same documents as Values, in the same order (for small fleets in tests).
 std::vector<Value> GenerateFleetValues(const FleetSpec& spec);
+// Convenience: the same lines as one NDJSON text, each line ended by '\n' (for small fleets).
+std::string GenerateFleetNdjson(const FleetSpec& spec);
 
 }  // namespace twinq::index
 

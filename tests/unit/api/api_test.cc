@@ -154,11 +154,7 @@ TEST(ApiConditions, IdsEqualTheInternalEngineOnAGeneratedFleet) {
   twinq::index::FleetSpec spec;
   spec.devices = 3000;
   spec.seed = 11;
-  std::string text;
-  twinq::index::GenerateFleet(spec, [&](std::string_view line) {
-    text.append(line);
-    text.push_back('\n');
-  });
+  std::string text = twinq::index::GenerateFleetNdjson(spec);
   StatusOr<Fleet> fleet = Fleet::FromTwinsText(text, "gen");
   ASSERT_TRUE(fleet.ok()) << fleet.status().ToString();
   twinq::index::Fleet internal;

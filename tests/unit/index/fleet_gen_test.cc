@@ -113,6 +113,7 @@ TEST(FleetGenTest, SameSpecSameBytesOtherSeedOtherBytes) {
   spec.devices = 100;
   std::string b = Joined(spec);
   EXPECT_EQ(a.substr(0, b.size()), b);
+  EXPECT_EQ(GenerateFleetNdjson(spec), b);  // the convenience, line for line
 }
 
 // Pins the exact bytes: a change here means every saved fleet, benchmark and golden file built

@@ -499,11 +499,7 @@ TEST(FleetTest, OpenRefusesDirectoriesAndMissingFiles) {
 void LoadGenerated(size_t devices, Fleet* fleet) {
   FleetSpec spec;
   spec.devices = devices;
-  std::string text;
-  GenerateFleet(spec, [&](std::string_view line) {
-    text.append(line);
-    text.push_back('\n');
-  });
+  std::string text = GenerateFleetNdjson(spec);
   ASSERT_TRUE(fleet->LoadTwinsText(text, "gen").ok());
 }
 
@@ -645,11 +641,7 @@ TEST(FleetTest, OpenedDocumentsLiveInTheMappingAsLongAsTheyAreReferenced) {
 TEST(FleetTest, LoadTwinsFileCanKeepTheDocumentsInTheInput) {
   FleetSpec spec;
   spec.devices = 200;
-  std::string text;
-  GenerateFleet(spec, [&](std::string_view line) {
-    text.append(line);
-    text.push_back('\n');
-  });
+  std::string text = GenerateFleetNdjson(spec);
   text += "{ \"deviceId\" : \"spaced\", \"tags\": {\"x\": 1} }\n";
   text += R"({"deviceId":"numbers","tags":{"a":1.50,"b":1e2,"c":-0}})"
           "\n";

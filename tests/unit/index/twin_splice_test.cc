@@ -600,11 +600,7 @@ TEST(TwinSpliceFleetTest, OneTwinTouchedSeveralTimesInABatch) {
 TEST(TwinSpliceFleetTest, ABatchLooksItsTwinsUpAheadOfTheirTurn) {
   FleetSpec spec;
   spec.devices = 60;
-  std::string text;
-  GenerateFleet(spec, [&](std::string_view line) {
-    text.append(line);
-    text.push_back('\n');
-  });
+  std::string text = GenerateFleetNdjson(spec);
   std::vector<std::pair<std::string, std::string>> twins;  // devices first, then modules
   std::vector<std::pair<std::string, std::string>> modules;
   for (const Value& v : GenerateFleetValues(spec)) {
@@ -665,11 +661,7 @@ TEST(TwinSpliceFleetTest, ABatchLooksItsTwinsUpAheadOfTheirTurn) {
 TEST(TwinSpliceFleetTest, LargeBatchesMergeColumnsOnSeveralThreadsAlike) {
   FleetSpec spec;
   spec.devices = 1100;  // over MaxPendingRows (1024) patched rows per column
-  std::string text;
-  GenerateFleet(spec, [&](std::string_view line) {
-    text.append(line);
-    text.push_back('\n');
-  });
+  std::string text = GenerateFleetNdjson(spec);
   std::vector<std::pair<std::string, std::string>> twins;
   for (const Value& v : GenerateFleetValues(spec)) {
     const Value* module = v.Find("moduleId");
