@@ -11,16 +11,21 @@
 //  - a fleet holding that twin with the fast path on and one with it off give the same outcome
 //    for the patch: both fail with the same message, or both succeed with byte-identical
 //    serialised fleets (documents and every column); so does a third fleet that computes the
-//    batch's splices ahead on a second thread (ApplyOptions).
+//    batch's splices ahead on a second thread (ApplyOptions);
+//  - a TableStream given the twin with its text as the input spells it (the ingest of
+//    `twinq index build`) stores the twin's printed form, and keeps a view of the text exactly
+//    when the text is that form.
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
 #include <string>
 #include <string_view>
 
 #include "engine/common/json_reader.h"
 #include "engine/common/value.h"
 #include "index/fleet.h"
+#include "index/table.h"
 #include "index/twin_splice.h"
 
 namespace {
@@ -113,6 +118,21 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (module != nullptr && (!module->is_string() || module->as_string().empty())) return 0;
   std::string stored = twinq::ToJson(*twin);
   CheckScan(stored);  // the form the index stores
+
+  // An ingest that keeps its input (`twinq index build`) stores the input's text itself only
+  // where it is the stored form: the document is the stored form either way.
+  {
+    auto input = std::make_shared<const std::string>(twin_text);
+    twinq::index::TableStream stream(module != nullptr);
+    stream.Add(*twin, *input, input);
+    std::shared_ptr<const twinq::index::Table> table = stream.Finish();
+    std::string_view doc = table->doc_json(0);
+    if (doc != stored) Fail("document kept from the input", doc, stored);
+    if ((doc.data() == input->data()) != (*input == stored)) {
+      Fail("a view of the input where the text is not the stored form, or no view where it is", doc,
+           stored);
+    }
+  }
 
   twinq::index::Fleet fast, slow;
   if (!fast.LoadTwinsText(stored, "twin").ok() || !slow.LoadTwinsText(stored, "twin").ok()) {
