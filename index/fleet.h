@@ -151,6 +151,8 @@ class Fleet {
   // The whole fleet (documents + index) to one file, and back. The format is versioned and
   // checksummed; a truncated or corrupted file is refused with a clear Error.
   Expected<size_t> Save(const std::string& path) const;
+  // The file Save(path) writes first and then renames to `path`.
+  static std::string SaveTemporaryPath(const std::string& path) { return path + ".tmp"; }
   static Expected<std::unique_ptr<Fleet>> Open(const std::string& path);
   // The same, to and from memory.
   std::string Serialize() const;

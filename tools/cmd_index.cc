@@ -93,11 +93,11 @@ int Build(const Args& args) {
   auto start = std::chrono::steady_clock::now();
   index::Fleet fleet;
   // The documents stay in the input file (no copy): the fleet is saved and dropped. Save writes
-  // `output`.tmp and renames it, so the input survives even as the output; but not as that
+  // a temporary file and renames it, so the input survives even as the output; but not as that
   // temporary file itself, which Save truncates first.
   struct stat in, tmp;
   const bool input_is_tmp = ::stat(twins.c_str(), &in) == 0 &&
-                            ::stat((output + ".tmp").c_str(), &tmp) == 0 &&
+                            ::stat(index::Fleet::SaveTemporaryPath(output).c_str(), &tmp) == 0 &&
                             in.st_dev == tmp.st_dev && in.st_ino == tmp.st_ino;
   Expected<size_t> loaded = fleet.LoadTwinsFile(
       twins, input_is_tmp ? index::Fleet::InputDocs::kCopy : index::Fleet::InputDocs::kKeepInput);
