@@ -14,7 +14,8 @@
 //    batch's splices ahead on a second thread (ApplyOptions);
 //  - a TableStream given the twin with its text as the input spells it (the ingest of
 //    `twinq index build`) stores the twin's printed form, and keeps a view of the text exactly
-//    when the text is that form.
+//    when the text is that form; given as the tokens the ingest reads (json_reader.h), with or
+//    without its text, the twin makes the table its Value makes (documents and every column).
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -120,7 +121,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   CheckScan(stored);  // the form the index stores
 
   // An ingest that keeps its input (`twinq index build`) stores the input's text itself only
-  // where it is the stored form: the document is the stored form either way.
+  // where it is the stored form: the document is the stored form either way. The ingest reads
+  // the twin as tokens, not as a Value: the same table either way.
   {
     auto input = std::make_shared<const std::string>(twin_text);
     twinq::index::TableStream stream(module != nullptr);
@@ -132,6 +134,33 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       Fail("a view of the input where the text is not the stored form, or no view where it is", doc,
            stored);
     }
+    const std::string want = twinq::index::TableContents(*table);
+    size_t twins = 0;
+    twinq::Expected<size_t> n = twinq::VisitTwins(
+        twin_text, "twin",
+        [&](const twinq::JsonToken* tokens, bool is_module, std::string_view spelled) {
+          ++twins;
+          if (is_module != (module != nullptr)) Fail("tokens: module", "", "");
+          if (twinq::TokensToValue(tokens) != *twin) Fail("tokens: value", "", "");
+          // The text lives during this call only, and so does the table that views it.
+          std::shared_ptr<const void> text(std::make_shared<int>(0));
+          for (bool with_text : {false, true}) {
+            twinq::index::TableStream tokened(is_module);
+            if (with_text) {
+              tokened.Add(tokens, spelled, text);
+            } else {
+              tokened.Add(tokens);
+            }
+            std::shared_ptr<const twinq::index::Table> t = tokened.Finish();
+            if (twinq::index::TableContents(*t) != want)
+              Fail("the table of the tokens", twinq::index::TableContents(*t), want);
+            if (with_text && (t->doc_json(0).data() == spelled.data()) != (spelled == stored)) {
+              Fail("tokens: a view where the text is not the stored form, or none where it is",
+                   t->doc_json(0), stored);
+            }
+          }
+        });
+    if (!n.ok() || twins != 1) Fail("tokens: the twin", n.ok() ? "" : n.error().message, "");
   }
 
   twinq::index::Fleet fast, slow;

@@ -721,16 +721,18 @@ Expected<size_t> Fleet::LoadStreamed(Visit&& visit) {
 }
 
 Expected<size_t> Fleet::LoadTwinsFile(const std::string& path, InputDocs docs) {
+  // The twins come as tokens: no Value is built for them (json_reader.h, TwinTokenSink).
   return LoadStreamed([&](TableStream& devices, TableStream& modules) {
-    if (docs == InputDocs::kCopy) {
-      return VisitTwinsFile(
-          path, [&](Value twin, bool module) { (module ? modules : devices).Add(twin); });
-    }
     std::shared_ptr<const void> input;  // set before the first twin
     return VisitTwinsFile(
         path,
-        [&](Value twin, bool module, std::string_view spelled) {
-          (module ? modules : devices).Add(twin, spelled, input);
+        [&](const JsonToken* twin, bool module, std::string_view spelled) {
+          TableStream& stream = module ? modules : devices;
+          if (docs == InputDocs::kCopy) {
+            stream.Add(twin);
+          } else {
+            stream.Add(twin, spelled, input);
+          }
         },
         &input);
   });
@@ -738,8 +740,9 @@ Expected<size_t> Fleet::LoadTwinsFile(const std::string& path, InputDocs docs) {
 
 Expected<size_t> Fleet::LoadTwinsText(std::string_view text, std::string_view name) {
   return LoadStreamed([&](TableStream& devices, TableStream& modules) {
-    return VisitTwins(text, name,
-                      [&](Value twin, bool module) { (module ? modules : devices).Add(twin); });
+    return VisitTwins(text, name, [&](const JsonToken* twin, bool module, std::string_view) {
+      (module ? modules : devices).Add(twin);
+    });
   });
 }
 

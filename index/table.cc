@@ -28,11 +28,61 @@ struct Node {
   std::vector<uint32_t> indexes;  // child node per array position (0 = none yet)
 };
 
+// The two forms an ingested document comes in: a Value, or the tokens of the ingest's fast path
+// (json_reader.h: VisitTwinsFile with a TwinTokenSink builds no Value). TableStream and
+// TableBuilder read both through these, so a table built either way is the same.
+ValueKind KindOf(const Value& v) { return v.kind(); }
+ValueKind KindOf(const JsonToken& t) { return t.kind; }
+bool BoolOf(const Value& v) { return v.as_bool(); }
+bool BoolOf(const JsonToken& t) { return t.boolean; }
+double NumberOf(const Value& v) { return v.as_number(); }
+double NumberOf(const JsonToken& t) { return t.number; }
+std::string_view StringOf(const Value& v) { return v.as_string(); }
+std::string_view StringOf(const JsonToken& t) { return t.string; }
+uint32_t ArraySizeOf(const Value& v) { return static_cast<uint32_t>(v.as_array().size()); }
+uint32_t ArraySizeOf(const JsonToken& t) { return t.size; }
+void PrintJson(const Value& v, std::string* out) { AppendJson(v, out); }
+void PrintJson(const JsonToken& t, std::string* out) { AppendJson(&t, out); }
+
+// Calls f(is_index, name, index, child) for each member (is_index false, index 0) or element
+// (name empty) of `v`, in order; nothing for a scalar.
+template <class F>
+void ForEachChild(const Value& v, F&& f) {
+  if (v.is_object()) {
+    for (const Member& m : v.as_object()) f(false, std::string_view(m.first), 0u, m.second);
+  } else if (v.is_array()) {
+    const Array& a = v.as_array();
+    for (uint32_t i = 0; i < a.size(); ++i) f(true, std::string_view(), i, a[i]);
+  }
+}
+template <class F>
+void ForEachChild(const JsonToken& t, F&& f) {
+  if (t.kind != ValueKind::kObject && t.kind != ValueKind::kArray) return;
+  const bool object = t.kind == ValueKind::kObject;
+  const JsonToken* c = &t + 1;
+  for (uint32_t i = 0; i < t.size; ++i, c += c->span) {
+    f(!object, object ? c->key : std::string_view(), object ? 0u : i, *c);
+  }
+}
+
+// The string member `key` of a twin (empty if none).
+template <class Doc>
+std::string IdOf(const Doc& doc, std::string_view key) {
+  std::string id;
+  ForEachChild(doc, [&](bool, std::string_view name, uint32_t, const Doc& v) {
+    if (name == key && KindOf(v) == ValueKind::kString) id = std::string(StringOf(v));
+  });
+  return id;
+}
+
 class TableBuilder {
  public:
   TableBuilder() { nodes_.emplace_back(); }  // the root: not a column
 
-  void AddDocument(const Value& doc, uint32_t row) { Walk(doc, 0, row); }
+  template <class Doc>
+  void AddDocument(const Doc& doc, uint32_t row) {
+    Walk(doc, 0, row);
+  }
 
   std::vector<std::shared_ptr<const Column>> Finish() && {
     std::vector<std::shared_ptr<const Column>> out;
@@ -72,26 +122,28 @@ class TableBuilder {
     return id;
   }
 
-  void Walk(const Value& v, uint32_t node, uint32_t row) {
-    auto visit = [&](uint32_t child, const Value& value) {
+  template <class Doc>
+  void Walk(const Doc& v, uint32_t node, uint32_t row) {
+    ForEachChild(v, [&](bool is_index, std::string_view name, uint32_t index, const Doc& value) {
+      const uint32_t child = Child(node, is_index, name, index);
       ColumnBuilder& b = builders_[nodes_[child].builder];
-      switch (value.kind()) {
+      switch (KindOf(value)) {
         case ValueKind::kUndefined:
           return;
         case ValueKind::kNull:
           b.AddNull(row);
           return;
         case ValueKind::kBool:
-          b.AddBool(row, value.as_bool());
+          b.AddBool(row, BoolOf(value));
           return;
         case ValueKind::kNumber:
-          b.AddNumber(row, value.as_number());
+          b.AddNumber(row, NumberOf(value));
           return;
         case ValueKind::kString:
-          b.AddString(row, value.as_string());
+          b.AddString(row, StringOf(value));
           return;
         case ValueKind::kArray:
-          b.AddArray(row, static_cast<uint32_t>(value.as_array().size()));
+          b.AddArray(row, ArraySizeOf(value));
           Walk(value, child, row);
           return;
         case ValueKind::kObject:
@@ -99,23 +151,12 @@ class TableBuilder {
           Walk(value, child, row);
           return;
       }
-    };
-    if (v.is_object()) {
-      for (const Member& m : v.as_object()) visit(Child(node, false, m.first, 0), m.second);
-    } else if (v.is_array()) {
-      const Array& a = v.as_array();
-      for (uint32_t i = 0; i < a.size(); ++i) visit(Child(node, true, {}, i), a[i]);
-    }
+    });
   }
 
   std::vector<Node> nodes_;
   std::vector<ColumnBuilder> builders_;
 };
-
-std::string IdOf(const Value& doc, const char* key) {
-  const Value* v = doc.Find(key);
-  return v != nullptr && v->is_string() ? v->as_string() : std::string();
-}
 
 // The entry of one value (its kind and payload; members are entries of their own).
 FlatEntry EntryOf(const Value& value) {
@@ -510,7 +551,22 @@ TableStream::TableStream(bool modules) : state_(std::make_unique<State>()) {
 
 TableStream::~TableStream() = default;
 
-void TableStream::Add(const Value& doc) {
+void TableStream::Add(const Value& doc) { AddDoc(doc); }
+
+void TableStream::Add(const JsonToken* doc) { AddDoc(*doc); }
+
+void TableStream::Add(const Value& doc, std::string_view spelled,
+                      const std::shared_ptr<const void>& input) {
+  AddSpelled(doc, spelled, input);
+}
+
+void TableStream::Add(const JsonToken* doc, std::string_view spelled,
+                      const std::shared_ptr<const void>& input) {
+  AddSpelled(*doc, spelled, input);
+}
+
+template <class Doc>
+void TableStream::AddDoc(const Doc& doc) {
   Table& t = *state_->table;
   State& st = *state_;
   uint32_t row = t.row_count_++;
@@ -523,18 +579,19 @@ void TableStream::Add(const Value& doc) {
     st.FlushChunk();
     st.chunk_first = row;
   }
-  AppendJson(doc, &st.chunk_text);
+  PrintJson(doc, &st.chunk_text);
   st.chunk_at[++st.chunk_rows] = st.chunk_text.size();
   st.builder.AddDocument(doc, row);
 }
 
-void TableStream::Add(const Value& doc, std::string_view spelled,
-                      const std::shared_ptr<const void>& input) {
+template <class Doc>
+void TableStream::AddSpelled(const Doc& doc, std::string_view spelled,
+                             const std::shared_ptr<const void>& input) {
   State& st = *state_;
   // Views of one input only (a stream reads one file); another's documents are copied.
   if (st.input == nullptr) st.input = input;
-  if (spelled.empty() || input == nullptr || input != st.input) return Add(doc);
-  Add(doc);
+  if (spelled.empty() || input == nullptr || input != st.input) return AddDoc(doc);
+  AddDoc(doc);
   // The document as the table prints it is the last slice of chunk_text. Where the input spells
   // it the same, the table keeps the input's bytes instead: the copy would be fresh memory, which
   // costs more than the print and the comparison (bench/BENCHLOG.md, "What fresh memory costs").
@@ -567,6 +624,20 @@ std::shared_ptr<const Table> TableStream::Finish() {
   state_ = std::make_unique<State>();
   state_->table = std::shared_ptr<Table>(new Table());
   return t;
+}
+
+std::string TableContents(const Table& t) {
+  std::string out;
+  for (uint32_t row = 0; row < t.row_count(); ++row) {
+    PutBytes(&out, t.device_id(row));
+    PutBytes(&out, t.module_id(row));
+    PutBytes(&out, t.doc_json(row));
+  }
+  for (const auto& c : t.columns()) {
+    PutBytes(&out, ExactKey(c->path()));
+    ColumnCodec::Write(*c, &out);
+  }
+  return out;
 }
 
 std::shared_ptr<const Table> Table::Build(const std::vector<Value>& docs, bool modules) {

@@ -15,6 +15,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "engine/common/json_reader.h"
 #include "engine/common/result.h"
 #include "engine/common/value.h"
 #include "index/bitmap.h"
@@ -156,9 +157,19 @@ class TableStream {
   // text is exactly what the table would store (the document printed compactly), the table
   // keeps a view of it, sharing `input`, instead of a copy of its own.
   void Add(const Value& doc, std::string_view spelled, const std::shared_ptr<const void>& input);
+  // Both for a document as tokens (json_reader.h, `doc[0]` its root object): the same table as
+  // for TokensToValue(doc), built without the Value.
+  void Add(const JsonToken* doc);
+  void Add(const JsonToken* doc, std::string_view spelled,
+           const std::shared_ptr<const void>& input);
   std::shared_ptr<const Table> Finish();
 
  private:
+  template <class Doc>
+  void AddDoc(const Doc& doc);
+  template <class Doc>
+  void AddSpelled(const Doc& doc, std::string_view spelled,
+                  const std::shared_ptr<const void>& input);
   struct State;
   std::unique_ptr<State> state_;
 };
@@ -274,6 +285,10 @@ class Table {
   void ValidateInheritedIdHash();
   std::shared_ptr<const IdRanks> IdRanksForOrder() const;
 };
+
+// Every byte `t` holds: each row's ids and document, then each column's path and encoding (as an
+// index file stores it). Tables hold the same exactly when these are equal; for tests.
+std::string TableContents(const Table& t);
 
 }  // namespace twinq::index
 

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <charconv>
 #include <cstdint>
@@ -625,6 +626,110 @@ bool Converter::Convert(dom::element root, Value* out) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Flattening a simdjson DOM element into JsonTokens, with the Converter's checks. It only says
+// whether the element passes them: on false the caller converts the element, and the Converter
+// (and the Diagnoser) give the reason and the position.
+
+class Tokenizer {
+ public:
+  // The tokens of `root` in tokens(); false when the Converter would reject it.
+  bool Tokenize(dom::element root) {
+    tokens_.clear();
+    return Add(root, {}, 0);
+  }
+  const JsonToken* tokens() const { return tokens_.data(); }
+
+ private:
+  bool Add(dom::element e, std::string_view key, size_t depth) {
+    const size_t at = tokens_.size();
+    JsonToken& t = tokens_.emplace_back();
+    t.key = key;
+    switch (e.type()) {
+      case dom::element_type::OBJECT: {
+        dom::object object;
+        // (simdjson refuses nesting deeper than kMaxJsonDepth; the bound keeps the recursion
+        // within it whatever a DOM holds.)
+        if (e.get(object) != simdjson::SUCCESS || depth >= kMaxJsonDepth) return false;
+        tokens_[at].kind = ValueKind::kObject;
+        uint32_t n = 0;
+        for (dom::key_value_pair m : object) {
+          if (!Add(m.value, m.key, depth + 1)) return false;
+          ++n;
+        }
+        tokens_[at].size = n;
+        if (!UniqueKeys(at)) return false;
+        break;
+      }
+      case dom::element_type::ARRAY: {
+        dom::array array;
+        if (e.get(array) != simdjson::SUCCESS || depth >= kMaxJsonDepth) return false;
+        tokens_[at].kind = ValueKind::kArray;
+        uint32_t n = 0;
+        for (dom::element v : array) {
+          if (!Add(v, {}, depth + 1)) return false;
+          ++n;
+        }
+        tokens_[at].size = n;
+        break;
+      }
+      case dom::element_type::INT64: {
+        int64_t i;
+        if (e.get(i) != simdjson::SUCCESS) return false;
+        if (i > kMaxExactInteger || i < -kMaxExactInteger) return false;
+        t.kind = ValueKind::kNumber;
+        t.number = static_cast<double>(i);
+        break;
+      }
+      case dom::element_type::DOUBLE: {
+        if (e.get(t.number) != simdjson::SUCCESS) return false;
+        t.kind = ValueKind::kNumber;
+        break;
+      }
+      case dom::element_type::STRING:
+        if (e.get(t.string) != simdjson::SUCCESS) return false;
+        t.kind = ValueKind::kString;
+        break;
+      case dom::element_type::BOOL:
+        if (e.get(t.boolean) != simdjson::SUCCESS) return false;
+        t.kind = ValueKind::kBool;
+        break;
+      case dom::element_type::NULL_VALUE:
+        t.kind = ValueKind::kNull;
+        break;
+      default:  // UINT64: beyond 2^53
+        return false;
+    }
+    tokens_[at].span = static_cast<uint32_t>(tokens_.size() - at);
+    return true;
+  }
+
+  // Whether the members of the object at tokens_[at] have distinct keys (as CheckUniqueKeys).
+  bool UniqueKeys(size_t at) {
+    const JsonToken* object = &tokens_[at];
+    constexpr size_t kLinearLimit = 8;
+    if (object->size <= kLinearLimit) {
+      std::array<std::string_view, kLinearLimit> seen;
+      size_t n = 0;
+      for (const JsonToken* m = object + 1; n < object->size; m += m->span) {
+        for (size_t j = 0; j < n; ++j) {
+          if (seen[j] == m->key) return false;
+        }
+        seen[n++] = m->key;
+      }
+      return true;
+    }
+    keys_scratch_.clear();
+    const JsonToken* m = object + 1;
+    for (uint32_t i = 0; i < object->size; ++i, m += m->span) keys_scratch_.push_back(m->key);
+    std::sort(keys_scratch_.begin(), keys_scratch_.end());
+    return std::adjacent_find(keys_scratch_.begin(), keys_scratch_.end()) == keys_scratch_.end();
+  }
+
+  std::vector<JsonToken> tokens_;
+  std::vector<std::string_view> keys_scratch_;
+};
+
+// ---------------------------------------------------------------------------------------------
 // Splitting a stream into top-level documents. A cheap structural scan (strings and bracket
 // depth only); each span is then parsed by simdjson, which does the validation. A span that is
 // not valid JSON (a stray '}', an unterminated document running to the end of input) fails
@@ -728,13 +833,20 @@ Error SyntaxError(std::string_view text, std::string_view name, size_t begin, si
 class TwinCollector {
  public:
   // `sink` (optional) receives every valid twin in input order; without one, the collector
-  // keeps the twins for Finish().
-  TwinCollector(std::string_view text, std::string_view name, const TwinTextSink* sink)
-      : text_(text), name_(name), sink_(sink) {}
+  // keeps the twins for Finish(). With `token_sink` instead, the twins go to it as tokens.
+  TwinCollector(std::string_view text, std::string_view name, const TwinSink* sink,
+                const TwinTokenSink* token_sink = nullptr)
+      : text_(text), name_(name), sink_(sink), token_sink_(token_sink) {}
 
-  // Checks the twin's ids and keeps it (or passes it to the sink, with `spelled`: its text in
-  // the input, or empty); false (with *error) when the ids are invalid.
-  bool Add(Value twin, size_t offset, std::string_view spelled, Error* error);
+  bool wants_tokens() const { return token_sink_ != nullptr; }
+  // Checks the twin's ids and keeps it (or passes it to the sink); false (with *error) when the
+  // ids are invalid. With a token sink, a twin comes here only after AddTokens refused it, so it
+  // is an error either way.
+  bool Add(Value twin, size_t offset, Error* error);
+  // The same for the tokens of a twin that passed the Converter's checks, with `spelled` (its
+  // text in the input, or empty) for the token sink. False, with no error and nothing kept, when
+  // the ids are invalid: the caller then converts the twin and Add names the problem.
+  bool AddTokens(const JsonToken* twin, size_t offset, std::string_view spelled);
   // Checks for duplicate ids (the first repetition in input order is reported).
   std::optional<Error> CheckDuplicates();
   // Sorts and checks for duplicates; the kept twins by id.
@@ -759,13 +871,14 @@ class TwinCollector {
 
   std::string_view text_;
   std::string_view name_;
-  const TwinTextSink* sink_;
+  const TwinSink* sink_;
+  const TwinTokenSink* token_sink_;
   std::vector<Value> values_;
   std::vector<Entry> devices_;
   std::vector<Entry> modules_;
 };
 
-bool TwinCollector::Add(Value twin, size_t offset, std::string_view spelled, Error* error) {
+bool TwinCollector::Add(Value twin, size_t offset, Error* error) {
   const Value* device_id = twin.Find("deviceId");
   if (device_id == nullptr) {
     *error = At(offset, "document has no \"deviceId\"");
@@ -790,15 +903,42 @@ bool TwinCollector::Add(Value twin, size_t offset, std::string_view spelled, Err
     *error = At(offset, "\"moduleId\" is empty");
     return false;
   }
+  if (token_sink_ != nullptr) {
+    // The token path refused a twin these checks accept: never dropped silently.
+    *error = At(offset, "internal error: a twin the token reader refused is valid");
+    return false;
+  }
   Entry entry{device_id->as_string(), module_id != nullptr ? module_id->as_string() : "", offset,
               values_.size()};
   bool module = module_id != nullptr;
   (module ? modules_ : devices_).push_back(std::move(entry));
   if (sink_ != nullptr) {
-    (*sink_)(std::move(twin), module, spelled);
+    (*sink_)(std::move(twin), module);
   } else {
     values_.push_back(std::move(twin));
   }
+  return true;
+}
+
+bool TwinCollector::AddTokens(const JsonToken* twin, size_t offset, std::string_view spelled) {
+  const JsonToken* device_id = nullptr;
+  const JsonToken* module_id = nullptr;
+  const JsonToken* m = twin + 1;
+  for (uint32_t i = 0; i < twin->size; ++i, m += m->span) {
+    if (m->key == "deviceId") device_id = m;
+    if (m->key == "moduleId") module_id = m;
+  }
+  auto valid = [](const JsonToken* id) {
+    return id->kind == ValueKind::kString && !id->string.empty();
+  };
+  if (device_id == nullptr || !valid(device_id) || (module_id != nullptr && !valid(module_id))) {
+    return false;
+  }
+  const bool module = module_id != nullptr;
+  (module ? modules_ : devices_)
+      .push_back(Entry{std::string(device_id->string),
+                       module ? std::string(module_id->string) : std::string(), offset, 0});
+  (*token_sink_)(twin, module, spelled);
   return true;
 }
 
@@ -864,6 +1004,7 @@ std::optional<Error> CollectTwinsPadded(std::string_view text, std::string_view 
                                         TwinCollector& collector) {
   dom::parser parser;
   Converter converter;
+  Tokenizer tokenizer;
   DocSpan doc;
   size_t pos = 0;
   while (true) {
@@ -906,12 +1047,17 @@ std::optional<Error> CollectTwinsPadded(std::string_view text, std::string_view 
                                   LocationOf(text, offset).line, KindName(e.type()))};
         return false;
       }
+      // The token path; a twin it refuses is converted below, which names the problem.
+      if (collector.wants_tokens() && tokenizer.Tokenize(e) &&
+          collector.AddTokens(tokenizer.tokens(), offset, spelled)) {
+        return true;
+      }
       Value twin;
       if (!converter.Convert(e, &twin)) {
         error = SyntaxError(text, name, doc.begin, doc.end, converter.reason());
         return false;
       }
-      return collector.Add(std::move(twin), offset, spelled, &error);
+      return collector.Add(std::move(twin), offset, &error);
     };
     if (root.type() == dom::element_type::ARRAY) {
       dom::array array;
@@ -938,11 +1084,11 @@ Expected<TwinSet> ReadTwinsPadded(std::string_view text, std::string_view name) 
   return collector.Finish();
 }
 
-// The same for VisitTwins.
+// The same for VisitTwins, to a Value sink or a token sink (one of them).
 Expected<size_t> VisitTwinsPadded(std::string_view text, std::string_view name,
-                                  const TwinTextSink& sink) {
+                                  const TwinSink* sink, const TwinTokenSink* token_sink) {
   text = StripBom(text);
-  TwinCollector collector(text, name, &sink);
+  TwinCollector collector(text, name, sink, token_sink);
   if (std::optional<Error> e = CollectTwinsPadded(text, name, collector)) return *e;
   if (std::optional<Error> dup = collector.CheckDuplicates()) return *dup;
   return collector.count();
@@ -1046,18 +1192,15 @@ Expected<TwinSet> ReadTwins(std::string_view text, std::string_view name) {
   return ReadTwinsPadded(std::string_view(padded.data(), padded.size()), name);
 }
 
-namespace {
-
-// A TwinTextSink that passes the twins on to `sink` without their texts.
-TwinTextSink WithoutTexts(const TwinSink& sink) {
-  return [&sink](Value twin, bool module, std::string_view) { sink(std::move(twin), module); };
-}
-
-}  // namespace
-
 Expected<size_t> VisitTwins(std::string_view text, std::string_view name, const TwinSink& sink) {
   simdjson::padded_string padded(text);
-  return VisitTwinsPadded(std::string_view(padded.data(), padded.size()), name, WithoutTexts(sink));
+  return VisitTwinsPadded(std::string_view(padded.data(), padded.size()), name, &sink, nullptr);
+}
+
+Expected<size_t> VisitTwins(std::string_view text, std::string_view name,
+                            const TwinTokenSink& sink) {
+  simdjson::padded_string padded(text);
+  return VisitTwinsPadded(std::string_view(padded.data(), padded.size()), name, nullptr, &sink);
 }
 
 Expected<TwinSet> ReadTwinsFile(const std::string& path) {
@@ -1069,15 +1212,80 @@ Expected<TwinSet> ReadTwinsFile(const std::string& path) {
 Expected<size_t> VisitTwinsFile(const std::string& path, const TwinSink& sink) {
   PaddedFile file;
   if (std::optional<Error> e = file.Read(path)) return *e;
-  return VisitTwinsPadded(file.text(), path, WithoutTexts(sink));
+  return VisitTwinsPadded(file.text(), path, &sink, nullptr);
 }
 
-Expected<size_t> VisitTwinsFile(const std::string& path, const TwinTextSink& sink,
+Expected<size_t> VisitTwinsFile(const std::string& path, const TwinTokenSink& sink,
                                 std::shared_ptr<const void>* input) {
   auto file = std::make_shared<PaddedFile>();
   if (std::optional<Error> e = file->Read(path)) return *e;
   *input = file;
-  return VisitTwinsPadded(file->text(), path, sink);
+  return VisitTwinsPadded(file->text(), path, nullptr, &sink);
+}
+
+Value TokensToValue(const JsonToken* t) {
+  switch (t->kind) {
+    case ValueKind::kUndefined:
+    case ValueKind::kNull:
+      return Value::Null();
+    case ValueKind::kBool:
+      return Value::Bool(t->boolean);
+    case ValueKind::kNumber:
+      return Value::Number(t->number);
+    case ValueKind::kString:
+      return Value::String(std::string(t->string));
+    case ValueKind::kArray: {
+      Array a;
+      a.reserve(t->size);
+      const JsonToken* e = t + 1;
+      for (uint32_t i = 0; i < t->size; ++i, e += e->span) a.push_back(TokensToValue(e));
+      return Value::MakeArray(std::move(a));
+    }
+    case ValueKind::kObject: {
+      Object o;
+      o.reserve(t->size);
+      const JsonToken* m = t + 1;
+      for (uint32_t i = 0; i < t->size; ++i, m += m->span) {
+        o.emplace_back(std::string(m->key), TokensToValue(m));
+      }
+      return Value::MakeObject(std::move(o));
+    }
+  }
+  return Value::Null();
+}
+
+void AppendJson(const JsonToken* t, std::string* out) {
+  switch (t->kind) {
+    case ValueKind::kUndefined:
+    case ValueKind::kNull:
+      out->append("null");
+      return;
+    case ValueKind::kBool:
+      out->append(t->boolean ? "true" : "false");
+      return;
+    case ValueKind::kNumber:
+      AppendNumber(t->number, out);
+      return;
+    case ValueKind::kString:
+      AppendJsonString(t->string, out);
+      return;
+    case ValueKind::kArray:
+    case ValueKind::kObject: {
+      const bool object = t->kind == ValueKind::kObject;
+      out->push_back(object ? '{' : '[');
+      const JsonToken* c = t + 1;
+      for (uint32_t i = 0; i < t->size; ++i, c += c->span) {
+        if (i != 0) out->push_back(',');
+        if (object) {
+          AppendJsonString(c->key, out);
+          out->push_back(':');
+        }
+        AppendJson(c, out);
+      }
+      out->push_back(object ? '}' : ']');
+      return;
+    }
+  }
 }
 
 Expected<Value> ParseJson(std::string_view text, std::string_view name) {

@@ -15,6 +15,7 @@
 #define TWINQ_ENGINE_COMMON_JSON_READER_H_
 
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -61,13 +62,37 @@ using TwinSink = std::function<void(Value twin, bool module)>;
 Expected<size_t> VisitTwins(std::string_view text, std::string_view name, const TwinSink& sink);
 Expected<size_t> VisitTwinsFile(const std::string& path, const TwinSink& sink);
 
-// VisitTwinsFile that also gives each twin's text as the file spells it: the whole document from
-// its '{' to its '}', or empty for a twin inside an array. The texts point into the file's
-// contents (mapped, or read into memory), which `*input` keeps alive: it is set before the first
-// twin and may be kept for as long as the texts are used.
-using TwinTextSink = std::function<void(Value twin, bool module, std::string_view text)>;
-Expected<size_t> VisitTwinsFile(const std::string& path, const TwinTextSink& sink,
+// A JSON value as simdjson parsed it, flattened in pre-order: the ingest's fast path
+// (index/table.cc, TableStream) reads twins this way and builds no Value for them. Every check
+// of the value model holds (unique keys, exact integers); strings are views into the parser's
+// buffers, valid only while the sink runs.
+struct JsonToken {
+  ValueKind kind = ValueKind::kNull;  // never kUndefined
+  bool boolean = false;               // kBool
+  uint32_t size = 0;                  // kArray, kObject: direct children
+  uint32_t span = 1;        // tokens of its subtree, itself included: `this + span` follows it
+  std::string_view key;     // a member's name (the children of an object)
+  std::string_view string;  // kString
+  double number = 0;        // kNumber
+};
+
+// The value `tokens` (the first of a subtree) stands for: the oracle of the token path in tests.
+Value TokensToValue(const JsonToken* tokens);
+// AppendJson (value.h) of TokensToValue(tokens), without building the Value.
+void AppendJson(const JsonToken* tokens, std::string* out);
+
+// VisitTwinsFile as tokens (the twin's root object is `twin[0]`), with each twin's text as the
+// file spells it: the whole document from its '{' to its '}', or empty for a twin inside an
+// array. The texts point into the file's contents (mapped, or read into memory), which `*input`
+// keeps alive: it is set before the first twin and may be kept for as long as the texts are used.
+// Validation and error messages are those of VisitTwins.
+using TwinTokenSink =
+    std::function<void(const JsonToken* twin, bool module, std::string_view text)>;
+Expected<size_t> VisitTwinsFile(const std::string& path, const TwinTokenSink& sink,
                                 std::shared_ptr<const void>* input);
+// VisitTwins as tokens; the texts point into a copy of `text` that lives during the call only.
+Expected<size_t> VisitTwins(std::string_view text, std::string_view name,
+                            const TwinTokenSink& sink);
 
 // Parses exactly one JSON value of any type (surrounding whitespace allowed); used for patches
 // and tests. Errors are `NAME:LINE:COL: reason`, as for ReadTwins.

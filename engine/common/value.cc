@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <iterator>
 
 namespace twinq {
 
@@ -72,12 +73,21 @@ bool operator==(const Value& a, const Value& b) {
 }
 
 std::string FormatNumber(double d) {
-  if (std::isnan(d) || std::isinf(d)) return "null";  // JSON has no NaN or infinity
-  if (d == 0) return "0";                             // also -0
-  if (std::fabs(d) < 9007199254740992.0 && d == std::trunc(d)) {
-    return fmt::format("{}", static_cast<int64_t>(d));
+  std::string out;
+  AppendNumber(d, &out);
+  return out;
+}
+
+void AppendNumber(double d, std::string* out) {
+  if (std::isnan(d) || std::isinf(d)) {
+    out->append("null");  // JSON has no NaN or infinity
+  } else if (d == 0) {
+    out->push_back('0');  // also -0
+  } else if (std::fabs(d) < 9007199254740992.0 && d == std::trunc(d)) {
+    fmt::format_to(std::back_inserter(*out), "{}", static_cast<int64_t>(d));
+  } else {
+    fmt::format_to(std::back_inserter(*out), "{}", d);
   }
-  return fmt::format("{}", d);
 }
 
 void AppendUtf8(uint32_t cp, std::string* out) {
@@ -163,7 +173,7 @@ void AppendJsonImpl(const Value& v, std::string* out, bool in_array) {
       out->append(v.as_bool() ? "true" : "false");
       return;
     case ValueKind::kNumber:
-      out->append(FormatNumber(v.as_number()));
+      AppendNumber(v.as_number(), out);
       return;
     case ValueKind::kString:
       AppendJsonString(v.as_string(), out);

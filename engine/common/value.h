@@ -95,6 +95,8 @@ void AppendJsonString(std::string_view s, std::string* out);
 void AppendUtf8(uint32_t cp, std::string* out);
 // Shortest round-trip text of a number; integers in the exact range print as integers.
 std::string FormatNumber(double d);
+// FormatNumber(d) appended to *out.
+void AppendNumber(double d, std::string* out);
 
 // ASCII case-insensitive comparison helpers (paths and keywords are case-insensitive).
 bool EqualsIgnoreCase(std::string_view a, std::string_view b);

@@ -60,6 +60,28 @@ std::string Reparse(std::string_view text) {
   return ToJson(*v);
 }
 
+// VisitTwins read both ways, as Values and as tokens: "error: MESSAGE", or each twin as
+// "d " / "m " and its JSON. For tokens, TokensToValue must give a Value that prints the same
+// as AppendJson prints the tokens.
+std::string VisitedAsValues(std::string_view text) {
+  std::string out;
+  Expected<size_t> n = VisitTwins(text, "t.json", [&](Value twin, bool module) {
+    out += (module ? "m " : "d ") + ToJson(twin) + "\n";
+  });
+  return n.ok() ? out : "error: " + n.error().message;
+}
+std::string VisitedAsTokens(std::string_view text) {
+  std::string out;
+  Expected<size_t> n =
+      VisitTwins(text, "t.json", [&](const JsonToken* twin, bool module, std::string_view) {
+        std::string printed;
+        AppendJson(twin, &printed);
+        EXPECT_EQ(printed, ToJson(TokensToValue(twin)));
+        out += (module ? "m " : "d ") + printed + "\n";
+      });
+  return n.ok() ? out : "error: " + n.error().message;
+}
+
 // --- Input forms ------------------------------------------------------------------------------
 
 TEST(JsonReaderTest, Ndjson) {
@@ -701,10 +723,10 @@ TEST(JsonReaderTest, VisitTwinsFileGivesTheTextOfEachDocument) {
       TempFile file(contents);
       Expected<size_t> n = VisitTwinsFile(
           file.path(),
-          [&](Value twin, bool module, std::string_view spelled) {
+          [&](const JsonToken* twin, bool module, std::string_view spelled) {
             EXPECT_FALSE(module);
             EXPECT_NE(input, nullptr);
-            seen.emplace_back(twin.Find("deviceId")->as_string(), spelled);
+            seen.emplace_back(TokensToValue(twin).Find("deviceId")->as_string(), spelled);
           },
           &input);
       ASSERT_TRUE(n.ok()) << n.error().message;
@@ -728,7 +750,8 @@ TEST(JsonReaderTest, VisitTwinsFileTextsLiveAsLongAsTheInput) {
   {
     TempFile file("{\"deviceId\":\"a\"}\n{\"deviceId\":\"b\",\"v\":2}\n");
     Expected<size_t> n = VisitTwinsFile(
-        file.path(), [&](Value, bool, std::string_view spelled) { views.push_back(spelled); },
+        file.path(),
+        [&](const JsonToken*, bool, std::string_view spelled) { views.push_back(spelled); },
         &input);
     ASSERT_TRUE(n.ok()) << n.error().message;
   }
@@ -737,10 +760,65 @@ TEST(JsonReaderTest, VisitTwinsFileTextsLiveAsLongAsTheInput) {
   EXPECT_EQ(views[1], R"({"deviceId":"b","v":2})");
   EXPECT_EQ(views[1].data(), views[0].data() + views[0].size() + 1);  // the file's own bytes
   Expected<size_t> missing = VisitTwinsFile(
-      "/nonexistent/x.ndjson", [](Value, bool, std::string_view) {}, &input);
+      "/nonexistent/x.ndjson", [](const JsonToken*, bool, std::string_view) {}, &input);
   ASSERT_FALSE(missing.ok());
   EXPECT_EQ(missing.error().message,
             "/nonexistent/x.ndjson: cannot read: No such file or directory");
+}
+
+// The token path (VisitTwins with a TwinTokenSink, the ingest's) accepts exactly the twins the
+// Value path accepts, with the same values, and refuses the rest with the same message: unique
+// keys (few and many members, nested, escaped), exact integers, depth, ids, document shapes.
+TEST(JsonReaderTest, TokensAreTheValuesOfTheSameTwins) {
+  std::string many = "{\"deviceId\":\"m\"";
+  for (int i = 0; i < 12; ++i) many += ",\"k" + std::to_string(i) + "\":" + std::to_string(i);
+  auto nested = [](size_t depth) {
+    std::string t = "{\"deviceId\":\"deep\",\"x\":";
+    for (size_t i = 1; i < depth; ++i) t += i % 2 ? "[" : "{\"a\":";
+    t += "0";
+    for (size_t i = depth - 1; i >= 1; --i) t += i % 2 ? "]" : "}";
+    return t + "}";
+  };
+  const std::vector<std::string> inputs = {
+      std::string(kTwin),
+      "\xEF\xBB\xBF{\"deviceId\":\"a\"}\r\n{\"deviceId\":\"a\",\"moduleId\":\"m\"}",
+      R"([{"deviceId":"b","t":[]},{"deviceId":"c","moduleId":"x","t":{}}] {"deviceId":"d"})",
+      R"({"deviceId":"n","v":[0,-0,1.5,-2.5e-3,1e300,9007199254740992,-9007199254740992,1E2]})",
+      R"({"deviceId":"s","v":["","\u00e9","\ud83d\ude00","a\"b\\c\n\t\u0001/\/"]})",
+      R"({"deviceId":"e","o":{"":{"":[[],[{}]]}},"b":[true,false,null]})",
+      many + "}",
+      many + ",\"k3\":0}",
+      R"({"deviceId":"x","o":{"a":1,"b":{"c":1,"c":2}}})",
+      R"({"deviceId":"x","a":1,"\u0061":2})",
+      R"({"deviceId":"x","deviceId":"y"})",
+      R"({"deviceId":"x","n":9007199254740993})",
+      R"({"deviceId":"x","n":-9007199254740993})",
+      R"({"deviceId":"x","n":18446744073709551615})",
+      R"({"deviceId":"x","n":[1,[2,[3,12345678901234567890]]]})",
+      R"({"deviceId":"x","n":1e400})",
+      nested(kMaxJsonDepth - 1),
+      nested(kMaxJsonDepth),
+      nested(kMaxJsonDepth + 1),
+      R"({"id":"x"})",
+      R"({"deviceId":7})",
+      R"({"deviceId":""})",
+      R"({"deviceId":"x","moduleId":null})",
+      R"({"deviceId":"x","moduleId":""})",
+      R"({"deviceId":"x"} [1] {"deviceId":"y"})",
+      R"({"deviceId":"x"} "s")",
+      R"({"deviceId":"x"} {"deviceId":"x"})",
+      R"({"deviceId":"x","moduleId":"m"} {"deviceId":"x","moduleId":"m"})",
+      "{\"deviceId\":\"x\",\n\"v\":[1,2,}",
+      "",
+      "  \n ",
+  };
+  for (const std::string& text : inputs) {
+    SCOPED_TRACE(text.substr(0, 120));
+    EXPECT_EQ(VisitedAsTokens(text), VisitedAsValues(text));
+  }
+  // Some are accepted and some refused, both ways.
+  EXPECT_EQ(VisitedAsTokens(inputs[7]).rfind("error: t.json:1:", 0), 0u);
+  EXPECT_EQ(VisitedAsTokens(inputs[2]).rfind("d {\"deviceId\":\"b\",\"t\":[]}\nm ", 0), 0u);
 }
 
 TEST(JsonReaderTest, ReadTwinsFileFromAPipe) {
@@ -820,7 +898,9 @@ TEST(JsonReaderTest, MutatedInputsNeverCrashAndAreAlwaysLocated) {
       EXPECT_FALSE(IsFallbackMessage(set.error().message))
           << set.error().message << "\ninput: " << text;
     }
+    EXPECT_EQ(VisitedAsTokens(text), VisitedAsValues(text)) << "input: " << text;
     text = mutate(std::string(kTwin));
+    EXPECT_EQ(VisitedAsTokens(text), VisitedAsValues(text)) << "input: " << text;
     Expected<Value> value = ParseJson(text, "m.json");
     if (!value.ok()) {
       EXPECT_EQ(value.error().message.rfind("m.json:", 0), 0u) << value.error().message;

@@ -52,6 +52,49 @@ TEST(TableTest, BuildsColumnsPerPath) {
   EXPECT_EQ(table->doc_json(1), R"({"deviceId":"b","tags":{"x":1,"s":"q","l":[1,"a"]}})");
 }
 
+// The ingest reads twins as tokens (json_reader.h) and builds no Value: its tables are the ones
+// the same twins build as Values (the oracle), row for row and column for column, for a generated
+// fleet (with module twins) and twins with every kind of value, nested arrays, escapes, numbers
+// spelled otherwise, empty names and members in unusual orders.
+TEST(TableTest, TwinsReadAsTokensBuildTheTablesTheirValuesBuild) {
+  FleetSpec spec;
+  spec.devices = 300;
+  std::string text = GenerateFleetNdjson(spec);
+  text += R"({"tags":{"a":[1,[2,{"b":null}],"x"],"":{"":true}},"deviceId":"odd"})"
+          "\n";
+  text += R"({"deviceId":"nums","v":[0,-0,1.50,1e2,-2.5e-3,1e300,9007199254740992]})"
+          "\n";
+  text += R"([{"deviceId":"esc","s":"\u00e9\"\\\n\u0001\/"},{"deviceId":"esc","moduleId":"m"}])"
+          "\n";
+  text += R"({"deviceId":"kinds","tags":{"k":1}} {"deviceId":"kinds2","tags":{"k":"1"}})"
+          "\n";
+  TableStream value_devices(false), value_modules(true);
+  Expected<size_t> a = VisitTwins(text, "t", [&](Value twin, bool module) {
+    (module ? value_modules : value_devices).Add(twin);
+  });
+  ASSERT_TRUE(a.ok()) << a.error().message;
+  TableStream token_devices(false), token_modules(true);
+  Expected<size_t> b =
+      VisitTwins(text, "t", [&](const JsonToken* twin, bool module, std::string_view) {
+        (module ? token_modules : token_devices).Add(twin);
+      });
+  ASSERT_TRUE(b.ok()) << b.error().message;
+  EXPECT_EQ(*a, *b);
+  std::shared_ptr<const Table> vd = value_devices.Finish(), vm = value_modules.Finish();
+  std::shared_ptr<const Table> td = token_devices.Finish(), tm = token_modules.Finish();
+  EXPECT_GT(vd->row_count(), 300u);
+  EXPECT_GT(vm->row_count(), 0u);
+  EXPECT_GT(vd->columns().size(), 50u);
+  EXPECT_TRUE(TableContents(*td) == TableContents(*vd));
+  EXPECT_TRUE(TableContents(*tm) == TableContents(*vm));
+  // And so is a fleet loaded from the text (tokens) the one a TwinSet builds (Values).
+  Fleet loaded;
+  ASSERT_TRUE(loaded.LoadTwinsText(text, "t").ok());
+  Snapshot s = loaded.snapshot();
+  EXPECT_TRUE(TableContents(s.devices()) == TableContents(*vd));
+  EXPECT_TRUE(TableContents(s.modules()) == TableContents(*vm));
+}
+
 TEST(TableTest, FoldedCatalogKeepsCaseVariants) {
   TwinSet t = Twins(R"({"deviceId":"a","tags":{"floor":1,"Floor":2}})");
   auto table = Table::Build(t.devices, false);
