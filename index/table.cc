@@ -23,9 +23,15 @@ struct StringHash {
 };
 struct Node {
   uint32_t builder = 0;
+  std::string name;  // the member name this node is reached by (empty for array elements)
   // Looked up by string_view: no key string is built for names already known.
   std::unordered_map<std::string, uint32_t, StringHash, std::equal_to<>> names;
   std::vector<uint32_t> indexes;  // child node per array position (0 = none yet)
+  // The child found for each member position the last time (kNoChild: none yet). The twins of a
+  // fleet mostly list the same members in the same order, so a member is mostly found here with
+  // one comparison of its name, without hashing it.
+  static constexpr uint32_t kNoChild = UINT32_MAX;
+  std::vector<uint32_t> last_members;
 };
 
 // The two forms an ingested document comes in: a Value, or the tokens of the ingest's fast path
@@ -44,12 +50,13 @@ uint32_t ArraySizeOf(const JsonToken& t) { return t.size; }
 void PrintJson(const Value& v, std::string* out) { AppendJson(v, out); }
 void PrintJson(const JsonToken& t, std::string* out) { AppendJson(&t, out); }
 
-// Calls f(is_index, name, index, child) for each member (is_index false, index 0) or element
-// (name empty) of `v`, in order; nothing for a scalar.
+// Calls f(is_index, name, index, child) for each member (is_index false, index its position)
+// or element (name empty) of `v`, in order; nothing for a scalar.
 template <class F>
 void ForEachChild(const Value& v, F&& f) {
   if (v.is_object()) {
-    for (const Member& m : v.as_object()) f(false, std::string_view(m.first), 0u, m.second);
+    const Object& o = v.as_object();
+    for (uint32_t i = 0; i < o.size(); ++i) f(false, std::string_view(o[i].first), i, o[i].second);
   } else if (v.is_array()) {
     const Array& a = v.as_array();
     for (uint32_t i = 0; i < a.size(); ++i) f(true, std::string_view(), i, a[i]);
@@ -61,7 +68,7 @@ void ForEachChild(const JsonToken& t, F&& f) {
   const bool object = t.kind == ValueKind::kObject;
   const JsonToken* c = &t + 1;
   for (uint32_t i = 0; i < t.size; ++i, c += c->span) {
-    f(!object, object ? c->key : std::string_view(), object ? 0u : i, *c);
+    f(!object, object ? c->key : std::string_view(), i, *c);
   }
 }
 
@@ -93,24 +100,38 @@ class TableBuilder {
 
  private:
   // The child node of `node` for a member name or an array index (created on first sight).
+  // `index`: the element's index, or the member's position in its object.
   uint32_t Child(uint32_t node, bool is_index, std::string_view name, uint32_t index) {
     if (is_index) {
       const auto& v = nodes_[node].indexes;
       if (index < v.size() && v[index] != 0) return v[index];
-    } else {
-      const auto& names = nodes_[node].names;
-      if (auto it = names.find(name); it != names.end()) return it->second;
+      return NewChild(node, true, name, index);
     }
+    std::vector<uint32_t>& last = nodes_[node].last_members;
+    if (index < last.size() && last[index] != Node::kNoChild && nodes_[last[index]].name == name) {
+      return last[index];
+    }
+    const auto& names = nodes_[node].names;
+    auto it = names.find(name);
+    const uint32_t child = it != names.end() ? it->second : NewChild(node, false, name, index);
+    std::vector<uint32_t>& seen = nodes_[node].last_members;  // (nodes_ may have grown)
+    if (seen.size() <= index) seen.resize(index + 1, Node::kNoChild);
+    seen[index] = child;
+    return child;
+  }
+
+  uint32_t NewChild(uint32_t node, bool is_index, std::string_view name, uint32_t index) {
     // A new column (rare).
     ColumnPath path = node == 0 ? ColumnPath() : builders_[nodes_[node].builder].path();
     Step step;
     step.is_index = is_index;
     step.name = std::string(name);
-    step.index = index;
+    step.index = is_index ? index : 0;
     path.push_back(std::move(step));
     uint32_t id = static_cast<uint32_t>(nodes_.size());
     nodes_.emplace_back();
     nodes_.back().builder = static_cast<uint32_t>(builders_.size());
+    if (!is_index) nodes_.back().name = std::string(name);
     builders_.emplace_back(std::move(path));
     if (is_index) {
       auto& v = nodes_[node].indexes;

@@ -965,8 +965,12 @@ std::optional<Error> TwinCollector::CheckDuplicates() {
     if (a.module_id != b.module_id) return a.module_id < b.module_id;
     return a.offset < b.offset;
   };
-  std::sort(devices_.begin(), devices_.end(), by_key);
-  std::sort(modules_.begin(), modules_.end(), by_key);
+  // A fleet is often written in id order already (`twinq gen`, a saved SELECT *): one pass.
+  for (std::vector<Entry>* entries : {&devices_, &modules_}) {
+    if (!std::is_sorted(entries->begin(), entries->end(), by_key)) {
+      std::sort(entries->begin(), entries->end(), by_key);
+    }
+  }
   auto device_dup = FirstDuplicate(devices_);
   auto module_dup = FirstDuplicate(modules_);
   if (device_dup && (!module_dup || device_dup->second->offset < module_dup->second->offset)) {

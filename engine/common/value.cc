@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <cstring>
 #include <iterator>
@@ -84,7 +85,9 @@ void AppendNumber(double d, std::string* out) {
   } else if (d == 0) {
     out->push_back('0');  // also -0
   } else if (std::fabs(d) < 9007199254740992.0 && d == std::trunc(d)) {
-    fmt::format_to(std::back_inserter(*out), "{}", static_cast<int64_t>(d));
+    char digits[24];
+    auto r = std::to_chars(digits, digits + sizeof digits, static_cast<int64_t>(d));
+    out->append(digits, r.ptr);
   } else {
     fmt::format_to(std::back_inserter(*out), "{}", d);
   }
