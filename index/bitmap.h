@@ -35,6 +35,27 @@ class Bitmap {
     if (end > begin) b.r_.addRange(begin, end);
     return b;
   }
+  // The same, from rows in increasing order: runs of consecutive rows go in as ranges (CRoaring
+  // adds a range at once, where add_many handles row by row), the rest as by Of. The containers
+  // may differ from Of's until Optimize, which a caller then runs.
+  static Bitmap OfIncreasing(const std::vector<uint32_t>& rows) {
+    constexpr size_t kMinRun = 64;
+    Bitmap b;
+    const size_t n = rows.size();
+    size_t pending = 0;  // rows[pending, i) are not in b yet
+    for (size_t i = 0; i < n;) {
+      size_t j = i + 1;
+      while (j < n && rows[j] == rows[j - 1] + 1) ++j;
+      if (j - i >= kMinRun) {
+        if (i > pending) b.r_.addMany(i - pending, rows.data() + pending);
+        b.r_.addRange(rows[i], uint64_t{rows[j - 1]} + 1);
+        pending = j;
+      }
+      i = j;
+    }
+    if (n > pending) b.r_.addMany(n - pending, rows.data() + pending);
+    return b;
+  }
   static Bitmap Of(const std::vector<uint32_t>& sorted_rows) {
     Bitmap b;
     if (!sorted_rows.empty()) b.r_.addMany(sorted_rows.size(), sorted_rows.data());

@@ -699,10 +699,10 @@ std::shared_ptr<const Column> ColumnBuilder::Build() && {
   std::array<std::vector<uint32_t>, kKindCount> kind_rows;
   for (size_t i = 0; i < rows_.size(); ++i)
     kind_rows[static_cast<size_t>(kinds_[i])].push_back(rows_[i]);
-  data.present_ = Bitmap::Of(rows_);
+  data.present_ = Bitmap::OfIncreasing(rows_);
   data.present_.Optimize();
   for (size_t k = 0; k < kKindCount; ++k) {
-    data.by_kind_[k] = Bitmap::Of(kind_rows[k]);
+    data.by_kind_[k] = Bitmap::OfIncreasing(kind_rows[k]);
     data.by_kind_[k].Optimize();
     data.stats_.kind_counts[k] = kind_rows[k].size();
   }
@@ -735,7 +735,7 @@ std::shared_ptr<const Column> ColumnBuilder::Build() && {
     for (size_t i = 0; i < srows.size(); ++i) lists[data.codes_[i]].push_back(srows[i]);
     data.string_postings_.reserve(lists.size());
     for (auto& l : lists) {
-      data.string_postings_.push_back(Bitmap::Of(l));
+      data.string_postings_.push_back(Bitmap::OfIncreasing(l));
       data.string_postings_.back().Optimize();
     }
   }
@@ -753,7 +753,7 @@ std::shared_ptr<const Column> ColumnBuilder::Build() && {
         lists[code].push_back(nrows[i]);
       }
       for (auto& l : lists) {
-        data.number_postings_.push_back(Bitmap::Of(l));
+        data.number_postings_.push_back(Bitmap::OfIncreasing(l));
         data.number_postings_.back().Optimize();
       }
       distinct.shrink_to_fit();  // a copy of every number before the duplicates went

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -118,6 +119,51 @@ TEST(BitmapTest, ContainersThatBreakTheFormatAreRefused) {
   std::string bad_cookie = good;
   bad_cookie[0] = static_cast<char>(bad_cookie[0] ^ 0x01);
   EXPECT_FALSE(Reads(bad_cookie));
+}
+
+// OfIncreasing (the column builder's: runs of rows go in as ranges) holds what Of holds, and after
+// Optimize takes as many bytes: rows with no runs, short and long runs, runs across and up to
+// container boundaries (65536), up to the largest row, and a mix drawn at random.
+TEST(BitmapTest, OfIncreasingHoldsWhatOfHolds) {
+  std::vector<std::vector<uint32_t>> cases = {{}, {7}, {0, 2, 4, 6}};
+  auto run = [](uint32_t from, uint32_t count, std::vector<uint32_t>* rows) {
+    for (uint32_t i = 0; i < count; ++i) rows->push_back(from + i);
+  };
+  std::vector<uint32_t> rows;
+  run(0, 63, &rows);
+  cases.push_back(rows);
+  rows.clear();
+  run(0, 64, &rows);
+  cases.push_back(rows);
+  rows.clear();
+  run(65000, 2000, &rows);  // across the first boundary
+  run(70000, 1, &rows);
+  run(131072 - 100, 100, &rows);  // up to the next
+  cases.push_back(rows);
+  rows.clear();
+  run(UINT32_MAX - 199, 200, &rows);  // to the largest row
+  cases.push_back(rows);
+  std::mt19937 rng(3);
+  for (int c = 0; c < 20; ++c) {
+    rows.clear();
+    uint32_t at = rng() % 1000;
+    while (rows.size() < 300000) {
+      run(at, rng() % 3 == 0 ? rng() % 5000 : 1 + rng() % 80, &rows);
+      at = (rows.empty() ? at : rows.back()) + 2 + rng() % (c % 2 ? 3 : 300);
+    }
+    cases.push_back(rows);
+  }
+  for (const std::vector<uint32_t>& rows : cases) {
+    SCOPED_TRACE(rows.size());
+    Bitmap a = Bitmap::Of(rows), b = Bitmap::OfIncreasing(rows);
+    ASSERT_TRUE(a == b);
+    EXPECT_EQ(b.ToVector(), rows);
+    a.Optimize();
+    b.Optimize();
+    EXPECT_TRUE(a == b);
+    EXPECT_EQ(a.SizeInBytes(), b.SizeInBytes());
+    EXPECT_EQ(Bytes(a).size(), Bytes(b).size());
+  }
 }
 
 }  // namespace
