@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <iterator>
 
@@ -111,7 +112,56 @@ void AppendUtf8(uint32_t cp, std::string* out) {
   }
 }
 
+namespace {
+
+// Whether any of the 8 bytes of `w` needs an escape in a JSON string: a control character, '"'
+// or '\\'.
+bool AnySpecial(uint64_t w) {
+  constexpr uint64_t kOnes = 0x0101010101010101ULL, kHigh = 0x8080808080808080ULL;
+  const uint64_t quote = w ^ (kOnes * '"'), backslash = w ^ (kOnes * '\\');
+  const uint64_t special =
+      ((w - kOnes * 0x20) & ~w) | ((quote - kOnes) & ~quote) | ((backslash - kOnes) & ~backslash);
+  return (special & kHigh) != 0;
+}
+
+// Whether a byte of `s` needs an escape; whole words at a time, the last one overlapping.
+bool NeedsEscape(std::string_view s) {
+  const char* p = s.data();
+  const size_t n = s.size();
+  uint64_t w;
+  if (n >= 8) {
+    for (size_t i = 0; i + 8 <= n; i += 8) {
+      std::memcpy(&w, p + i, 8);
+      if (AnySpecial(w)) return true;
+    }
+    std::memcpy(&w, p + n - 8, 8);
+    return AnySpecial(w);
+  }
+  if (n >= 4) {
+    uint32_t lo, hi;
+    std::memcpy(&lo, p, 4);
+    std::memcpy(&hi, p + n - 4, 4);
+    return AnySpecial(uint64_t{hi} << 32 | lo);
+  }
+  for (size_t i = 0; i < n; ++i) {
+    const unsigned char c = static_cast<unsigned char>(p[i]);
+    if (c < 0x20 || c == '"' || c == '\\') return true;
+  }
+  return false;
+}
+
+}  // namespace
+
 void AppendJsonString(std::string_view s, std::string* out) {
+  if (!NeedsEscape(s)) {  // most strings: the quotes and the bytes
+    const size_t at = out->size();
+    out->resize(at + s.size() + 2);
+    char* p = out->data() + at;
+    p[0] = '"';
+    if (!s.empty()) std::memcpy(p + 1, s.data(), s.size());
+    p[s.size() + 1] = '"';
+    return;
+  }
   out->push_back('"');
   // Runs of characters that need no escape are appended whole.
   size_t run = 0;
