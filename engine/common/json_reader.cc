@@ -718,15 +718,39 @@ class Tokenizer {
       }
       return true;
     }
+    // More members: an open-addressing table of member numbers, at most half full, hashed by
+    // the key's length and its first and last (up to) 8 bytes; equal slots compare the keys.
+    size_t capacity = 32;
+    while (capacity < 2 * size_t{object->size}) capacity *= 2;
+    slots_.assign(capacity, 0);
     keys_scratch_.clear();
     const JsonToken* m = object + 1;
-    for (uint32_t i = 0; i < object->size; ++i, m += m->span) keys_scratch_.push_back(m->key);
-    std::sort(keys_scratch_.begin(), keys_scratch_.end());
-    return std::adjacent_find(keys_scratch_.begin(), keys_scratch_.end()) == keys_scratch_.end();
+    for (uint32_t i = 0; i < object->size; ++i, m += m->span) {
+      for (size_t at = KeyHash(m->key) & (capacity - 1);; at = (at + 1) & (capacity - 1)) {
+        if (slots_[at] == 0) {
+          slots_[at] = i + 1;
+          break;
+        }
+        if (keys_scratch_[slots_[at] - 1] == m->key) return false;
+      }
+      keys_scratch_.push_back(m->key);
+    }
+    return true;
+  }
+
+  static uint64_t KeyHash(std::string_view key) {
+    uint64_t head = 0, tail = 0;
+    const size_t n = std::min<size_t>(key.size(), 8);
+    if (n != 0) {
+      std::memcpy(&head, key.data(), n);
+      std::memcpy(&tail, key.data() + key.size() - n, n);
+    }
+    return (((head * 0x9E3779B97F4A7C15ULL) ^ (tail + key.size())) * 0xC2B2AE3D27D4EB4FULL) >> 32;
   }
 
   std::vector<JsonToken> tokens_;
   std::vector<std::string_view> keys_scratch_;
+  std::vector<uint32_t> slots_;
 };
 
 // ---------------------------------------------------------------------------------------------

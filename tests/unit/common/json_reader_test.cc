@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <optional>
 #include <random>
 #include <string>
 #include <thread>
@@ -815,6 +816,28 @@ TEST(JsonReaderTest, TokensAreTheValuesOfTheSameTwins) {
   for (const std::string& text : inputs) {
     SCOPED_TRACE(text.substr(0, 120));
     EXPECT_EQ(VisitedAsTokens(text), VisitedAsValues(text));
+  }
+  // Objects of 9 to 70 members (past the pairwise comparison) whose keys share their length and
+  // their first and last 8 bytes, with and without a repeated key at every position.
+  for (size_t n : {9, 10, 17, 33, 70}) {
+    std::vector<std::string> keys;
+    for (size_t i = 0; i < n; ++i) {
+      keys.push_back("abcdefgh" + std::string(1, static_cast<char>('A' + i % 26)) +
+                     std::string(1, static_cast<char>('a' + i / 26)) + "stuvwxyz");
+    }
+    auto twin = [&](std::optional<size_t> repeat) {
+      std::string t = "{\"deviceId\":\"h\",\"o\":{";
+      for (size_t i = 0; i < n; ++i) t += (i ? ",\"" : "\"") + keys[i] + "\":" + std::to_string(i);
+      if (repeat) t += ",\"" + keys[*repeat] + "\":0";
+      return t + "}}";
+    };
+    ASSERT_EQ(VisitedAsTokens(twin(std::nullopt)).rfind("d {", 0), 0u);
+    EXPECT_EQ(VisitedAsTokens(twin(std::nullopt)), VisitedAsValues(twin(std::nullopt)));
+    for (size_t r = 0; r < n; ++r) {
+      std::string text = twin(r);
+      ASSERT_EQ(VisitedAsTokens(text).rfind("error: t.json:1:", 0), 0u) << text;
+      EXPECT_EQ(VisitedAsTokens(text), VisitedAsValues(text));
+    }
   }
   // Some are accepted and some refused, both ways.
   EXPECT_EQ(VisitedAsTokens(inputs[7]).rfind("error: t.json:1:", 0), 0u);
