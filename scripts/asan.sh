@@ -6,11 +6,12 @@
 #
 #   scripts/asan.sh [BUILD_DIR] [GTEST_FILTER]      (defaults: build-asan, every test)
 #
-# Environment: JOBS (build parallelism, default 2).
+# Environment: JOBS (build parallelism, default 2). On a fresh machine, run scripts/setup.sh (or
+# scripts/test.sh) first: it installs the compiler, CMake, Ninja and the libraries.
 #
-# Not part of CI (.ci/run): on the 2-core CI machine the instrumented build alone takes about half
-# an hour. The fuzzers, which CI runs, are built with ASan and UBSan under clang
-# (scripts/fuzz.sh). Debian's shared libraries (libroaring, libsimdjson, libfmt, gtest, the ANTLR
+# Not part of CI (.ci/run) yet: it would add the instrumented build of the unit tests to every run
+# (on a 2-core machine, about half an hour while other work ran; the 282 tests then take about two
+# minutes). The fuzzers, which CI runs, are built with ASan and UBSan under clang (scripts/fuzz.sh). Debian's shared libraries (libroaring, libsimdjson, libfmt, gtest, the ANTLR
 # runtime) are not instrumented: ASan still sees every allocation and every access our code makes
 # into them, but not the accesses they make themselves.
 set -euo pipefail
