@@ -12,6 +12,8 @@
 # seeds (they slow libFuzzer about tenfold); ctest replays them. Crash, leak, timeout and OOM
 # inputs go to build-fuzz/artifacts/<fuzzer>/, logs to build-fuzz/logs/<fuzzer>.log.
 # Prints one summary line per fuzzer. Exits 1 if any fuzzer failed, 2 on a usage or build error.
+# The build is configured with the tests too (none is built here): scripts/asan.sh build-fuzz
+# then compiles only the tests against the same instrumented libraries.
 # Environment: JOBS (build parallelism, default 2).
 set -uo pipefail
 
@@ -32,7 +34,7 @@ fi
 
 echo "fuzz.sh: configuring and building $BUILD (clang, libFuzzer, ASan+UBSan)"
 mkdir -p "$BUILD"
-if ! CC=clang CXX=clang++ cmake -S . -B "$BUILD" -G Ninja -DTWINQ_LIBFUZZER=ON -DTWINQ_TESTS=OFF \
+if ! CC=clang CXX=clang++ cmake -S . -B "$BUILD" -G Ninja -DTWINQ_LIBFUZZER=ON -DTWINQ_TESTS=ON \
      -DTWINQ_TOOLS=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo >"$BUILD/configure.log" 2>&1; then
   cat "$BUILD/configure.log" >&2
   echo "fuzz.sh: configure failed" >&2

@@ -8,8 +8,8 @@
 #
 #   scripts/tsan.sh [BUILD_DIR]        (default: build-tsan)
 #
-# Environment: TSAN_CXX (default g++; clang++ too, once the unit tests compile with it: clang 14 cannot
-# capture structured bindings in lambdas, which tests/unit/index/twin_patch_test.cc does),
+# Environment: TSAN_CXX (default g++; the unit tests compile with clang++ 14 too: scripts/asan.sh
+# builds them with it),
 # JOBS (build parallelism, default 2).
 #
 # Notes. libroaring, libsimdjson, libfmt, gtest and the ANTLR runtime are Debian's uninstrumented

@@ -751,8 +751,9 @@ Value ModelMergePatch(const Value& target, const Value& patch) {
   if (!patch.is_object()) return patch;
   Object result = target.is_object() ? target.as_object() : Object{};
   for (const auto& [key, value] : patch.as_object()) {
-    auto it =
-        std::find_if(result.begin(), result.end(), [&](const Member& m) { return m.first == key; });
+    const std::string& name = key;  // (clang 14 cannot capture a structured binding)
+    auto it = std::find_if(result.begin(), result.end(),
+                           [&](const Member& m) { return m.first == name; });
     if (value.is_null()) {
       if (it != result.end()) result.erase(it);
     } else if (it != result.end()) {

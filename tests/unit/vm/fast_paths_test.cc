@@ -424,8 +424,8 @@ TEST(VmFastPaths, GroupByCodes) {
   ref::Documents docs{twins->devices, twins->modules, {}};
   const char* const queries[] = {
       "SELECT tags.k AS k, COUNT() AS n FROM devices GROUP BY tags.k",
-      "SELECT tags.k, COUNT() AS n, SUM(properties.reported.n) AS s FROM devices "
-      "WHERE properties.reported.n > 0 GROUP BY tags.k",
+      ("SELECT tags.k, COUNT() AS n, SUM(properties.reported.n) AS s FROM devices "
+       "WHERE properties.reported.n > 0 GROUP BY tags.k"),
       "SELECT tags.K AS k, COUNT() AS n FROM devices GROUP BY tags.K",  // two candidates
       "SELECT tags.k AS k, COUNT() AS n FROM devices.modules GROUP BY tags.k",
       "SELECT tags.nothing AS k, COUNT() AS n FROM devices GROUP BY tags.nothing",
