@@ -63,13 +63,13 @@ echo "asan.sh: running the unit tests $FILTER (log: $LOG)"
 status=0
 "$BUILD_DIR/tests/twinq_unit_tests" --gtest_filter="$FILTER" --gtest_color=no >"$LOG" 2>&1 ||
   status=$?
-tail -n 5 "$LOG"
+if [ "$status" -ne 0 ]; then tail -n 80 "$LOG"; else tail -n 3 "$LOG"; fi
 QLOG="$BUILD_DIR/asan-queries.log"
 echo "asan.sh: running the query tests (log: $QLOG)"
 qstatus=0
 ctest --test-dir "$BUILD_DIR" -R '^queries/' -j"$JOBS" --output-on-failure >"$QLOG" 2>&1 ||
   qstatus=$?
-tail -n 3 "$QLOG"
+if [ "$qstatus" -ne 0 ]; then tail -n 80 "$QLOG"; else tail -n 3 "$QLOG"; fi
 if [ "$status" -ne 0 ] || [ "$qstatus" -ne 0 ]; then
   echo "asan.sh: FAILED (exit status $status, query tests $qstatus)" >&2
   exit 1
