@@ -504,7 +504,7 @@ DocChunk& Table::WritableChunk(uint32_t row, size_t* slot) {
   }
   while (c >= capacity()) {  // grow: the old root becomes the first child of a new one
     auto root = std::make_shared<DocNode>();
-    root->nodes[0] = std::move(docs_);
+    root->children[0] = std::move(docs_);
     docs_ = std::move(root);
     ++docs_height_;
   }
@@ -520,38 +520,57 @@ DocChunk& Table::WritableChunk(uint32_t row, size_t* slot) {
   if (docs_ && docs_.use_count() != 1) {
     const DocNode* n = docs_.get();
     for (uint32_t level = docs_height_; n != nullptr; --level) {
-      for (const auto& p : n->nodes) {
-        if (p) __builtin_prefetch(p.get());
-      }
-      for (const auto& p : n->chunks) {
+      for (const auto& p : n->children) {
         if (p) __builtin_prefetch(p.get());
       }
       if (level <= 1) break;
-      n = n->nodes[(c >> (kDocFanoutBits * (level - 1))) & (kDocFanout - 1)].get();
+      n = n->node((c >> (kDocFanoutBits * (level - 1))) & (kDocFanout - 1));
     }
   }
-  auto writable = [](std::shared_ptr<const DocNode>& n) {
+  // `n` (a node's handle, or the root's) for writing.
+  auto writable = [](auto& n) {
     if (!n) {
       n = std::make_shared<DocNode>();
     } else if (n.use_count() != 1) {
-      n = std::make_shared<DocNode>(*n);
+      n = std::make_shared<DocNode>(*static_cast<const DocNode*>(n.get()));
     }
-    return const_cast<DocNode*>(n.get());
+    return const_cast<DocNode*>(static_cast<const DocNode*>(n.get()));
   };
   DocNode* node = writable(docs_);
   for (uint32_t level = docs_height_; level > 1; --level) {
-    node = writable(node->nodes[(c >> (kDocFanoutBits * (level - 1))) & (kDocFanout - 1)]);
+    node = writable(node->children[(c >> (kDocFanoutBits * (level - 1))) & (kDocFanout - 1)]);
   }
-  std::shared_ptr<const DocChunk>& chunk_ptr = node->chunks[c & (kDocFanout - 1)];
+  std::shared_ptr<const void>& chunk_ptr = node->children[c & (kDocFanout - 1)];
   if (!chunk_ptr) {
     auto fresh = std::make_shared<DocChunk>();
     fresh->ids = std::make_shared<const DocIds>();
     chunk_ptr = std::move(fresh);
   } else if (chunk_ptr.use_count() != 1) {
-    chunk_ptr = std::make_shared<DocChunk>(*chunk_ptr);
+    chunk_ptr = std::make_shared<DocChunk>(*static_cast<const DocChunk*>(chunk_ptr.get()));
   }
   *slot = row % kDocChunkRows;
-  return *const_cast<DocChunk*>(chunk_ptr.get());
+  return *const_cast<DocChunk*>(static_cast<const DocChunk*>(chunk_ptr.get()));
+}
+
+ColumnList::ColumnList(std::vector<Handle> columns) {
+  reserve(columns.size());
+  for (Handle& c : columns) push_back(std::move(c));
+}
+
+void ColumnList::push_back(Handle column) {
+  if (size_ % kGroup == 0) groups_.push_back(std::make_shared<const Group>());
+  WritableGroup(size_ >> kGroupBits)[size_ & (kGroup - 1)] = std::move(column);
+  ++size_;
+}
+
+void ColumnList::Set(size_t id, Handle column) {
+  WritableGroup(id >> kGroupBits)[id & (kGroup - 1)] = std::move(column);
+}
+
+ColumnList::Group& ColumnList::WritableGroup(size_t g) {
+  std::shared_ptr<const Group>& group = groups_[g];
+  if (group.use_count() != 1) group = std::make_shared<const Group>(*group);
+  return const_cast<Group&>(*group);
 }
 
 Bitmap& Table::WritableLive() {
@@ -640,7 +659,7 @@ std::shared_ptr<const Table> TableStream::Finish() {
     std::sort(order->begin(), order->end(), less);
   }
   t->order_ = std::move(order);
-  t->columns_ = std::move(state_->builder).Finish();
+  t->columns_ = ColumnList(std::move(state_->builder).Finish());
   t->BuildCatalog();
   state_ = std::make_unique<State>();
   state_->table = std::shared_ptr<Table>(new Table());
@@ -874,7 +893,7 @@ Expected<std::shared_ptr<const Table>> Table::WithChanges(const std::vector<Chan
       std::shared_ptr<const Column> c =
           Column::Deferred(columns_[it->second], std::move(touch.rows), std::move(touch.entries));
       if (c->pending_rows() > max_pending) to_merge.push_back(c.get());
-      t->columns_[it->second] = std::move(c);
+      t->columns_.Set(it->second, std::move(c));
     }
   }
   MaterializeAll(to_merge, threads);
@@ -947,10 +966,10 @@ size_t Table::DocumentMemoryBytes() const {
     n += sizeof(DocNode);
     for (uint32_t k = 0; k < kDocFanout; ++k) {
       if (level > 1) {
-        if (node->nodes[k]) stack.emplace_back(node->nodes[k].get(), level - 1);
+        if (node->children[k]) stack.emplace_back(node->node(k), level - 1);
         continue;
       }
-      const DocChunk* chunk = node->chunks[k].get();
+      const DocChunk* chunk = node->chunk(k);
       if (chunk == nullptr) continue;
       n += sizeof(DocChunk) + sizeof(DocIds) + 16;  // with their control blocks
       for (size_t i = 0; i < kDocChunkRows; ++i) {

@@ -7,6 +7,8 @@
 
 #include <array>
 #include <atomic>
+#include <cstddef>
+#include <iterator>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -87,10 +89,77 @@ struct DocChunk {
   std::array<DocText, kDocChunkRows> json;  // empty DocText: no document (deleted row)
   std::shared_ptr<const DocIds> ids;        // never null
 };
-// An inner node: children of the level below (nodes), or chunks at the lowest level.
+// An inner node: children of the level below, DocNodes above the lowest level and DocChunks at
+// it (the table's height says which). One array for both kinds: a patch copies the nodes on its
+// path, and a node is then 256 bytes (4 lines) to copy, not 512 with half of them empty.
 struct DocNode {
-  std::array<std::shared_ptr<const DocNode>, kDocFanout> nodes;
-  std::array<std::shared_ptr<const DocChunk>, kDocFanout> chunks;
+  std::array<std::shared_ptr<const void>, kDocFanout> children;
+  const DocNode* node(uint32_t k) const { return static_cast<const DocNode*>(children[k].get()); }
+  const DocChunk* chunk(uint32_t k) const {
+    return static_cast<const DocChunk*>(children[k].get());
+  }
+};
+
+// A table's columns by id, kept in groups of kGroup handles. A new version copies the handles of
+// the groups and, of the groups, only those holding a column it changes: a patch touching three
+// of 89 columns copies 12 + 3 * 8 handles, not 89. Each handle copied is a reference count
+// incremented (and decremented when the version goes), and in a program that has started a
+// thread libstdc++ makes these atomic: about 16 cycles each on the benchmark machine
+// (bench/BENCHLOG.md, "2026-11-28 (fifteenth session)").
+class ColumnList {
+ public:
+  using Handle = std::shared_ptr<const Column>;
+  static constexpr uint32_t kGroupBits = 3;
+  static constexpr uint32_t kGroup = 1u << kGroupBits;
+
+  ColumnList() = default;
+  explicit ColumnList(std::vector<Handle> columns);
+
+  size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+  const Handle& operator[](size_t id) const {
+    return (*groups_[id >> kGroupBits])[id & (kGroup - 1)];
+  }
+  void reserve(size_t n) { groups_.reserve((n + kGroup - 1) / kGroup); }
+  void push_back(Handle column);
+  // Replaces column `id`. A group that another list shares is copied first; one only this list
+  // references is written in place (the list must belong to a table not yet published).
+  void Set(size_t id, Handle column);
+
+  class const_iterator {
+   public:
+    using iterator_category = std::forward_iterator_tag;
+    using value_type = Handle;
+    using difference_type = std::ptrdiff_t;
+    using pointer = const Handle*;
+    using reference = const Handle&;
+    const_iterator() = default;
+    const_iterator(const ColumnList* list, size_t id) : list_(list), id_(id) {}
+    reference operator*() const { return (*list_)[id_]; }
+    pointer operator->() const { return &(*list_)[id_]; }
+    const_iterator& operator++() {
+      ++id_;
+      return *this;
+    }
+    const_iterator operator++(int) {
+      const_iterator old = *this;
+      ++id_;
+      return old;
+    }
+    bool operator==(const const_iterator& o) const { return id_ == o.id_; }
+
+   private:
+    const ColumnList* list_ = nullptr;
+    size_t id_ = 0;
+  };
+  const_iterator begin() const { return const_iterator(this, 0); }
+  const_iterator end() const { return const_iterator(this, size_); }
+
+ private:
+  using Group = std::array<Handle, kGroup>;
+  Group& WritableGroup(size_t g);
+  std::vector<std::shared_ptr<const Group>> groups_;
+  size_t size_ = 0;
 };
 
 // A change to a table: an upsert of a whole document (the key is taken from its deviceId and
@@ -204,7 +273,7 @@ class Table {
   // The rows of `rows` ordered by (deviceId, moduleId).
   std::vector<uint32_t> InIdOrder(const Bitmap& rows) const;
 
-  const std::vector<std::shared_ptr<const Column>>& columns() const { return columns_; }
+  const ColumnList& columns() const { return columns_; }
   // Through the id cache (index/table_ids.cc), without string comparisons of the id order:
   // appends the live rows whose deviceId is `device_id` (one row in a device table; the device's
   // modules in a module table), in no particular order;
@@ -244,9 +313,9 @@ class Table {
     uint32_t c = row / kDocChunkRows;
     const DocNode* n = docs_.get();
     for (uint32_t level = docs_height_; level > 1; --level) {
-      n = n->nodes[(c >> (kDocFanoutBits * (level - 1))) & (kDocFanout - 1)].get();
+      n = n->node((c >> (kDocFanoutBits * (level - 1))) & (kDocFanout - 1));
     }
-    return *n->chunks[c & (kDocFanout - 1)];
+    return *n->chunk(c & (kDocFanout - 1));
   }
   // Asks the caches for the lines a lookup of `row` reads next (its ids and its document's
   // handle), so that their misses overlap instead of following one another. `row` <
@@ -274,7 +343,7 @@ class Table {
   std::shared_ptr<const DocNode> docs_;  // root (nullptr: no rows yet)
   uint32_t docs_height_ = 0;             // levels of nodes; capacity 16^height chunks
   std::shared_ptr<const std::vector<uint32_t>> order_;
-  std::vector<std::shared_ptr<const Column>> columns_;
+  ColumnList columns_;
   // Exact key -> column id; folded key -> column ids (sorted by exact spelling).
   std::shared_ptr<const std::unordered_map<std::string, uint32_t>> exact_;
   std::shared_ptr<const std::unordered_map<std::string, std::vector<uint32_t>>> folded_;

@@ -104,6 +104,97 @@ TEST(TableTest, FoldedCatalogKeepsCaseVariants) {
   EXPECT_EQ(table->column((*ids)[0])->path()[1].name, "Floor");  // byte order of spelling
 }
 
+std::shared_ptr<const Column> NamedColumn(const std::string& name) {
+  ColumnBuilder b(P({name}));
+  b.AddNumber(0, 1);
+  return std::move(b).Build();
+}
+
+// Columns are kept in groups: a copy shares every group, and a change copies only the group it
+// writes (a shared group is never written in place).
+TEST(ColumnListTest, CopiesShareGroupsAndCopyTheGroupTheyChange) {
+  std::vector<ColumnList::Handle> handles;
+  for (int i = 0; i < 20; ++i) handles.push_back(NamedColumn(fmt::format("c{}", i)));
+  ColumnList a(handles);
+  ASSERT_EQ(a.size(), 20u);
+  size_t i = 0;
+  for (const ColumnList::Handle& h : a) EXPECT_EQ(h, handles[i++]);
+  EXPECT_EQ(i, 20u);
+
+  ColumnList b = a;
+  auto other = NamedColumn("other");
+  b.Set(9, other);
+  EXPECT_EQ(a[9], handles[9]);  // the original keeps its column
+  EXPECT_EQ(b[9], other);
+  EXPECT_EQ(b[8], handles[8]);
+  EXPECT_NE(&a[9], &b[9]);  // group 1 was copied for b
+  EXPECT_NE(&a[8], &b[8]);
+  EXPECT_EQ(&a[0], &b[0]);  // groups 0 and 2 are still shared
+  EXPECT_EQ(&a[16], &b[16]);
+
+  // A group only b holds is written in place.
+  const ColumnList::Handle* at = &b[10];
+  b.Set(10, other);
+  EXPECT_EQ(&b[10], at);
+  EXPECT_EQ(a[10], handles[10]);
+
+  // Appending to a shared last group copies it too.
+  b.push_back(other);
+  EXPECT_EQ(a.size(), 20u);
+  EXPECT_EQ(b.size(), 21u);
+  EXPECT_EQ(b[20], other);
+  EXPECT_EQ(b[19], handles[19]);
+  EXPECT_NE(&a[19], &b[19]);
+  for (size_t k = 0; k < 20; ++k) EXPECT_EQ(a[k], handles[k]) << k;
+}
+
+// A patch's version shares its parent's column groups except the ones holding a column it
+// changed, and its parent's documents except the one it changed.
+TEST(TableTest, AVersionSharesWhatItDidNotChange) {
+  std::string text;
+  for (int d = 0; d < 40; ++d) {
+    text += fmt::format(R"({{"deviceId":"d{:02}","tags":{{)", d);
+    for (int k = 0; k < 30; ++k) text += fmt::format(R"({}"k{:02}":{})", k ? "," : "", k, d);
+    text += "}}\n";
+  }
+  TwinSet t = Twins(text);
+  auto table = Table::Build(t.devices, false);
+  ASSERT_GE(table->columns().size(), 31u);
+  Change c;
+  c.kind = Change::Kind::kUpsert;
+  c.device_id = "d07";
+  std::string doc = R"({"deviceId":"d07","tags":{)";
+  for (int k = 0; k < 30; ++k)
+    doc += fmt::format(R"({}"k{:02}":{})", k ? "," : "", k, k == 5 ? 99 : 7);
+  doc += "}}";
+  c.doc = ParseJson(doc, "test").value();
+  auto next = table->WithChanges({c});
+  ASSERT_TRUE(next.ok());
+  const Table& n = **next;
+  const Column* k05 = table->FindExact(P({"tags", "k05"}));
+  ASSERT_NE(k05, nullptr);
+  size_t changed = ColumnList::kGroup;  // the id of k05
+  for (size_t id = 0; id < table->columns().size(); ++id) {
+    if (table->column(id) == k05) changed = id;
+  }
+  ASSERT_LT(changed, table->columns().size());
+  EXPECT_NE(n.column(changed), k05);
+  EXPECT_EQ(ToJson(n.column(changed)->ValueAt(*n.FindRow("d07"))), "99");
+  EXPECT_EQ(ToJson(k05->ValueAt(*table->FindRow("d07"))), "7");
+  for (size_t id = 0; id < table->columns().size(); ++id) {
+    bool same_group = id / ColumnList::kGroup == changed / ColumnList::kGroup;
+    EXPECT_EQ(&n.columns()[id] == &table->columns()[id], !same_group) << id;
+    if (id != changed) {
+      EXPECT_EQ(n.column(id), table->column(id)) << id;
+    }
+  }
+  for (int d = 0; d < 40; ++d) {
+    std::string id = fmt::format("d{:02}", d);
+    uint32_t row = *table->FindRow(id);
+    EXPECT_EQ(n.doc_json(row).data() == table->doc_json(row).data(), id != "d07") << id;
+  }
+}
+
 // A change's row hint is only a hint: WithChanges checks it and looks the key up when the row
 // does not hold it (another twin's row, a deleted row, a row past the end), so a wrong hint
 // never writes to the wrong twin.
