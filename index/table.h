@@ -102,7 +102,7 @@ struct DocNode {
 
 // A table's columns by id, kept in groups of kGroup handles. A new version copies the handles of
 // the groups and, of the groups, only those holding a column it changes: a patch touching three
-// of 89 columns copies 12 + 3 * 8 handles, not 89. Each handle copied is a reference count
+// of 89 columns copies at most 12 + 3 * 8 handles, not 89. Each handle copied is a reference count
 // incremented (and decremented when the version goes), and in a program that has started a
 // thread libstdc++ makes these atomic: about 16 cycles each on the benchmark machine
 // (bench/BENCHLOG.md, "2026-11-28 (fifteenth session)").
