@@ -235,7 +235,7 @@ class TableStream {
 
  private:
   template <class Doc>
-  void AddDoc(const Doc& doc);
+  void AddDoc(const Doc& doc, bool print = true);
   template <class Doc>
   void AddSpelled(const Doc& doc, std::string_view spelled,
                   const std::shared_ptr<const void>& input);

@@ -1316,6 +1316,83 @@ void AppendJson(const JsonToken* t, std::string* out) {
   }
 }
 
+namespace {
+
+// Matches AppendJson's output for the subtree at `t` against `text` from `*pos` on, advancing
+// `*pos` past it. `scratch` holds what is printed to be compared (numbers, escaped strings).
+class SpellingMatcher {
+ public:
+  explicit SpellingMatcher(std::string_view text) : text_(text) {}
+
+  bool Match(const JsonToken* t) {
+    switch (t->kind) {
+      case ValueKind::kUndefined:
+      case ValueKind::kNull:
+        return Literal("null");
+      case ValueKind::kBool:
+        return Literal(t->boolean ? "true" : "false");
+      case ValueKind::kNumber:
+        scratch_.clear();
+        AppendNumber(t->number, &scratch_);
+        return Literal(scratch_);
+      case ValueKind::kString:
+        return String(t->string);
+      case ValueKind::kArray:
+      case ValueKind::kObject: {
+        const bool object = t->kind == ValueKind::kObject;
+        if (!Char(object ? '{' : '[')) return false;
+        const JsonToken* c = t + 1;
+        for (uint32_t i = 0; i < t->size; ++i, c += c->span) {
+          if (i != 0 && !Char(',')) return false;
+          if (object && !(String(c->key) && Char(':'))) return false;
+          if (!Match(c)) return false;
+        }
+        return Char(object ? '}' : ']');
+      }
+    }
+    return false;
+  }
+  bool AtEnd() const { return pos_ == text_.size(); }
+
+ private:
+  bool Char(char c) {
+    if (pos_ >= text_.size() || text_[pos_] != c) return false;
+    ++pos_;
+    return true;
+  }
+  bool Literal(std::string_view s) {
+    if (text_.size() - pos_ < s.size() || text_.compare(pos_, s.size(), s) != 0) return false;
+    pos_ += s.size();
+    return true;
+  }
+  // AppendJsonString(s): without escapes, the quotes around the bytes of `s`.
+  bool String(std::string_view s) {
+    const size_t n = s.size();
+    const char* p = text_.data() + pos_;
+    if (text_.size() - pos_ >= n + 2 && p[0] == '"' && p[n + 1] == '"' &&
+        SpelledUnescaped(s, p + 1)) {
+      pos_ += n + 2;
+      return true;
+    }
+    // A string with escapes is printed to be compared; any other is spelled otherwise.
+    if (!JsonStringNeedsEscape(s)) return false;
+    scratch_.clear();
+    AppendJsonString(s, &scratch_);
+    return Literal(scratch_);
+  }
+
+  std::string_view text_;
+  size_t pos_ = 0;
+  std::string scratch_;
+};
+
+}  // namespace
+
+bool SpellsAsJson(const JsonToken* tokens, std::string_view text) {
+  SpellingMatcher m(text);
+  return m.Match(tokens) && m.AtEnd();
+}
+
 Expected<Value> ParseJson(std::string_view text, std::string_view name) {
   text = StripBom(text);
   simdjson::padded_string padded(text);

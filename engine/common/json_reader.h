@@ -80,6 +80,11 @@ struct JsonToken {
 Value TokensToValue(const JsonToken* tokens);
 // AppendJson (value.h) of TokensToValue(tokens), without building the Value.
 void AppendJson(const JsonToken* tokens, std::string* out);
+// Whether `text` is exactly what AppendJson(tokens) appends, found without printing: the
+// structural characters, keys and strings are compared in place, and only numbers and strings
+// that need escapes are printed (into a scratch buffer). An ingest that keeps views of its input
+// asks this of every twin.
+bool SpellsAsJson(const JsonToken* tokens, std::string_view text);
 
 // VisitTwinsFile as tokens (the twin's root object is `twin[0]`), with each twin's text as the
 // file spells it: the whole document from its '{' to its '}', or empty for a twin inside an

@@ -152,6 +152,38 @@ bool NeedsEscape(std::string_view s) {
 
 }  // namespace
 
+bool JsonStringNeedsEscape(std::string_view s) { return NeedsEscape(s); }
+
+bool SpelledUnescaped(std::string_view s, const char* raw) {
+  // One pass of whole words over both: equal, and no byte that needs an escape.
+  const char* p = s.data();
+  const size_t n = s.size();
+  uint64_t a, b;
+  if (n >= 8) {
+    for (size_t i = 0; i + 8 <= n; i += 8) {
+      std::memcpy(&a, p + i, 8);
+      std::memcpy(&b, raw + i, 8);
+      if (a != b || AnySpecial(a)) return false;
+    }
+    std::memcpy(&a, p + n - 8, 8);
+    std::memcpy(&b, raw + n - 8, 8);
+    return a == b && !AnySpecial(a);
+  }
+  if (n >= 4) {
+    uint32_t lo, hi, raw_lo, raw_hi;
+    std::memcpy(&lo, p, 4);
+    std::memcpy(&hi, p + n - 4, 4);
+    std::memcpy(&raw_lo, raw, 4);
+    std::memcpy(&raw_hi, raw + n - 4, 4);
+    return lo == raw_lo && hi == raw_hi && !AnySpecial(uint64_t{hi} << 32 | lo);
+  }
+  for (size_t i = 0; i < n; ++i) {
+    const unsigned char c = static_cast<unsigned char>(p[i]);
+    if (p[i] != raw[i] || c < 0x20 || c == '"' || c == '\\') return false;
+  }
+  return true;
+}
+
 void AppendJsonString(std::string_view s, std::string* out) {
   if (!NeedsEscape(s)) {  // most strings: the quotes and the bytes
     const size_t at = out->size();

@@ -91,6 +91,11 @@ void AppendJson(const Value& v, std::string* out);
 void AppendCanonicalJson(const Value& v, std::string* out);
 // Appends `s` as a JSON string literal (quotes and escapes).
 void AppendJsonString(std::string_view s, std::string* out);
+// Whether AppendJsonString escapes any byte of `s` (a control character, '"' or '\\').
+bool JsonStringNeedsEscape(std::string_view s);
+// Whether the s.size() bytes at `raw` are those of `s`, and none of them needs an escape (so
+// that AppendJsonString(s) appends them between quotes, as they are).
+bool SpelledUnescaped(std::string_view s, const char* raw);
 // Appends code point `cp` (at most U+10FFFF) as UTF-8.
 void AppendUtf8(uint32_t cp, std::string* out);
 // Shortest round-trip text of a number; integers in the exact range print as integers.

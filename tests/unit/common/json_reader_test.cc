@@ -844,6 +844,110 @@ TEST(JsonReaderTest, TokensAreTheValuesOfTheSameTwins) {
   EXPECT_EQ(VisitedAsTokens(inputs[2]).rfind("d {\"deviceId\":\"b\",\"t\":[]}\nm ", 0), 0u);
 }
 
+// AppendJson(t) with every string (keys too) put between quotes as it is, unescaped: what a
+// matcher that skipped the escape test would take for the print.
+void AppendUnescaped(const JsonToken* t, std::string* out) {
+  if (t->kind == ValueKind::kString) {
+    *out += '"' + std::string(t->string) + '"';
+  } else if (t->kind == ValueKind::kArray || t->kind == ValueKind::kObject) {
+    const bool object = t->kind == ValueKind::kObject;
+    out->push_back(object ? '{' : '[');
+    const JsonToken* c = t + 1;
+    for (uint32_t i = 0; i < t->size; ++i, c += c->span) {
+      if (i != 0) out->push_back(',');
+      if (object) *out += '"' + std::string(c->key) + "\":";
+      AppendUnescaped(c, out);
+    }
+    out->push_back(object ? '}' : ']');
+  } else {
+    AppendJson(t, out);
+  }
+}
+
+// SpellsAsJson(tokens, text) is the print-and-compare AppendJson(tokens) == text without the
+// print: checked against it on every twin of hand-written inputs, of the compact print of each,
+// of that print cut short or extended, of the print with its strings unescaped, and of mutated
+// prints.
+TEST(JsonReaderTest, SpellsAsJsonAgreesWithPrintingAndComparing) {
+  size_t same = 0, different = 0;
+  // Every twin of `text` (with the text the file gives it, or `spelled` when set).
+  auto check = [&](const std::string& text, std::optional<std::string> spelled = std::nullopt) {
+    (void)VisitTwins(text, "t.json", [&](const JsonToken* twin, bool, std::string_view given) {
+      std::string printed;
+      AppendJson(twin, &printed);
+      std::vector<std::string> candidates = {std::string(given), printed};
+      if (spelled) candidates.push_back(*spelled);
+      candidates.emplace_back();
+      AppendUnescaped(twin, &candidates.back());
+      if (!printed.empty()) {
+        candidates.push_back(printed.substr(0, printed.size() - 1));
+        candidates.push_back(printed + " ");
+        candidates.push_back(printed + "}");
+        candidates.push_back(" " + printed);
+      }
+      for (const std::string& c : candidates) {
+        bool expected = printed == c;
+        EXPECT_EQ(SpellsAsJson(twin, c), expected) << "tokens of " << printed << "\ntext " << c;
+        ++(expected ? same : different);
+      }
+    });
+  };
+  const std::vector<std::string> inputs = {
+      std::string(kTwin),
+      R"({"deviceId":"n","v":[0,-0,1.5,-2.5e-3,1e300,9007199254740992,1E2,1.0,0.10,-1.50]})",
+      R"({"deviceId":"n","v":[0,0,1.5,-0.0025,1e+300,9007199254740992,100,1,0.1,-1.5]})",
+      R"({"deviceId":"s","v":["","\u00e9","é","\ud83d\ude00","a\"b\\c\n\t\u0001/\/"]})",
+      R"({"deviceId":"s","v":["a\"b","a\u0022b","\\","\\\\","\"","\b\f\r\u001f\u007f"]})",
+      R"({"deviceId":"e","o":{"":{"":[[],[{}]]}},"b":[true,false,null]})",
+      "{ \"deviceId\" : \"w\" , \"t\" : [ 1 , { } ] }",
+      "{\"deviceId\":\"w\",\"t\":[1,{}]}\r\n{\"deviceId\":\"v\"}",
+      R"([{"deviceId":"b","t":[]},{"deviceId":"c","moduleId":"x","t":{}}])",
+      R"({"deviceId":"k","\u0061":1,"a\"":2,"tab\t":3})",
+  };
+  for (const std::string& text : inputs) check(text);
+  // Strings of every length up to 20 with a character that needs an escape at every position
+  // (the word-at-a-time comparison's whole words, last overlapping word and short tails).
+  for (size_t n = 1; n <= 20; ++n) {
+    for (size_t at = 0; at < n; ++at) {
+      for (std::string_view esc : {"\\\"", "\\\\", "\\n", "\\u0001"}) {
+        std::string v = std::string(at, 'a') + std::string(esc) + std::string(n - at - 1, 'b');
+        check(R"({"deviceId":"l","v":")" + v + R"(",")" + v + R"(":1})");
+      }
+    }
+  }
+  // A key or string whose bytes are right but whose quotes are not.
+  check(R"({"deviceId":"q","ab":"cd"})", R"({"deviceId":"q","ab":"cd'})");
+  check(R"({"deviceId":"q","ab":"cd"})", R"({"deviceId":"q","ab:"cd"})");
+  check(R"({"deviceId":"q","ab":"cd"})", R"({"deviceId":"q","ab","cd"})");
+  check(R"({"deviceId":"q","a":[1,2]})", R"({"deviceId":"q","a":[1,2}})");
+  check(R"({"deviceId":"q","a":[1,2]})", R"({"deviceId":"q","a":[1;2]})");
+  // Mutated compact prints (mostly still valid JSON: digits, letters, spaces, quotes).
+  std::mt19937 rng(4242);
+  const std::string alphabet = " 0123456789.eE-+\"\\/ute{}[],:abn";
+  for (int round = 0; round < 4000; ++round) {
+    std::string text = std::string(inputs[round % inputs.size()]);
+    int edits = 1 + static_cast<int>(rng() % 2);
+    for (int k = 0; k < edits; ++k) {
+      size_t at = rng() % text.size();
+      char c = alphabet[rng() % alphabet.size()];
+      switch (rng() % 3) {
+        case 0:
+          text[at] = c;
+          break;
+        case 1:
+          text.insert(text.begin() + static_cast<std::ptrdiff_t>(at), c);
+          break;
+        default:
+          text.erase(at, 1);
+      }
+    }
+    check(text);
+  }
+  // (Most mutations make the input invalid, and its twins are not visited.)
+  EXPECT_GT(same, 1000u);
+  EXPECT_GT(different, 4000u);
+}
+
 TEST(JsonReaderTest, ReadTwinsFileFromAPipe) {
   char dir[] = "/tmp/twinq_json_reader_fifo_XXXXXX";
   ASSERT_NE(mkdtemp(dir), nullptr);
