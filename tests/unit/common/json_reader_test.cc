@@ -844,6 +844,26 @@ TEST(JsonReaderTest, TokensAreTheValuesOfTheSameTwins) {
   EXPECT_EQ(VisitedAsTokens(inputs[2]).rfind("d {\"deviceId\":\"b\",\"t\":[]}\nm ", 0), 0u);
 }
 
+// `text` with 1 to `max_edits` random bytes of `alphabet` written over, inserted or erased.
+std::string Mutated(std::string text, std::mt19937& rng, std::string_view alphabet, int max_edits) {
+  int edits = 1 + static_cast<int>(rng() % static_cast<unsigned>(max_edits));
+  for (int k = 0; k < edits; ++k) {
+    size_t at = rng() % text.size();
+    char c = alphabet[rng() % alphabet.size()];
+    switch (rng() % 3) {
+      case 0:
+        text[at] = c;
+        break;
+      case 1:
+        text.insert(text.begin() + static_cast<std::ptrdiff_t>(at), c);
+        break;
+      default:
+        text.erase(at, 1);
+    }
+  }
+  return text;
+}
+
 // AppendJson(t) with every string (keys too) put between quotes as it is, unescaped: what a
 // matcher that skipped the escape test would take for the print.
 void AppendUnescaped(const JsonToken* t, std::string* out) {
@@ -925,23 +945,7 @@ TEST(JsonReaderTest, SpellsAsJsonAgreesWithPrintingAndComparing) {
   std::mt19937 rng(4242);
   const std::string alphabet = " 0123456789.eE-+\"\\/ute{}[],:abn";
   for (int round = 0; round < 4000; ++round) {
-    std::string text = std::string(inputs[round % inputs.size()]);
-    int edits = 1 + static_cast<int>(rng() % 2);
-    for (int k = 0; k < edits; ++k) {
-      size_t at = rng() % text.size();
-      char c = alphabet[rng() % alphabet.size()];
-      switch (rng() % 3) {
-        case 0:
-          text[at] = c;
-          break;
-        case 1:
-          text.insert(text.begin() + static_cast<std::ptrdiff_t>(at), c);
-          break;
-        default:
-          text.erase(at, 1);
-      }
-    }
-    check(text);
+    check(Mutated(inputs[round % inputs.size()], rng, alphabet, 2));
   }
   // (Most mutations make the input invalid, and its twins are not visited.)
   EXPECT_GT(same, 1000u);
@@ -996,24 +1000,7 @@ TEST(JsonReaderTest, MutatedInputsNeverCrashAndAreAlwaysLocated) {
   const int kRounds =
       std::getenv("TWINQ_MUTATION_ROUNDS") ? std::atoi(std::getenv("TWINQ_MUTATION_ROUNDS")) : 3000;
   std::mt19937 rng(12345);
-  auto mutate = [&](std::string text) {
-    int edits = 1 + static_cast<int>(rng() % 3);
-    for (int k = 0; k < edits; ++k) {
-      size_t at = rng() % text.size();
-      char c = alphabet[rng() % alphabet.size()];
-      switch (rng() % 3) {
-        case 0:
-          text[at] = c;
-          break;
-        case 1:
-          text.insert(text.begin() + static_cast<std::ptrdiff_t>(at), c);
-          break;
-        default:
-          text.erase(at, 1);
-      }
-    }
-    return text;
-  };
+  auto mutate = [&](std::string text) { return Mutated(std::move(text), rng, alphabet, 3); };
   int errors = 0;
   int parsed = 0;
   for (int round = 0; round < kRounds; ++round) {
