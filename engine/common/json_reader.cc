@@ -1318,8 +1318,8 @@ void AppendJson(const JsonToken* t, std::string* out) {
 
 namespace {
 
-// Matches AppendJson's output for the subtree at `t` against `text` from `*pos` on, advancing
-// `*pos` past it. `scratch` holds what is printed to be compared (numbers, escaped strings).
+// Matches what AppendJson appends for a subtree against the text from pos_ on, and advances pos_
+// past it; scratch_ holds what is printed to be compared (numbers, strings with escapes).
 class SpellingMatcher {
  public:
   explicit SpellingMatcher(std::string_view text) : text_(text) {}
