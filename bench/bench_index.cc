@@ -295,6 +295,11 @@ struct Options {
   bool threaded = false;   // --threaded on: a thread was started first (atomic reference counts)
 };
 
+// The note the patch and bulk rows end with (see --threaded).
+std::string ProcessKind(const Options& o) {
+  return o.threaded ? "; threaded process" : "; single-threaded process";
+}
+
 Options ParseArgs(int argc, char** argv) {
   Options o;
   for (int i = 1; i < argc; ++i) {
@@ -683,7 +688,7 @@ void SinglePatches(const Options& o, Fleet& fleet) {
                "%.2f us",
                loop_time.wall * 1e6 / n, Summarize(empty_us).median) +
              F("; %.0f spliced", static_cast<double>(fleet.spliced_patches() - spliced_before)) +
-             (o.threaded ? "; threaded process" : "; single-threaded process"),
+             ProcessKind(o),
          "<= 5 us median", Met(w.median <= 5));
   Report("device index memory before / after the patches",
          F("%.1f MB / %.1f MB", static_cast<double>(index_before) / 1e6,
@@ -749,7 +754,7 @@ void BulkPatches(const Options& o, Fleet& fleet) {
                F("%.0f of %.0f patches spliced",
                  static_cast<double>(fleet.spliced_patches() - spliced_before),
                  n * static_cast<double>(count + 1)) +
-               (o.threaded ? "; threaded process" : "; single-threaded process"),
+               ProcessKind(o),
            ">= 500k/s", Met(n / st.cpu.median >= 500000));
   }
 }

@@ -116,7 +116,6 @@ class ColumnList {
   explicit ColumnList(std::vector<Handle> columns);
 
   size_t size() const { return size_; }
-  bool empty() const { return size_ == 0; }
   const Handle& operator[](size_t id) const {
     return (*groups_[id >> kGroupBits])[id & (kGroup - 1)];
   }

@@ -173,7 +173,7 @@ TEST(TableTest, AVersionSharesWhatItDidNotChange) {
   const Table& n = **next;
   const Column* k05 = table->FindExact(P({"tags", "k05"}));
   ASSERT_NE(k05, nullptr);
-  size_t changed = ColumnList::kGroup;  // the id of k05
+  size_t changed = table->columns().size();  // the id of k05 (none until found)
   for (size_t id = 0; id < table->columns().size(); ++id) {
     if (table->column(id) == k05) changed = id;
   }
