@@ -633,10 +633,10 @@ void TableStream::AddSpelled(const Doc& doc, std::string_view spelled,
   if (st.input == nullptr) st.input = input;
   if (spelled.empty() || input == nullptr || input != st.input) return AddDoc(doc);
   if constexpr (std::is_same_v<Doc, JsonToken>) {
-    // Tokens are matched against the input without printing them (SpellsAsJson). The print and
-    // comparison below, which Values take, are its oracle in the tests
-    // (JsonReaderTest.SpellsAsJsonAgreesWithPrintingAndComparing, fuzz_patch).
-    const bool spelled_as_printed = SpellsAsJson(&doc, spelled);
+    // Tokens are matched against the input they were read from without printing them
+    // (SourceSpellsAsJson). The print and comparison below, which Values take, are its oracle in
+    // the tests (JsonReaderTest.SpellsAsJsonAgreesWithPrintingAndComparing, fuzz_patch).
+    const bool spelled_as_printed = SourceSpellsAsJson(&doc, spelled);
     AddDoc(doc, /*print=*/!spelled_as_printed);
     if (spelled_as_printed) st.chunk_view[st.chunk_rows - 1] = spelled;
     return;

@@ -226,7 +226,8 @@ class TableStream {
   // keeps a view of it, sharing `input`, instead of a copy of its own.
   void Add(const Value& doc, std::string_view spelled, const std::shared_ptr<const void>& input);
   // Both for a document as tokens (json_reader.h, `doc[0]` its root object): the same table as
-  // for TokensToValue(doc), built without the Value.
+  // for TokensToValue(doc), built without the Value. `spelled` must be the text the tokens were
+  // read from (as VisitTwinsFile gives it).
   void Add(const JsonToken* doc);
   void Add(const JsonToken* doc, std::string_view spelled,
            const std::shared_ptr<const void>& input);

@@ -11,6 +11,7 @@
 #include <array>
 #include <cerrno>
 #include <charconv>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -678,6 +679,7 @@ class Tokenizer {
         if (i > kMaxExactInteger || i < -kMaxExactInteger) return false;
         t.kind = ValueKind::kNumber;
         t.number = static_cast<double>(i);
+        t.integer = true;
         break;
       }
       case dom::element_type::DOUBLE: {
@@ -1320,9 +1322,13 @@ namespace {
 
 // Matches what AppendJson appends for a subtree against the text from pos_ on, and advances pos_
 // past it; scratch_ holds what is printed to be compared (numbers, strings with escapes).
+// `source`: the text is the one the tokens were read from (SourceSpellsAsJson).
 class SpellingMatcher {
  public:
-  explicit SpellingMatcher(std::string_view text) : text_(text) {}
+  SpellingMatcher(std::string_view text, bool source)
+      : text_(text),
+        source_(source),
+        raw_strings_(source && text.find('\\') == std::string_view::npos) {}
 
   bool Match(const JsonToken* t) {
     switch (t->kind) {
@@ -1332,6 +1338,10 @@ class SpellingMatcher {
       case ValueKind::kBool:
         return Literal(t->boolean ? "true" : "false");
       case ValueKind::kNumber:
+        // AppendNumber prints an integer below 2^53 as its digits (0 as "0", -0 included).
+        if (source_ && t->integer && std::fabs(t->number) < 9007199254740992.0) {
+          return Integer(t->number == 0);
+        }
         scratch_.clear();
         AppendNumber(t->number, &scratch_);
         return Literal(scratch_);
@@ -1365,10 +1375,31 @@ class SpellingMatcher {
     pos_ += s.size();
     return true;
   }
+  // An integer literal of the source: the text's next token is it, so its sign and digits are
+  // the ones the literal was read from, and they are its print unless it is a zero with a sign.
+  bool Integer(bool zero) {
+    size_t end = pos_;
+    if (end < text_.size() && text_[end] == '-') {
+      if (zero) return false;
+      ++end;
+    }
+    const size_t digits = end;
+    while (end < text_.size() && text_[end] >= '0' && text_[end] <= '9') ++end;
+    if (end == digits) return false;  // a space, or not a literal of the source
+    pos_ = end;
+    return true;
+  }
   // AppendJsonString(s): without escapes, the quotes around the bytes of `s`.
   bool String(std::string_view s) {
     const size_t n = s.size();
     const char* p = text_.data() + pos_;
+    if (raw_strings_) {
+      // The text's next token is this string, spelled without escapes: its bytes are those of
+      // `s` (no quote, no backslash, no control character), and so is its print.
+      if (text_.size() - pos_ < n + 2 || p[0] != '"' || p[n + 1] != '"') return false;
+      pos_ += n + 2;
+      return true;
+    }
     if (text_.size() - pos_ >= n + 2 && p[0] == '"' && p[n + 1] == '"' &&
         SpelledUnescaped(s, p + 1)) {
       pos_ += n + 2;
@@ -1382,6 +1413,8 @@ class SpellingMatcher {
   }
 
   std::string_view text_;
+  const bool source_;
+  const bool raw_strings_;  // the source holds no backslash
   size_t pos_ = 0;
   std::string scratch_;
 };
@@ -1389,7 +1422,12 @@ class SpellingMatcher {
 }  // namespace
 
 bool SpellsAsJson(const JsonToken* tokens, std::string_view text) {
-  SpellingMatcher m(text);
+  SpellingMatcher m(text, /*source=*/false);
+  return m.Match(tokens) && m.AtEnd();
+}
+
+bool SourceSpellsAsJson(const JsonToken* tokens, std::string_view source) {
+  SpellingMatcher m(source, /*source=*/true);
   return m.Match(tokens) && m.AtEnd();
 }
 

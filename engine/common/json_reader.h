@@ -69,7 +69,8 @@ Expected<size_t> VisitTwinsFile(const std::string& path, const TwinSink& sink);
 struct JsonToken {
   ValueKind kind = ValueKind::kNull;  // never kUndefined
   bool boolean = false;               // kBool
-  uint32_t size = 0;                  // kArray, kObject: direct children
+  bool integer = false;     // kNumber: read from an integer literal (no fraction, no exponent)
+  uint32_t size = 0;        // kArray, kObject: direct children
   uint32_t span = 1;        // tokens of its subtree, itself included: `this + span` follows it
   std::string_view key;     // a member's name (the children of an object)
   std::string_view string;  // kString
@@ -85,6 +86,12 @@ void AppendJson(const JsonToken* tokens, std::string* out);
 // that need escapes are printed (into a scratch buffer). An ingest that keeps views of its input
 // asks this of every twin.
 bool SpellsAsJson(const JsonToken* tokens, std::string_view text);
+// SpellsAsJson(tokens, source) for `source` the text `tokens` were read from (as VisitTwins and
+// VisitTwinsFile give them; for any other text the answer is unspecified). Faster: when `source`
+// holds no backslash, each of its strings is spelled as its value is (the reader refuses control
+// characters left unescaped), so a string is matched by its quotes alone; an integer literal is
+// matched by its sign and digits, with no print.
+bool SourceSpellsAsJson(const JsonToken* tokens, std::string_view source);
 
 // VisitTwinsFile as tokens (the twin's root object is `twin[0]`), with each twin's text as the
 // file spells it: the whole document from its '{' to its '}', or empty for a twin inside an

@@ -889,7 +889,17 @@ void AppendUnescaped(const JsonToken* t, std::string* out) {
 // of that print cut short or extended, of the print with its strings unescaped, and of mutated
 // prints.
 TEST(JsonReaderTest, SpellsAsJsonAgreesWithPrintingAndComparing) {
-  size_t same = 0, different = 0;
+  size_t same = 0, different = 0, source_same = 0, source_different = 0;
+  // SourceSpellsAsJson on every twin of `text`, with the tokens read from the text it is given.
+  auto check_source = [&](const std::string& text) {
+    (void)VisitTwins(text, "t.json", [&](const JsonToken* twin, bool, std::string_view given) {
+      if (given.empty()) return;  // a twin inside an array has no text of its own
+      std::string printed;
+      AppendJson(twin, &printed);
+      EXPECT_EQ(SourceSpellsAsJson(twin, given), printed == given) << "source " << given;
+      ++(printed == given ? source_same : source_different);
+    });
+  };
   // Every twin of `text` (with the text the file gives it, or `spelled` when set).
   auto check = [&](const std::string& text, std::optional<std::string> spelled = std::nullopt) {
     (void)VisitTwins(text, "t.json", [&](const JsonToken* twin, bool, std::string_view given) {
@@ -909,7 +919,10 @@ TEST(JsonReaderTest, SpellsAsJsonAgreesWithPrintingAndComparing) {
         bool expected = printed == c;
         EXPECT_EQ(SpellsAsJson(twin, c), expected) << "tokens of " << printed << "\ntext " << c;
         ++(expected ? same : different);
+        if (c != given) check_source(c);  // (`given` is checked here, below)
       }
+      EXPECT_EQ(SourceSpellsAsJson(twin, given), printed == given) << "source " << given;
+      ++(printed == given ? source_same : source_different);
     });
   };
   const std::vector<std::string> inputs = {
@@ -947,9 +960,32 @@ TEST(JsonReaderTest, SpellsAsJsonAgreesWithPrintingAndComparing) {
   for (int round = 0; round < 4000; ++round) {
     check(Mutated(inputs[round % inputs.size()], rng, alphabet, 2));
   }
+  // Integer literals of every form next to their prints, one per twin (a print that differs
+  // from its literal in one place only).
+  for (std::string_view n : {"0", "-0", "7", "-7", "10", "-120", "9007199254740991",
+                             "-9007199254740991", "9007199254740992", "-9007199254740992", "1E2",
+                             "1e2", "100", "1.0", "0.5", "-0.0", "12345678901234567"}) {
+    check(R"({"deviceId":"i","v":)" + std::string(n) + "}");
+    check(R"({"deviceId":"i","v":[)" + std::string(n) + "," + std::string(n) + "]}");
+  }
   // (Most mutations make the input invalid, and its twins are not visited.)
   EXPECT_GT(same, 1000u);
   EXPECT_GT(different, 4000u);
+  EXPECT_GT(source_same, 1000u);
+  EXPECT_GT(source_different, 500u);
+}
+
+// SourceSpellsAsJson takes a string without backslashes to be spelled as it is printed: it
+// relies on the reader refusing a control character that is not escaped.
+TEST(JsonReaderTest, AControlCharacterInAStringMustBeEscaped) {
+  for (int c = 0; c < 0x20; ++c) {
+    std::string text = std::string(R"({"deviceId":"a)") + static_cast<char>(c) + R"(b"})";
+    size_t visited = 0;
+    Expected<size_t> n =
+        VisitTwins(text, "t.json", [&](const JsonToken*, bool, std::string_view) { ++visited; });
+    EXPECT_FALSE(n.ok()) << c;
+    EXPECT_EQ(visited, 0u) << c;
+  }
 }
 
 TEST(JsonReaderTest, ReadTwinsFileFromAPipe) {
