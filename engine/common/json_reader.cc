@@ -1391,15 +1391,19 @@ class SpellingMatcher {
   }
   // AppendJsonString(s): without escapes, the quotes around the bytes of `s`.
   bool String(std::string_view s) {
+    if (!raw_strings_) return ComparedString(s);
+    // The text's next token is this string, spelled without escapes: its bytes are those of `s`
+    // (no quote, no backslash, no control character), and so is its print.
     const size_t n = s.size();
     const char* p = text_.data() + pos_;
-    if (raw_strings_) {
-      // The text's next token is this string, spelled without escapes: its bytes are those of
-      // `s` (no quote, no backslash, no control character), and so is its print.
-      if (text_.size() - pos_ < n + 2 || p[0] != '"' || p[n + 1] != '"') return false;
-      pos_ += n + 2;
-      return true;
-    }
+    if (text_.size() - pos_ < n + 2 || p[0] != '"' || p[n + 1] != '"') return false;
+    pos_ += n + 2;
+    return true;
+  }
+  // String(s) with its bytes compared (kept apart, so that the loop above stays small).
+  [[gnu::noinline]] bool ComparedString(std::string_view s) {
+    const size_t n = s.size();
+    const char* p = text_.data() + pos_;
     if (text_.size() - pos_ >= n + 2 && p[0] == '"' && p[n + 1] == '"' &&
         SpelledUnescaped(s, p + 1)) {
       pos_ += n + 2;
