@@ -85,6 +85,10 @@ class Bitmap {
   uint32_t Maximum() const { return r_.maximum(); }
   // Number of set rows smaller than or equal to `row`.
   uint64_t Rank(uint32_t row) const { return r_.rank(row); }
+  // Rows in [begin, end).
+  uint64_t RangeCardinality(uint64_t begin, uint64_t end) const {
+    return roaring_bitmap_range_cardinality(&r_.roaring, begin, end);
+  }
   void Optimize() {
     r_.runOptimize();
     r_.shrinkToFit();

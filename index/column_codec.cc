@@ -118,26 +118,42 @@ bool Bitmap::Read(std::string_view bytes, Bitmap* out, size_t* consumed) {
 
 namespace {
 
-// Merges the old (row, value) sequence of one kind, minus the changed rows, with new entries.
-// `on_removed` sees each changed row's old value.
-template <class T, class GetNew, class OnRemoved>
+// Merges the old (row, value) sequence of one kind, minus the changed rows, with new entries
+// (whose rows are among the changed ones). `on_removed` sees each changed row's old value. The
+// old values between two changed rows are copied as one run, counted by a range cardinality of
+// `old_rows`: a merge that changes a few rows of a large column copies its values instead of
+// visiting each of its rows.
+template <class T, class OnRemoved>
 void MergeValues(const Bitmap& old_rows, const std::vector<T>& old_values,
                  const std::vector<uint32_t>& changed,
                  const std::vector<std::pair<uint32_t, T>>& fresh, std::vector<T>* out,
-                 GetNew&& map_old, OnRemoved&& on_removed) {
+                 OnRemoved&& on_removed) {
   out->reserve(old_values.size() + fresh.size());
-  size_t i = 0, c = 0, f = 0;
-  old_rows.ForEach([&](uint32_t row) {
-    while (f < fresh.size() && fresh[f].first < row) out->push_back(fresh[f++].second);
-    while (c < changed.size() && changed[c] < row) ++c;
-    if (c < changed.size() && changed[c] == row) {
-      on_removed(row, old_values[i]);
-    } else {
-      out->push_back(map_old(old_values[i]));
+  size_t i = 0;       // old values copied or removed
+  uint64_t from = 0;  // the rows below are done
+  size_t c = 0, f = 0;
+  while (c < changed.size() || f < fresh.size()) {
+    const uint32_t row = f == fresh.size()     ? changed[c]
+                         : c == changed.size() ? fresh[f].first
+                                               : std::min(changed[c], fresh[f].first);
+    const size_t run = old_rows.RangeCardinality(from, row);  // kept rows before `row`
+    out->insert(out->end(), old_values.begin() + static_cast<std::ptrdiff_t>(i),
+                old_values.begin() + static_cast<std::ptrdiff_t>(i + run));
+    i += run;
+    const bool is_changed = c < changed.size() && changed[c] == row;
+    if (is_changed) ++c;
+    if (old_rows.Contains(row)) {
+      if (is_changed) {
+        on_removed(row, old_values[i]);
+      } else {
+        out->push_back(old_values[i]);  // (not a delta's: its fresh rows are changed rows)
+      }
+      ++i;
     }
-    ++i;
-  });
-  while (f < fresh.size()) out->push_back(fresh[f++].second);
+    while (f < fresh.size() && fresh[f].first == row) out->push_back(fresh[f++].second);
+    from = uint64_t{row} + 1;
+  }
+  out->insert(out->end(), old_values.begin() + static_cast<std::ptrdiff_t>(i), old_values.end());
 }
 
 }  // namespace
@@ -179,10 +195,9 @@ std::shared_ptr<const Column> ColumnCodec::Merge(
   // Numbers (and their postings).
   bool number_postings = !prev.number_postings_.empty() || prev.numbers_.empty();
   std::vector<std::pair<uint32_t, double>> removed_numbers;
-  MergeValues<double>(
-      prev.by_kind_[static_cast<size_t>(Kind::kNumber)], prev.numbers_, changed, fresh_numbers,
-      &data.numbers_, [](double d) { return d; },
-      [&](uint32_t row, double d) { removed_numbers.emplace_back(row, d); });
+  MergeValues<double>(prev.by_kind_[static_cast<size_t>(Kind::kNumber)], prev.numbers_, changed,
+                      fresh_numbers, &data.numbers_,
+                      [&](uint32_t row, double d) { removed_numbers.emplace_back(row, d); });
   bool range_set = false;  // from the distinct numbers, when they are kept (not a pass over all)
   if (number_postings) {
     std::vector<double> distinct = prev.distinct_numbers_;
@@ -223,9 +238,8 @@ std::shared_ptr<const Column> ColumnCodec::Merge(
   if (!range_set) data.SetNumberRange();
 
   // Array lengths.
-  MergeValues<uint32_t>(
-      prev.by_kind_[static_cast<size_t>(Kind::kArray)], prev.array_lengths_, changed, fresh_lengths,
-      &data.array_lengths_, [](uint32_t n) { return n; }, [](uint32_t, uint32_t) {});
+  MergeValues<uint32_t>(prev.by_kind_[static_cast<size_t>(Kind::kArray)], prev.array_lengths_,
+                        changed, fresh_lengths, &data.array_lengths_, [](uint32_t, uint32_t) {});
 
   // Strings: merge the dictionaries, remap old codes, keep postings. A string that no row holds
   // any more (every row that held it changed) is dropped: otherwise each desired patch would
@@ -260,8 +274,7 @@ std::shared_ptr<const Column> ColumnCodec::Merge(
   std::vector<std::pair<uint32_t, uint32_t>> removed_codes;  // old codes, then merged ones
   MergeValues<uint32_t>(
       prev.by_kind_[static_cast<size_t>(Kind::kString)], prev.codes_, changed, fresh_codes,
-      &data.codes_, [](uint32_t code) { return code; },
-      [&](uint32_t row, uint32_t code) { removed_codes.emplace_back(row, code); });
+      &data.codes_, [&](uint32_t row, uint32_t code) { removed_codes.emplace_back(row, code); });
   std::vector<uint32_t> uses(old_size + added.size(), 0);  // rows holding each combined code
   for (uint32_t code : data.codes_) ++uses[code];
   std::vector<uint32_t> remap(uses.size(), kDropped);

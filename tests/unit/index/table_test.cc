@@ -492,6 +492,91 @@ TEST(ColumnTest, ALongInterleavedChainMergesAsItsVersionsOneByOne) {
   EXPECT_EQ(chained->present().Cardinality(), present);
 }
 
+// A merge copies the old values between two changed rows as one run, counted by the rows the
+// kind's bitmap holds in between: checked on a column whose bitmaps have run, bitset and array
+// containers, with changes that keep, switch, drop and add values (also past the last row),
+// against the column built from scratch from the resulting values.
+TEST(ColumnTest, AMergeOfALargeColumnIsTheColumnBuiltFromItsValues) {
+  constexpr uint32_t kRows = 210'000;
+  struct Cell {
+    Kind kind;
+    double number = 0;
+    std::string string;
+    uint32_t length = 0;
+  };
+  std::map<uint32_t, Cell> cells;
+  for (uint32_t row = 0; row < 70'000; ++row)
+    cells[row] = {Kind::kNumber, row * 0.5, "", 0};       // runs
+  for (uint32_t row = 70'000; row < 140'000; row += 3) {  // bitsets
+    cells[row] = {Kind::kString, 0, fmt::format("s{}", row % 1000), 0};
+  }
+  for (uint32_t row = 140'000; row < 200'000; row += 50) {  // arrays
+    cells[row] = {Kind::kArray, 0, "", row % 7};
+  }
+  auto build = [&] {
+    ColumnBuilder b(P({"tags", "x"}));
+    for (const auto& [row, cell] : cells) {
+      switch (cell.kind) {
+        case Kind::kNumber:
+          b.AddNumber(row, cell.number);
+          break;
+        case Kind::kString:
+          b.AddString(row, cell.string);
+          break;
+        default:
+          b.AddArray(row, cell.length);
+      }
+    }
+    return std::move(b).Build();
+  };
+  std::shared_ptr<const Column> merged = build();
+  std::mt19937 gen(23);
+  std::vector<uint32_t> changed;
+  for (int i = 0; i < 3000; ++i) changed.push_back(gen() % kRows);
+  for (uint32_t row : {0u, 1u, 69'999u, 70'000u, 139'998u, 199'950u, kRows - 1}) {
+    changed.push_back(row);
+  }
+  std::sort(changed.begin(), changed.end());
+  changed.erase(std::unique(changed.begin(), changed.end()), changed.end());
+  std::vector<std::pair<uint32_t, FlatEntry>> entries;
+  for (uint32_t row : changed) {
+    FlatEntry e;
+    switch (gen() % 4) {
+      case 0:
+        cells.erase(row);  // the row loses its value
+        continue;
+      case 1:
+        e.kind = Kind::kNumber;
+        e.number = -1.0 * row;
+        cells[row] = {Kind::kNumber, e.number, "", 0};
+        break;
+      case 2:
+        e.kind = Kind::kString;
+        e.string = fmt::format("new{}", row % 5);
+        cells[row] = {Kind::kString, 0, e.string, 0};
+        break;
+      default:
+        e.kind = Kind::kArray;
+        e.length = row % 3;
+        cells[row] = {Kind::kArray, 0, "", e.length};
+    }
+    entries.emplace_back(row, e);
+  }
+  merged = Column::Deferred(std::move(merged), changed, entries);
+  std::shared_ptr<const Column> fresh = build();
+  EXPECT_EQ(merged->numbers(), fresh->numbers());
+  EXPECT_EQ(merged->array_lengths(), fresh->array_lengths());
+  EXPECT_EQ(merged->present().ToVector(), fresh->present().ToVector());
+  for (Kind k : {Kind::kNumber, Kind::kString, Kind::kArray}) {
+    EXPECT_EQ(merged->rows(k).ToVector(), fresh->rows(k).ToVector()) << static_cast<int>(k);
+  }
+  size_t differ = 0;
+  for (uint32_t row = 0; row < kRows; ++row) {
+    if (merged->ValueAt(row) != fresh->ValueAt(row)) ++differ;
+  }
+  EXPECT_EQ(differ, 0u);
+}
+
 // A built column holds `values` (one string per row, rows 0..n-1): its dictionary is their
 // distinct strings in order, and each row reads back its own string.
 void ExpectColumnHoldsStrings(const Column& c, const std::vector<std::string>& values,
