@@ -958,7 +958,8 @@ Expected<std::shared_ptr<const Table>> Table::WithChanges(const std::vector<Chan
 }
 
 size_t Table::IndexMemoryBytes() const {
-  size_t n = sizeof(Table) + live_->SizeInBytes() + order_->capacity() * sizeof(uint32_t);
+  size_t n = sizeof(Table) - sizeof(ColumnList) + columns_.MemoryBytes() + live_->SizeInBytes() +
+             order_->capacity() * sizeof(uint32_t);
   for (const auto& c : columns_) n += c->MemoryBytes();
   for (const auto& [k, v] : *exact_) n += k.capacity() + sizeof(v) + 32;
   for (const auto& [k, v] : *folded_) n += k.capacity() + v.capacity() * 4 + 48;

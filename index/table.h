@@ -124,6 +124,12 @@ class ColumnList {
   // Replaces column `id`. A group that another list shares is copied first; one only this list
   // references is written in place (the list must belong to a table not yet published).
   void Set(size_t id, Handle column);
+  // The list's own bytes (its group handles and groups with their control blocks; not the
+  // columns). Shared groups are counted in full, as IndexMemoryBytes counts shared columns.
+  size_t MemoryBytes() const {
+    return sizeof(ColumnList) + groups_.capacity() * sizeof(groups_[0]) +
+           groups_.size() * (sizeof(Group) + 16);
+  }
 
   class const_iterator {
    public:

@@ -146,6 +146,15 @@ TEST(ColumnListTest, CopiesShareGroupsAndCopyTheGroupTheyChange) {
   EXPECT_EQ(b[19], handles[19]);
   EXPECT_NE(&a[19], &b[19]);
   for (size_t k = 0; k < 20; ++k) EXPECT_EQ(a[k], handles[k]) << k;
+
+  // Its memory counts its groups: 20 columns are 3 groups of 8; the 9th column of a list starts
+  // its second group.
+  ColumnList empty, c;
+  EXPECT_GE(a.MemoryBytes(), empty.MemoryBytes() + 3 * 8 * sizeof(ColumnList::Handle));
+  for (size_t k = 0; k < 8; ++k) c.push_back(handles[k]);
+  const size_t one_group = c.MemoryBytes();
+  c.push_back(other);
+  EXPECT_GE(c.MemoryBytes(), one_group + 8 * sizeof(ColumnList::Handle));
 }
 
 // A patch's version shares its parent's column groups except the ones holding a column it
