@@ -4,6 +4,9 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
+#include <cstdint>
+#include <cstring>
 
 #include "index/column_codec.h"
 
@@ -101,9 +104,21 @@ size_t VarintBytes(uint64_t v) {
   return n;
 }
 
+// Eight bytes at a time: a sorted column's neighbours share long prefixes (timestamps, ids).
 size_t SharedPrefix(std::string_view a, std::string_view b) {
-  size_t n = std::min(a.size(), b.size());
-  return static_cast<size_t>(std::mismatch(a.begin(), a.begin() + n, b.begin()).first - a.begin());
+  static_assert(std::endian::native == std::endian::little,
+                "the first differing byte is the "
+                "lowest set byte of the XOR");
+  const size_t n = std::min(a.size(), b.size());
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t x, y;
+    std::memcpy(&x, a.data() + i, 8);
+    std::memcpy(&y, b.data() + i, 8);
+    if (x != y) return i + static_cast<size_t>(std::countr_zero(x ^ y) / 8);
+  }
+  while (i < n && a[i] == b[i]) ++i;
+  return i;
 }
 
 }  // namespace
@@ -589,6 +604,32 @@ void ColumnBuilder::CopyFrom(const Column& c, uint32_t row, uint32_t new_row) {
 
 namespace {
 
+// The distinct values of `numbers`, sorted (0 and -0 are one value, kept as 0), when there are at
+// most `limit` of them; otherwise false, found as soon as the limit is passed. A hash set of the
+// values' bits: a column's numbers are either few distinct values (versions, floors, counts),
+// which are then sorted instead of the whole column, or so many that the column takes no
+// postings, and then nothing is sorted at all.
+bool DistinctNumbers(const std::vector<double>& numbers, size_t limit, std::vector<double>* out) {
+  out->clear();
+  size_t capacity = 16;
+  while (capacity < 2 * (std::min(limit, numbers.size()) + 1)) capacity *= 2;
+  constexpr uint64_t kEmpty = ~uint64_t{0};  // the bits of a NaN, which no column holds
+  std::vector<uint64_t> slots(capacity, kEmpty);
+  for (double d : numbers) {
+    if (d == 0) d = 0;  // -0 is 0
+    uint64_t bits;
+    std::memcpy(&bits, &d, sizeof bits);
+    size_t at = static_cast<size_t>((bits * 0x9E3779B97F4A7C15ULL) >> 32) & (capacity - 1);
+    while (slots[at] != kEmpty && slots[at] != bits) at = (at + 1) & (capacity - 1);
+    if (slots[at] == bits) continue;
+    if (out->size() == limit) return false;
+    slots[at] = bits;
+    out->push_back(d);
+  }
+  std::sort(out->begin(), out->end());
+  return true;
+}
+
 // Sorts (key, code) pairs by key. Small inputs: std::sort of the pairs (equal keys by code).
 // Large ones are radix-sorted (least significant byte first, skipping bytes every key shares:
 // timestamps and ids differ in few of their bytes), which keeps equal keys in their order: for
@@ -636,15 +677,15 @@ std::vector<uint32_t> ColumnBuilder::SortedCodes() const {
   if (n == 0) return order;
   size_t shared = Distinct(0).size();
   for (uint32_t c = 1; c < n && shared > 0; ++c) {
-    std::string_view a = Distinct(0), b = Distinct(c);
-    size_t m = std::min({shared, a.size(), b.size()});
-    size_t i = 0;
-    while (i < m && a[i] == b[i]) ++i;
-    shared = i;
+    shared = SharedPrefix(Distinct(0).substr(0, shared), Distinct(c));
   }
   auto key_at = [&](uint32_t code, size_t offset) {
     std::string_view s = Distinct(code);
     uint64_t key = 0;
+    if (offset + 8 <= s.size()) {  // (little-endian, as SharedPrefix checks)
+      std::memcpy(&key, s.data() + offset, 8);
+      return __builtin_bswap64(key);
+    }
     for (size_t i = 0; i < 8; ++i) {
       size_t at = offset + i;
       key = (key << 8) | (at < s.size() ? static_cast<unsigned char>(s[at]) : 0u);
@@ -741,24 +782,24 @@ std::shared_ptr<const Column> ColumnBuilder::Build() && {
   }
   const auto& nrows = kind_rows[static_cast<size_t>(Kind::kNumber)];
   data.SetNumberRange();
-  if (!data.numbers_.empty()) {
-    std::vector<double> distinct = data.numbers_;
-    std::sort(distinct.begin(), distinct.end());
-    distinct.erase(std::unique(distinct.begin(), distinct.end()), distinct.end());
-    if (distinct.size() <= kMaxPostingsAbsolute && distinct.size() * 4 <= nrows.size() + 64) {
-      std::vector<std::vector<uint32_t>> lists(distinct.size());
-      for (size_t i = 0; i < nrows.size(); ++i) {
-        size_t code =
-            std::lower_bound(distinct.begin(), distinct.end(), data.numbers_[i]) - distinct.begin();
-        lists[code].push_back(nrows[i]);
-      }
-      for (auto& l : lists) {
-        data.number_postings_.push_back(Bitmap::OfIncreasing(l));
-        data.number_postings_.back().Optimize();
-      }
-      distinct.shrink_to_fit();  // a copy of every number before the duplicates went
-      data.distinct_numbers_ = std::move(distinct);
+  // Postings when there are at most kMaxPostingsAbsolute distinct numbers, and at most a quarter
+  // of the rows (plus 16).
+  std::vector<double> distinct;
+  if (!data.numbers_.empty() &&
+      DistinctNumbers(data.numbers_, std::min(kMaxPostingsAbsolute, (nrows.size() + 64) / 4),
+                      &distinct)) {
+    std::vector<std::vector<uint32_t>> lists(distinct.size());
+    for (size_t i = 0; i < nrows.size(); ++i) {
+      size_t code =
+          std::lower_bound(distinct.begin(), distinct.end(), data.numbers_[i]) - distinct.begin();
+      lists[code].push_back(nrows[i]);
     }
+    for (auto& l : lists) {
+      data.number_postings_.push_back(Bitmap::OfIncreasing(l));
+      data.number_postings_.back().Optimize();
+    }
+    distinct.shrink_to_fit();  // it grew by doubling
+    data.distinct_numbers_ = std::move(distinct);
   }
   return c;
 }

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <map>
 #include <random>
@@ -344,6 +345,47 @@ TEST(FleetTest, DeferredColumnsMergeOnFirstRead) {
 // A chain of deferred versions can be as long as MaxPendingRows (31,250 versions of a column of
 // a million rows, each changing one row). Dropping a chain that was never merged must not
 // recurse once per version: it runs here on a thread with a 256 KiB stack.
+// A column of numbers keeps postings when it has at most a quarter of its rows (plus 16)
+// distinct numbers: the distinct numbers sorted, each with its rows; -0 and 0 are one number.
+TEST(ColumnTest, NumberPostingsWhenFewDistinctNumbers) {
+  constexpr uint32_t kRows = 1000;  // the limit: (1000 + 64) / 4 = 266 distinct numbers
+  for (uint32_t distinct : {1u, 250u, 265u, 266u, 267u, 400u, 1000u}) {
+    SCOPED_TRACE(distinct);
+    ColumnBuilder b(P({"tags", "n"}));
+    std::map<double, std::vector<uint32_t>> want;
+    for (uint32_t row = 0; row < kRows; ++row) {
+      double v = 1000.0 - 7.5 * (row * 7919 % distinct);  // not in row order (7919 is prime)
+      b.AddNumber(row, v);
+      want[v].push_back(row);
+    }
+    ASSERT_EQ(want.size(), distinct);
+    std::shared_ptr<const Column> c = std::move(b).Build();
+    if (distinct > 266) {
+      EXPECT_TRUE(c->distinct_numbers().empty());
+      EXPECT_TRUE(c->number_postings().empty());
+      continue;
+    }
+    ASSERT_EQ(c->distinct_numbers().size(), want.size());
+    ASSERT_EQ(c->number_postings().size(), want.size());
+    size_t k = 0;
+    for (const auto& [v, rows] : want) {
+      EXPECT_EQ(c->distinct_numbers()[k], v);
+      EXPECT_EQ(c->number_postings()[k].ToVector(), rows);
+      ++k;
+    }
+  }
+  ColumnBuilder b(P({"tags", "z"}));
+  b.AddNumber(0, -0.0);
+  b.AddNumber(1, 1);
+  b.AddNumber(2, 0.0);
+  b.AddNumber(3, -0.0);
+  std::shared_ptr<const Column> c = std::move(b).Build();
+  ASSERT_EQ(c->distinct_numbers(), std::vector<double>({0, 1}));
+  EXPECT_FALSE(std::signbit(c->distinct_numbers()[0]));
+  EXPECT_EQ(c->number_postings()[0].ToVector(), std::vector<uint32_t>({0, 2, 3}));
+  EXPECT_EQ(c->number_postings()[1].ToVector(), std::vector<uint32_t>({1}));
+}
+
 TEST(ColumnTest, DroppingALongUnmergedChainDoesNotRecurse) {
   ColumnBuilder b(P({"tags", "x"}));
   for (uint32_t row = 0; row < 4; ++row) b.AddNumber(row, row);
