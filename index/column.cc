@@ -754,14 +754,23 @@ std::shared_ptr<const Column> ColumnBuilder::Build() && {
   std::vector<uint32_t> final_code(temps);
   std::vector<std::string_view> sorted;  // views into arena_, copied by the Dictionary
   sorted.reserve(temps);
+  // The dictionary's size is counted in the same pass (not in one of its own over `sorted`): in
+  // sorted order the strings are scattered over the arena, and each pass over them misses.
+  Dictionary::Sizer sizer;
   for (uint32_t i = 0; i < order.size(); ++i) {
     std::string_view v = Distinct(order[i]);
-    if (interning_ || sorted.empty() || sorted.back() != v) sorted.push_back(v);
+    if (interning_ || sorted.empty() || sorted.back() != v) {
+      sorted.push_back(v);
+      sizer.Add(v);
+    }
     final_code[order[i]] = static_cast<uint32_t>(sorted.size() - 1);
   }
   data.codes_.reserve(temp_codes_.size());
   for (uint32_t t : temp_codes_) data.codes_.push_back(final_code[t]);
-  data.dict_ = Dictionary(sorted);
+  Dictionary::Builder dict;
+  dict.Reserve(sizer.strings(), sizer.bytes());
+  for (std::string_view v : sorted) dict.Add(v);
+  data.dict_ = std::move(dict).Finish();
   // The builder's vectors grew by doubling: keep only what they hold.
   data.numbers_ = std::move(numbers_);
   data.numbers_.shrink_to_fit();
