@@ -106,9 +106,8 @@ size_t VarintBytes(uint64_t v) {
 
 // Eight bytes at a time: a sorted column's neighbours share long prefixes (timestamps, ids).
 size_t SharedPrefix(std::string_view a, std::string_view b) {
-  static_assert(std::endian::native == std::endian::little,
-                "the first differing byte is the "
-                "lowest set byte of the XOR");
+  // (The first differing byte is the lowest set byte of the XOR.)
+  static_assert(std::endian::native == std::endian::little, "a little-endian machine");
   const size_t n = std::min(a.size(), b.size());
   size_t i = 0;
   for (; i + 8 <= n; i += 8) {
