@@ -678,6 +678,13 @@ std::vector<uint32_t> ColumnBuilder::SortedCodes() const {
   for (uint32_t c = 1; c < n && shared > 0; ++c) {
     shared = SharedPrefix(Distinct(0).substr(0, shared), Distinct(c));
   }
+  // Runs of ties are refined in sorted order, where the strings are scattered over the arena:
+  // their keys' bytes are asked for kAhead codes ahead.
+  constexpr std::ptrdiff_t kAhead = 16;
+  auto Prefetch = [&](uint32_t code, size_t offset) {
+    const size_t begin = arena_offsets_[code], size = arena_offsets_[code + 1] - begin;
+    __builtin_prefetch(arena_.data() + begin + std::min(offset, size));
+  };
   auto key_at = [&](uint32_t code, size_t offset) {
     std::string_view s = Distinct(code);
     uint64_t key = 0;
@@ -722,7 +729,10 @@ std::vector<uint32_t> ColumnBuilder::SortedCodes() const {
       continue;
     }
     part.clear();
-    for (auto it = first; it != last; ++it) part.emplace_back(key_at(it->second, next), it->second);
+    for (auto it = first; it != last; ++it) {
+      if (last - it > kAhead) Prefetch((it + kAhead)->second, next);
+      part.emplace_back(key_at(it->second, next), it->second);
+    }
     SortByKey(&part);
     std::copy(part.begin(), part.end(), first);
     push_runs(r.begin, r.end, next);
@@ -753,10 +763,16 @@ std::shared_ptr<const Column> ColumnBuilder::Build() && {
   std::vector<uint32_t> final_code(temps);
   std::vector<std::string_view> sorted;  // views into arena_, copied by the Dictionary
   sorted.reserve(temps);
-  // The dictionary's size is counted in the same pass (not in one of its own over `sorted`): in
-  // sorted order the strings are scattered over the arena, and each pass over them misses.
+  // In sorted order the strings are scattered over the arena, and each pass over them misses: the
+  // dictionary's size is counted in this pass (not in one of its own over `sorted`), and this
+  // pass and the dictionary's ask for the strings (and their offsets) kAhead codes ahead.
   Dictionary::Sizer sizer;
+  constexpr uint32_t kAhead = 16;
   for (uint32_t i = 0; i < order.size(); ++i) {
+    if (i + 2 * kAhead < order.size()) __builtin_prefetch(&arena_offsets_[order[i + 2 * kAhead]]);
+    if (i + kAhead < order.size()) {
+      __builtin_prefetch(arena_.data() + arena_offsets_[order[i + kAhead]]);
+    }
     std::string_view v = Distinct(order[i]);
     if (interning_ || sorted.empty() || sorted.back() != v) {
       sorted.push_back(v);
@@ -768,7 +784,10 @@ std::shared_ptr<const Column> ColumnBuilder::Build() && {
   for (uint32_t t : temp_codes_) data.codes_.push_back(final_code[t]);
   Dictionary::Builder dict;
   dict.Reserve(sizer.strings(), sizer.bytes());
-  for (std::string_view v : sorted) dict.Add(v);
+  for (size_t i = 0; i < sorted.size(); ++i) {
+    if (i + kAhead < sorted.size()) __builtin_prefetch(sorted[i + kAhead].data());
+    dict.Add(sorted[i]);
+  }
   data.dict_ = std::move(dict).Finish();
   // The builder's vectors grew by doubling: keep only what they hold.
   data.numbers_ = std::move(numbers_);
