@@ -9,6 +9,7 @@
 #define TWINQ_INDEX_BITMAP_H_
 
 #include <cstdint>
+#include <numeric>
 #include <roaring/roaring.hh>
 #include <string>
 #include <string_view>
@@ -39,14 +40,13 @@ class Bitmap {
   // adds a range at once, where add_many handles row by row), the rest as by Of. The containers
   // may differ from Of's until Optimize, which a caller then runs.
   static Bitmap OfIncreasing(const std::vector<uint32_t>& rows) {
-    constexpr size_t kMinRun = 64;
     Bitmap b;
     const size_t n = rows.size();
     size_t pending = 0;  // rows[pending, i) are not in b yet
     for (size_t i = 0; i < n;) {
       size_t j = i + 1;
       while (j < n && rows[j] == rows[j - 1] + 1) ++j;
-      if (j - i >= kMinRun) {
+      if (j - i >= kMinRangeRun) {
         if (i > pending) b.r_.addMany(i - pending, rows.data() + pending);
         b.r_.addRange(rows[i], uint64_t{rows[j - 1]} + 1);
         pending = j;
@@ -55,6 +55,13 @@ class Bitmap {
     }
     if (n > pending) b.r_.addMany(n - pending, rows.data() + pending);
     return b;
+  }
+  // OfIncreasing of the rows 0, 1, ..., n - 1, without a list of them.
+  static Bitmap OfFirstRows(uint32_t n) {
+    if (n >= kMinRangeRun) return Range(0, n);
+    std::vector<uint32_t> rows(n);
+    std::iota(rows.begin(), rows.end(), 0u);
+    return OfIncreasing(rows);
   }
   static Bitmap Of(const std::vector<uint32_t>& sorted_rows) {
     Bitmap b;
@@ -154,6 +161,8 @@ class Bitmap {
   const ::Roaring& roaring() const { return r_; }
 
  private:
+  // OfIncreasing adds a run of at least this many consecutive rows as one range.
+  static constexpr size_t kMinRangeRun = 64;
   ::Roaring r_;
 };
 

@@ -526,8 +526,9 @@ void ColumnBuilder::AddString(uint32_t row, std::string_view s) {
   }
   if (!interning_) {
     // A near-unique column: every string gets a code of its own, and Build merges the equal ones
-    // after sorting (they end up side by side).
-    temp_codes_.push_back(static_cast<uint32_t>(arena_offsets_.size() - 1));
+    // after sorting (they end up side by side). These codes follow the listed ones in order, so
+    // they are counted, not listed.
+    ++unlisted_codes_;
     arena_.append(s);
     arena_offsets_.push_back(arena_.size());
     return;
@@ -554,6 +555,36 @@ void ColumnBuilder::AddString(uint32_t row, std::string_view s) {
       return;
     }
   }
+}
+
+void ColumnBuilder::AddListed(uint32_t row, Kind k) {
+  if (!all_rows_) {
+    rows_.push_back(row);
+  } else if (row != entries_) {
+    SpillRows(row);
+  }
+  if (!one_kind_) {
+    kinds_.push_back(k);
+  } else if (entries_ == 0) {
+    kind_ = k;
+  } else if (k != kind_) {
+    SpillKinds(k);
+  }
+  ++entries_;
+}
+
+void ColumnBuilder::SpillRows(uint32_t row) {
+  rows_.reserve(entries_ + entries_ / 2 + 16);
+  for (size_t i = 0; i < entries_; ++i) rows_.push_back(static_cast<uint32_t>(i));
+  rows_.push_back(row);
+  all_rows_ = false;
+}
+
+void ColumnBuilder::SpillKinds(Kind k) {
+  kinds_.reserve(entries_ + entries_ / 2 + 16);
+  kinds_.assign(entries_, kind_);
+  kinds_.push_back(k);
+  one_kind_ = false;
 }
 
 void ColumnBuilder::GrowSlots() {
@@ -745,17 +776,34 @@ std::shared_ptr<const Column> ColumnBuilder::Build() && {
   auto c = std::make_shared<Column>();
   Column::Data& data = *c->d_;
   c->path_ = std::make_shared<const ColumnPath>(std::move(path_));
-  // Rows arrive in increasing order from the table builder; keep that invariant checked.
-  std::array<std::vector<uint32_t>, kKindCount> kind_rows;
-  for (size_t i = 0; i < rows_.size(); ++i)
-    kind_rows[static_cast<size_t>(kinds_[i])].push_back(rows_[i]);
-  data.present_ = Bitmap::OfIncreasing(rows_);
+  // Rows arrive in increasing order from the table builder. A column of one kind (most are)
+  // has its presence bitmap as that kind's; otherwise the entries are split by kind.
+  data.present_ = all_rows_ ? Bitmap::OfFirstRows(static_cast<uint32_t>(entries_))
+                            : Bitmap::OfIncreasing(rows_);
   data.present_.Optimize();
-  for (size_t k = 0; k < kKindCount; ++k) {
-    data.by_kind_[k] = Bitmap::OfIncreasing(kind_rows[k]);
-    data.by_kind_[k].Optimize();
-    data.stats_.kind_counts[k] = kind_rows[k].size();
+  std::array<std::vector<uint32_t>, kKindCount> kind_rows;
+  if (one_kind_) {
+    if (entries_ > 0) {
+      data.by_kind_[static_cast<size_t>(kind_)] = data.present_;
+      data.stats_.kind_counts[static_cast<size_t>(kind_)] = entries_;
+    }
+  } else {
+    std::array<size_t, kKindCount> counts{};
+    for (Kind k : kinds_) ++counts[static_cast<size_t>(k)];
+    for (size_t k = 0; k < kKindCount; ++k) kind_rows[k].reserve(counts[k]);
+    for (size_t i = 0; i < entries_; ++i) {
+      kind_rows[static_cast<size_t>(kinds_[i])].push_back(EntryRow(i));
+    }
+    for (size_t k = 0; k < kKindCount; ++k) {
+      data.by_kind_[k] = Bitmap::OfIncreasing(kind_rows[k]);
+      data.by_kind_[k].Optimize();
+      data.stats_.kind_counts[k] = kind_rows[k].size();
+    }
   }
+  // The row of the i-th entry of kind k.
+  auto row_of_kind = [&](Kind k, size_t i) {
+    return one_kind_ ? EntryRow(i) : kind_rows[static_cast<size_t>(k)][i];
+  };
   // Strings: sort the temporary codes' strings, recode (equal strings, which a column that
   // stopped interning holds more than once, take one code).
   size_t temps = arena_offsets_.size() - 1;
@@ -780,8 +828,9 @@ std::shared_ptr<const Column> ColumnBuilder::Build() && {
     }
     final_code[order[i]] = static_cast<uint32_t>(sorted.size() - 1);
   }
-  data.codes_.reserve(temp_codes_.size());
+  data.codes_.reserve(temp_codes_.size() + unlisted_codes_);
   for (uint32_t t : temp_codes_) data.codes_.push_back(final_code[t]);
+  data.codes_.insert(data.codes_.end(), final_code.end() - unlisted_codes_, final_code.end());
   Dictionary::Builder dict;
   dict.Reserve(sizer.strings(), sizer.bytes());
   for (size_t i = 0; i < sorted.size(); ++i) {
@@ -795,31 +844,32 @@ std::shared_ptr<const Column> ColumnBuilder::Build() && {
   data.array_lengths_ = std::move(array_lengths_);
   data.array_lengths_.shrink_to_fit();
   // Postings where they pay: few distinct values relative to the rows that hold them.
-  size_t string_rows = kind_rows[static_cast<size_t>(Kind::kString)].size();
+  const size_t string_rows = data.stats_.kind_counts[static_cast<size_t>(Kind::kString)];
   if (data.dict_.size() > 0 && data.dict_.size() <= kMaxPostingsAbsolute &&
       data.dict_.size() * 4 <= string_rows + 64) {
     std::vector<std::vector<uint32_t>> lists(data.dict_.size());
-    const auto& srows = kind_rows[static_cast<size_t>(Kind::kString)];
-    for (size_t i = 0; i < srows.size(); ++i) lists[data.codes_[i]].push_back(srows[i]);
+    for (size_t i = 0; i < string_rows; ++i) {
+      lists[data.codes_[i]].push_back(row_of_kind(Kind::kString, i));
+    }
     data.string_postings_.reserve(lists.size());
     for (auto& l : lists) {
       data.string_postings_.push_back(Bitmap::OfIncreasing(l));
       data.string_postings_.back().Optimize();
     }
   }
-  const auto& nrows = kind_rows[static_cast<size_t>(Kind::kNumber)];
+  const size_t number_rows = data.stats_.kind_counts[static_cast<size_t>(Kind::kNumber)];
   data.SetNumberRange();
   // Postings when there are at most kMaxPostingsAbsolute distinct numbers, and at most a quarter
   // of the rows (plus 16).
   std::vector<double> distinct;
   if (!data.numbers_.empty() &&
-      DistinctNumbers(data.numbers_, std::min(kMaxPostingsAbsolute, (nrows.size() + 64) / 4),
+      DistinctNumbers(data.numbers_, std::min(kMaxPostingsAbsolute, (number_rows + 64) / 4),
                       &distinct)) {
     std::vector<std::vector<uint32_t>> lists(distinct.size());
-    for (size_t i = 0; i < nrows.size(); ++i) {
+    for (size_t i = 0; i < number_rows; ++i) {
       size_t code =
           std::lower_bound(distinct.begin(), distinct.end(), data.numbers_[i]) - distinct.begin();
-      lists[code].push_back(nrows[i]);
+      lists[code].push_back(row_of_kind(Kind::kNumber, i));
     }
     for (auto& l : lists) {
       data.number_postings_.push_back(Bitmap::OfIncreasing(l));

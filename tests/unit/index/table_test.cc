@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdio>
 #include <map>
@@ -642,6 +643,122 @@ void ExpectColumnHoldsStrings(const Column& c, const std::vector<std::string>& v
   for (uint32_t row = 0; row < values.size(); ++row) {
     EXPECT_EQ(c.ValueAt(row), Value::String(values[row])) << context << ", row " << row;
   }
+}
+
+// ColumnBuilder lists neither the rows nor the kinds of its entries while every row so far has an
+// entry and all are of one kind (most columns of a fleet); it lists them from the first entry
+// that breaks either (SpillRows, SpillKinds). Wherever the first missing row and the first other
+// kind come, at sizes around OfIncreasing's shortest range (64 rows), the column must hold
+// exactly its entries: presence, rows per kind, values, array lengths and postings.
+TEST(ColumnTest, ColumnsOfEveryRowAndOneKindAndThoseThatStopBeing) {
+  constexpr uint32_t kNever = UINT32_MAX;
+  const std::vector<Kind> cycle = {Kind::kNumber, Kind::kString, Kind::kNull,  Kind::kTrue,
+                                   Kind::kFalse,  Kind::kArray,  Kind::kObject};
+  int built = 0;
+  for (uint32_t n : {0u, 1u, 2u, 3u, 63u, 64u, 65u, 300u}) {
+    std::vector<uint32_t> breaks = {kNever};
+    for (uint32_t at : {0u, 1u, n / 2, n - 1}) {
+      if (at < n && std::find(breaks.begin(), breaks.end(), at) == breaks.end()) {
+        breaks.push_back(at);
+      }
+    }
+    for (uint32_t gap : breaks) {
+      for (uint32_t other : breaks) {
+        for (Kind first : {Kind::kString, Kind::kNumber}) {
+          const std::string context =
+              fmt::format("n {}, first gap at entry {}, first other kind at entry {}, first {}", n,
+                          gap == kNever ? -1 : static_cast<int64_t>(gap),
+                          other == kNever ? -1 : static_cast<int64_t>(other), KindName(first));
+          ColumnBuilder b(P({"tags", "m"}));
+          std::map<uint32_t, std::pair<Kind, Value>> want;  // row -> kind, scalar value
+          std::vector<uint32_t> want_lengths;
+          for (uint32_t i = 0; i < n; ++i) {
+            // One row missing at the first gap, then one more every 100 entries.
+            const uint32_t row = i < gap ? i : i + 1 + (i - gap) / 100;
+            const Kind k = i < other ? first : cycle[i % cycle.size()];
+            Value v;
+            switch (k) {
+              case Kind::kNumber:
+                v = Value::Number((row % 4) * 1.5);
+                b.AddNumber(row, v.as_number());
+                break;
+              case Kind::kString:
+                v = Value::String("s" + std::to_string(row % 5));
+                b.AddString(row, v.as_string());
+                break;
+              case Kind::kNull:
+                v = Value::Null();
+                b.AddNull(row);
+                break;
+              case Kind::kTrue:
+              case Kind::kFalse:
+                v = Value::Bool(k == Kind::kTrue);
+                b.AddBool(row, k == Kind::kTrue);
+                break;
+              case Kind::kArray:
+                want_lengths.push_back(row % 3);
+                b.AddArray(row, row % 3);
+                break;
+              case Kind::kObject:
+                b.AddObject(row);
+                break;
+            }
+            want[row] = {k, v};
+          }
+          EXPECT_EQ(b.empty(), n == 0) << context;
+          std::shared_ptr<const Column> c = std::move(b).Build();
+          ++built;
+          std::vector<uint32_t> rows;
+          std::array<std::vector<uint32_t>, kKindCount> by_kind;
+          for (const auto& [row, kv] : want) {
+            rows.push_back(row);
+            by_kind[static_cast<size_t>(kv.first)].push_back(row);
+          }
+          EXPECT_EQ(c->present().ToVector(), rows) << context;
+          for (size_t k = 0; k < kKindCount; ++k) {
+            const Kind kind = static_cast<Kind>(k);
+            EXPECT_EQ(c->rows(kind).ToVector(), by_kind[k]) << context << ", " << KindName(kind);
+            EXPECT_EQ(c->stats().kind_counts[k], by_kind[k].size()) << context;
+          }
+          EXPECT_EQ(c->array_lengths(), want_lengths) << context;
+          const uint32_t end = rows.empty() ? 2 : rows.back() + 2;
+          for (uint32_t row = 0; row < end; ++row) {
+            bool present = false;
+            const Kind k = c->KindAt(row, &present);
+            auto it = want.find(row);
+            ASSERT_EQ(present, it != want.end()) << context << ", row " << row;
+            if (!present) continue;
+            EXPECT_EQ(k, it->second.first) << context << ", row " << row;
+            if (k != Kind::kArray && k != Kind::kObject) {
+              EXPECT_EQ(c->ValueAt(row), it->second.second) << context << ", row " << row;
+            }
+          }
+          // Postings (this column's few distinct values have them) hold the rows of their value.
+          ASSERT_TRUE(c->has_string_postings()) << context;
+          for (uint32_t code = 0; code < c->string_postings_list().size(); ++code) {
+            std::vector<uint32_t> holding;
+            for (const auto& [row, kv] : want) {
+              if (kv.first == Kind::kString &&
+                  kv.second.as_string() == c->dictionary().String(code)) {
+                holding.push_back(row);
+              }
+            }
+            EXPECT_EQ(c->string_posting(code).ToVector(), holding) << context << ", code " << code;
+          }
+          for (size_t k = 0; k < c->number_postings().size(); ++k) {
+            std::vector<uint32_t> holding;
+            for (const auto& [row, kv] : want) {
+              if (kv.first == Kind::kNumber && kv.second.as_number() == c->distinct_numbers()[k]) {
+                holding.push_back(row);
+              }
+            }
+            EXPECT_EQ(c->number_postings()[k].ToVector(), holding) << context << ", number " << k;
+          }
+        }
+      }
+    }
+  }
+  EXPECT_EQ(built, 2 * (1 + 2 * 2 + 3 * 3 + 4 * 4 + 4 * 5 * 5));
 }
 
 // ColumnBuilder::Build sorts the distinct strings by an 8-byte key after their shared prefix,
