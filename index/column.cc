@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "index/column_codec.h"
+#include "index/hash.h"
 
 namespace twinq::index {
 
@@ -533,7 +534,7 @@ void ColumnBuilder::AddString(uint32_t row, std::string_view s) {
     arena_offsets_.push_back(arena_.size());
     return;
   }
-  const uint64_t h = std::hash<std::string_view>()(s);
+  const uint64_t h = HashBytes(s);
   const uint64_t tag = static_cast<uint32_t>(h);  // the low half: the slot's position, and a filter
   if (slots_.empty()) slots_.assign(16, 0);
   size_t mask = slots_.size() - 1;

@@ -11,6 +11,7 @@
 
 #include "engine/common/json_reader.h"
 #include "index/column_codec.h"
+#include "index/hash.h"
 #include "index/parallel.h"
 
 namespace twinq::index {
@@ -20,7 +21,7 @@ namespace {
 // The column tree used while ingesting: one node per distinct path.
 struct StringHash {
   using is_transparent = void;
-  size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
+  size_t operator()(std::string_view s) const { return HashBytes(s); }
 };
 struct Node {
   uint32_t builder = 0;

@@ -11,12 +11,14 @@
 #include <cstdio>
 #include <map>
 #include <random>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "engine/common/json_reader.h"
 #include "index/fleet.h"
 #include "index/fleet_gen.h"
+#include "index/hash.h"
 
 namespace twinq::index {
 namespace {
@@ -643,6 +645,30 @@ void ExpectColumnHoldsStrings(const Column& c, const std::vector<std::string>& v
   for (uint32_t row = 0; row < values.size(); ++row) {
     EXPECT_EQ(c.ValueAt(row), Value::String(values[row])) << context << ", row " << row;
   }
+}
+
+// The builder's tables take a slot from the low bits of HashBytes: a change of any one byte of
+// a string, at any position and of any length up to 40, must change them (nearly) every time.
+TEST(HashBytesTest, EveryByteReachesTheLowBits) {
+  for (size_t n = 1; n <= 40; ++n) {
+    std::string base;
+    for (size_t i = 0; i < n; ++i) base.push_back(static_cast<char>('a' + i % 26));
+    for (size_t at = 0; at < n; ++at) {
+      std::set<uint64_t> low;
+      std::string s = base;
+      for (int v = 0; v < 256; ++v) {
+        s[at] = static_cast<char>(v);
+        low.insert(HashBytes(s) & 0xFFFF);
+      }
+      // 256 random values in 65,536 slots collide about once.
+      EXPECT_GE(low.size(), 250u) << "length " << n << ", byte " << at;
+    }
+  }
+  std::set<uint64_t> zeros;  // "", "\0", "\0\0", ...: the length counts too
+  for (size_t n = 0; n <= 40; ++n) zeros.insert(HashBytes(std::string(n, '\0')));
+  EXPECT_EQ(zeros.size(), 41u);
+  EXPECT_EQ(HashBytes(std::string("2024-12-22T00:00:12.3456789Z")),
+            HashBytes(std::string_view("x2024-12-22T00:00:12.3456789Z").substr(1)));
 }
 
 // ColumnBuilder lists neither the rows nor the kinds of its entries while every row so far has an
