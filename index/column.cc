@@ -551,7 +551,8 @@ void ColumnBuilder::AddString(uint32_t row, std::string_view s) {
     }
     // Only a slot whose hash bits match costs a look at the string (the arena is a cache miss
     // per probe for near-unique columns such as timestamps).
-    if ((slot & 0xFFFFFFFFu) == tag && Distinct(static_cast<uint32_t>(slot >> 32) - 1) == s) {
+    if ((slot & 0xFFFFFFFFu) == tag &&
+        EqualBytes(Distinct(static_cast<uint32_t>(slot >> 32) - 1), s)) {
       temp_codes_.push_back(static_cast<uint32_t>(slot >> 32) - 1);
       return;
     }

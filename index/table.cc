@@ -110,7 +110,8 @@ class TableBuilder {
       return NewChild(node, true, name, index);
     }
     std::vector<uint32_t>& last = nodes_[node].last_members;
-    if (index < last.size() && last[index] != Node::kNoChild && nodes_[last[index]].name == name) {
+    if (index < last.size() && last[index] != Node::kNoChild &&
+        EqualBytes(nodes_[last[index]].name, name)) {
       return last[index];
     }
     const auto& names = nodes_[node].names;

@@ -671,6 +671,27 @@ TEST(HashBytesTest, EveryByteReachesTheLowBits) {
             HashBytes(std::string_view("x2024-12-22T00:00:12.3456789Z").substr(1)));
 }
 
+// EqualBytes compares in words and overlapping tails: a difference in any one byte (any bit of
+// it), at any length up to 40, must be seen, and equal strings at different addresses must match.
+TEST(HashBytesTest, EqualBytesIsStringEquality) {
+  for (size_t n = 0; n <= 40; ++n) {
+    std::string a;
+    for (size_t i = 0; i < n; ++i) a.push_back(static_cast<char>('A' + i * 7 % 50));
+    const std::string copy = "." + a;  // the same bytes elsewhere, at another alignment
+    EXPECT_TRUE(EqualBytes(a, std::string_view(copy).substr(1))) << "length " << n;
+    EXPECT_FALSE(EqualBytes(a, a + "x")) << "length " << n;
+    EXPECT_FALSE(EqualBytes(a + "x", a)) << "length " << n;
+    for (size_t at = 0; at < n; ++at) {
+      for (int bit = 0; bit < 8; ++bit) {
+        std::string b = a;
+        b[at] = static_cast<char>(b[at] ^ (1 << bit));
+        EXPECT_FALSE(EqualBytes(a, b)) << "length " << n << ", byte " << at << ", bit " << bit;
+        EXPECT_FALSE(EqualBytes(b, a)) << "length " << n << ", byte " << at << ", bit " << bit;
+      }
+    }
+  }
+}
+
 // ColumnBuilder lists neither the rows nor the kinds of its entries while every row so far has an
 // entry and all are of one kind (most columns of a fleet); it lists them from the first entry
 // that breaks either (SpillRows, SpillKinds). Wherever the first missing row and the first other
