@@ -694,6 +694,10 @@ void SortByKey(std::vector<std::pair<uint64_t, uint32_t>>* v) {
   if (from != v->data()) std::copy(from, from + n, v->data());
 }
 
+// The passes over a builder's strings in sorted order, where the strings are scattered over its
+// arena, ask for the string this many codes ahead (and for its offset twice as far ahead).
+constexpr uint32_t kPrefetchAhead = 16;
+
 }  // namespace
 
 std::vector<uint32_t> ColumnBuilder::SortedCodes() const {
@@ -712,9 +716,8 @@ std::vector<uint32_t> ColumnBuilder::SortedCodes() const {
     shared = SharedPrefix(Distinct(0).substr(0, shared), Distinct(c));
   }
   // Runs of ties are refined in sorted order, where the strings are scattered over the arena:
-  // their keys' bytes are asked for kAhead codes ahead.
-  constexpr std::ptrdiff_t kAhead = 16;
-  auto Prefetch = [&](uint32_t code, size_t offset) {
+  // their keys' bytes are asked for kPrefetchAhead codes ahead.
+  auto prefetch = [&](uint32_t code, size_t offset) {
     const size_t begin = arena_offsets_[code], size = arena_offsets_[code + 1] - begin;
     __builtin_prefetch(arena_.data() + begin + std::min(offset, size));
   };
@@ -763,7 +766,7 @@ std::vector<uint32_t> ColumnBuilder::SortedCodes() const {
     }
     part.clear();
     for (auto it = first; it != last; ++it) {
-      if (last - it > kAhead) Prefetch((it + kAhead)->second, next);
+      if (last - it > std::ptrdiff_t{kPrefetchAhead}) prefetch((it + kPrefetchAhead)->second, next);
       part.emplace_back(key_at(it->second, next), it->second);
     }
     SortByKey(&part);
@@ -815,13 +818,14 @@ std::shared_ptr<const Column> ColumnBuilder::Build() && {
   sorted.reserve(temps);
   // In sorted order the strings are scattered over the arena, and each pass over them misses: the
   // dictionary's size is counted in this pass (not in one of its own over `sorted`), and this
-  // pass and the dictionary's ask for the strings (and their offsets) kAhead codes ahead.
+  // pass and the dictionary's ask for the strings (and their offsets) ahead (kPrefetchAhead).
   Dictionary::Sizer sizer;
-  constexpr uint32_t kAhead = 16;
   for (uint32_t i = 0; i < order.size(); ++i) {
-    if (i + 2 * kAhead < order.size()) __builtin_prefetch(&arena_offsets_[order[i + 2 * kAhead]]);
-    if (i + kAhead < order.size()) {
-      __builtin_prefetch(arena_.data() + arena_offsets_[order[i + kAhead]]);
+    if (i + 2 * kPrefetchAhead < order.size()) {
+      __builtin_prefetch(&arena_offsets_[order[i + 2 * kPrefetchAhead]]);
+    }
+    if (i + kPrefetchAhead < order.size()) {
+      __builtin_prefetch(arena_.data() + arena_offsets_[order[i + kPrefetchAhead]]);
     }
     std::string_view v = Distinct(order[i]);
     if (interning_ || sorted.empty() || sorted.back() != v) {
@@ -836,7 +840,7 @@ std::shared_ptr<const Column> ColumnBuilder::Build() && {
   Dictionary::Builder dict;
   dict.Reserve(sizer.strings(), sizer.bytes());
   for (size_t i = 0; i < sorted.size(); ++i) {
-    if (i + kAhead < sorted.size()) __builtin_prefetch(sorted[i + kAhead].data());
+    if (i + kPrefetchAhead < sorted.size()) __builtin_prefetch(sorted[i + kPrefetchAhead].data());
     dict.Add(sorted[i]);
   }
   data.dict_ = std::move(dict).Finish();
