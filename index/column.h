@@ -402,7 +402,6 @@ class ColumnBuilder {
   uint32_t EntryRow(size_t entry) const {
     return all_rows_ ? static_cast<uint32_t>(entry) : rows_[entry];
   }
-  Kind EntryKind(size_t entry) const { return one_kind_ ? kind_ : kinds_[entry]; }
 
   ColumnPath path_;
   size_t entries_ = 0;
