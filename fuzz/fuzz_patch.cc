@@ -15,11 +15,14 @@
 //  - a TableStream given the twin with its text as the input spells it (the ingest of
 //    `twinq index build`) stores the twin's printed form, and keeps a view of the text exactly
 //    when the text is that form; given as the tokens the ingest reads (json_reader.h), with or
-//    without its text, the twin makes the table its Value makes (documents and every column).
+//    without its text, the twin makes the table its Value makes (documents and every column);
+//  - the ingest's On-Demand reading of the twin line (json_reader.h, OnDemandTokensForTesting)
+//    takes it only if ParseJson (the DOM) reads it, and gives the same value.
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -112,6 +115,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   twinq::Expected<Value> twin = twinq::ParseJson(twin_text, "twin");
   twinq::Expected<Value> patch = twinq::ParseJson(patch_text, "patch");
+  // The ingest reads an NDJSON line with On-Demand first: only a line the DOM reads, as it does.
+  if (std::optional<std::string> read = twinq::OnDemandTokensForTesting(twin_text)) {
+    if (!twin.ok()) Fail("a line On-Demand took", twin_text, twin.error().message);
+    if (*read != twinq::ToJson(*twin)) Fail("On-Demand's tokens", *read, twinq::ToJson(*twin));
+  }
   if (!twin.ok() || !twin->is_object() || !patch.ok()) return 0;
   const Value* device = twin->Find("deviceId");
   const Value* module = twin->Find("moduleId");

@@ -23,6 +23,7 @@ namespace twinq {
 namespace {
 
 namespace dom = simdjson::dom;
+namespace ondemand = simdjson::ondemand;
 
 static_assert(kMaxJsonDepth == simdjson::DEFAULT_MAX_DEPTH,
               "the diagnoser must enforce the same depth limit as simdjson");
@@ -638,9 +639,112 @@ class Tokenizer {
     tokens_.clear();
     return Add(root, {}, 0);
   }
+  // The same for the document `text` (an object; `capacity` readable bytes from text.data()
+  // on, at least text.size() + simdjson::SIMDJSON_PADDING), read with simdjson's On-Demand API:
+  // every value is asked for, so every value is validated, and nothing may follow the object.
+  // Also false on any error, and for a twin nested as deep as the DOM refuses: the caller
+  // then parses `text` into a DOM, which decides (and names the problem).
+  bool TokenizeOnDemand(ondemand::parser& parser, std::string_view text, size_t capacity) {
+    tokens_.clear();
+    ondemand::document doc;
+    ondemand::object root;
+    if (parser.iterate(text.data(), text.size(), capacity).get(doc) != simdjson::SUCCESS ||
+        doc.get_object().get(root) != simdjson::SUCCESS) {
+      return false;
+    }
+    tokens_.emplace_back();
+    return AddMembers(root, 0, 0) && doc.current_location().error() == simdjson::OUT_OF_BOUNDS;
+  }
   const JsonToken* tokens() const { return tokens_.data(); }
 
  private:
+  // On-Demand: the members of `object` (at tokens_[at], `depth` deep) after it.
+  // (The DOM parser refuses a container `kMaxJsonDepth - 1` deep, which On-Demand accepts:
+  // such a twin is left to the DOM.)
+  bool AddMembers(ondemand::object object, size_t at, size_t depth) {
+    if (depth + 1 >= kMaxJsonDepth) return false;
+    uint32_t n = 0;
+    for (auto member : object) {
+      if (member.error() != simdjson::SUCCESS) return false;
+      ondemand::field field = std::move(member).value_unsafe();
+      std::string_view key;
+      if (field.unescaped_key().get(key) != simdjson::SUCCESS ||
+          !Add(field.value(), key, depth + 1)) {
+        return false;
+      }
+      ++n;
+    }
+    tokens_[at].kind = ValueKind::kObject;
+    tokens_[at].size = n;
+    if (!UniqueKeys(at)) return false;
+    tokens_[at].span = static_cast<uint32_t>(tokens_.size() - at);
+    return true;
+  }
+
+  bool Add(ondemand::value v, std::string_view key, size_t depth) {
+    const size_t at = tokens_.size();
+    tokens_.emplace_back().key = key;
+    ondemand::json_type type;
+    if (v.type().get(type) != simdjson::SUCCESS) return false;
+    switch (type) {
+      case ondemand::json_type::object: {
+        ondemand::object object;
+        return v.get_object().get(object) == simdjson::SUCCESS && AddMembers(object, at, depth);
+      }
+      case ondemand::json_type::array: {
+        ondemand::array array;
+        if (depth + 1 >= kMaxJsonDepth || v.get_array().get(array) != simdjson::SUCCESS) {
+          return false;
+        }
+        uint32_t n = 0;
+        for (auto element : array) {
+          ondemand::value e;
+          if (element.get(e) != simdjson::SUCCESS || !Add(e, {}, depth + 1)) return false;
+          ++n;
+        }
+        tokens_[at].kind = ValueKind::kArray;
+        tokens_[at].size = n;
+        break;
+      }
+      case ondemand::json_type::number: {
+        ondemand::number number;
+        if (v.get_number().get(number) != simdjson::SUCCESS) return false;
+        JsonToken& t = tokens_[at];
+        t.kind = ValueKind::kNumber;
+        if (number.is_int64()) {
+          int64_t i = number.get_int64();
+          if (i > kMaxExactInteger || i < -kMaxExactInteger) return false;
+          t.number = static_cast<double>(i);
+          t.integer = true;
+        } else if (number.is_double()) {  // as the DOM's DOUBLE (`integer` stays false)
+          t.number = number.get_double();
+        } else {
+          return false;  // an integer beyond int64 (the DOM's UINT64)
+        }
+        break;
+      }
+      case ondemand::json_type::string:
+        if (v.get_string().get(tokens_[at].string) != simdjson::SUCCESS) return false;
+        tokens_[at].kind = ValueKind::kString;
+        break;
+      case ondemand::json_type::boolean:
+        if (v.get_bool().get(tokens_[at].boolean) != simdjson::SUCCESS) return false;
+        tokens_[at].kind = ValueKind::kBool;
+        break;
+      case ondemand::json_type::null: {
+        bool null = false;
+        if (v.is_null().get(null) != simdjson::SUCCESS || !null) return false;
+        tokens_[at].kind = ValueKind::kNull;
+        break;
+      }
+      default:
+        return false;
+    }
+    tokens_[at].span = static_cast<uint32_t>(tokens_.size() - at);
+    return true;
+  }
+
+  // DOM: `e` and its subtree.
   bool Add(dom::element e, std::string_view key, size_t depth) {
     const size_t at = tokens_.size();
     JsonToken& t = tokens_.emplace_back();
@@ -1033,6 +1137,7 @@ Expected<TwinSet> TwinCollector::Finish() {
 std::optional<Error> CollectTwinsPadded(std::string_view text, std::string_view name,
                                         TwinCollector& collector) {
   dom::parser parser;
+  ondemand::parser ondemand_parser;
   Converter converter;
   Tokenizer tokenizer;
   DocSpan doc;
@@ -1050,6 +1155,19 @@ std::optional<Error> CollectTwinsPadded(std::string_view text, std::string_view 
     if (start < text.size() && text[start] == '{') {
       const void* nl = std::memchr(text.data() + start, '\n', text.size() - start);
       size_t line_end = nl != nullptr ? static_cast<const char*>(nl) - text.data() : text.size();
+      // The token path reads such a line with On-Demand, which builds no DOM (docs/index.md,
+      // "Ingest"). A line it does not take (an error, a twin the tokens refuse) is read again
+      // below, into a DOM, as if On-Demand had not been tried.
+      if (collector.wants_tokens()) {
+        size_t end = line_end;
+        while (end > start && IsJsonSpace(text[end - 1])) --end;
+        if (tokenizer.TokenizeOnDemand(ondemand_parser, text.substr(start, line_end - start),
+                                       text.size() + simdjson::SIMDJSON_PADDING - start) &&
+            collector.AddTokens(tokenizer.tokens(), start, text.substr(start, end - start))) {
+          pos = line_end;
+          continue;
+        }
+      }
       if (parser.parse(text.data() + start, line_end - start, /*realloc_if_needed=*/false)
               .get(root) == simdjson::SUCCESS) {
         doc.begin = start;
@@ -1433,6 +1551,19 @@ bool SpellsAsJson(const JsonToken* tokens, std::string_view text) {
 bool SourceSpellsAsJson(const JsonToken* tokens, std::string_view source) {
   SpellingMatcher m(source, /*source=*/true);
   return m.Match(tokens) && m.AtEnd();
+}
+
+std::optional<std::string> OnDemandTokensForTesting(std::string_view line) {
+  simdjson::padded_string padded(line);
+  ondemand::parser parser;
+  Tokenizer tokenizer;
+  if (!tokenizer.TokenizeOnDemand(parser, std::string_view(padded.data(), padded.size()),
+                                  padded.size() + simdjson::SIMDJSON_PADDING)) {
+    return std::nullopt;
+  }
+  std::string printed;
+  AppendJson(tokenizer.tokens(), &printed);
+  return printed;
 }
 
 Expected<Value> ParseJson(std::string_view text, std::string_view name) {

@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -92,6 +93,11 @@ bool SpellsAsJson(const JsonToken* tokens, std::string_view text);
 // characters left unescaped), so a string is matched by its quotes alone; an integer literal is
 // matched by its sign and digits, with no print.
 bool SourceSpellsAsJson(const JsonToken* tokens, std::string_view source);
+// What the token path reads from `line` (NDJSON: one object alone on its line) with simdjson's
+// On-Demand API: the print (AppendJson) of its tokens, or nullopt where it leaves the line to
+// the DOM parser, which then decides (an error, a twin the tokens refuse, anything On-Demand
+// might read differently). For tests: the fallback hides which parser took a line.
+std::optional<std::string> OnDemandTokensForTesting(std::string_view line);
 
 // VisitTwinsFile as tokens (the twin's root object is `twin[0]`), with each twin's text as the
 // file spells it: the whole document from its '{' to its '}', or empty for a twin inside an

@@ -864,6 +864,107 @@ std::string Mutated(std::string text, std::mt19937& rng, std::string_view alphab
   return text;
 }
 
+// The token path reads an NDJSON line with simdjson's On-Demand API and leaves to the DOM
+// parser whatever On-Demand might read differently. What On-Demand takes, the DOM (ParseJson)
+// takes too, with the same print; what the DOM refuses, On-Demand leaves to it. It takes
+// ordinary twins (else every line would be parsed twice), and each line below, and each of
+// many mutated lines, ends the same way as tokens and as values.
+TEST(JsonReaderTest, OnDemandTakesALineOnlyAsTheDomReadsIt) {
+  const std::vector<std::string> taken = {
+      std::string(kTwin),
+      R"({"deviceId":"n","v":[0,-0,1.5,-2.5e-3,1e300,9007199254740992,-9007199254740992,1E2]})",
+      R"({"deviceId":"s","v":["","\u00e9","é","\ud83d\ude00","a\"b\\c\n\t\u0001/\/"],"\u0061b":1})",
+      R"({"deviceId":"e","o":{"":{"":[[],[{}]]}},"b":[true,false,null],"m":"x"})",
+      "{ \"deviceId\" : \"w\" , \"t\" : [ 1 , { } ] }  \r",
+  };
+  const std::vector<std::string> left = {
+      // Not JSON, or not one object.
+      R"({"deviceId":"x","v":[1,2)",
+      R"({"deviceId":"x")",
+      R"({"deviceId":"x"}})",
+      R"({"deviceId":"x"}x)",
+      R"({"deviceId":"x"} {})",
+      R"({"deviceId":"x"} 1)",
+      R"({"deviceId":"x",})",
+      R"({"deviceId":"x" "a":1})",
+      R"({"deviceId":"x","a"})",
+      R"({"deviceId":"x","a":})",
+      R"({"deviceId":"x","a":[1,]})",
+      R"({"deviceId":"x","a":[,1]})",
+      R"({"deviceId":"x","a":[1 2]})",
+      R"({"deviceId":"x","a":{"b" 1}})",
+      R"({"deviceId":"x","a":{"b":1)",
+      R"({"deviceId":"x","a":tru})",
+      R"({"deviceId":"x","a":truex})",
+      R"({"deviceId":"x","a":nul})",
+      R"({"deviceId":"x","a":nulll})",
+      R"({"deviceId":"x","a":fals})",
+      R"({"deviceId":"x","a":01})",
+      R"({"deviceId":"x","a":1.})",
+      R"({"deviceId":"x","a":-})",
+      R"({"deviceId":"x","a":.5})",
+      R"({"deviceId":"x","a":1e})",
+      R"({"deviceId":"x","a":+1})",
+      R"({"deviceId":"x","a":0x1})",
+      R"({"deviceId":"x","a":"\x"})",
+      R"({"deviceId":"x","a":"\u12"})",
+      R"({"deviceId":"x","a":"\ud800"})",
+      R"({"deviceId":"x","a\q":1})",
+      R"({"deviceId":"x","a":"b)",
+      R"({"deviceId":"x",'a':1})",
+      "{\"deviceId\":\"x\",\"a\":\"\x01\"}",
+      "{\"deviceId\":\"x\",\"a\":\"\t\"}",
+      "{\"deviceId\":\"x\",\"a\":\"\xff\"}",
+      "{\"deviceId\":\"x\",\"a\":\"\xed\xa0\x80\"}",
+      "{\"deviceId\":\"x\",\"a\":\"\xc3\"}",
+      "{\"deviceId\":\"x\",\"\xc3\":1}",
+      // JSON, but not a twin's value (the DOM names the reason), or read by the DOM alone.
+      R"({"deviceId":"x","a":9007199254740993})",
+      R"({"deviceId":"x","a":18446744073709551615})",
+      R"({"deviceId":"x","a":123456789012345678901234567890})",
+      R"({"deviceId":"x","a":-9223372036854775809})",
+      R"({"deviceId":"x","a":1e400})",
+      R"({"deviceId":"x","a":1,"a":2})",
+      R"({"deviceId":"x","o":{"b":1,"\u0062":2}})",
+      R"([{"deviceId":"x"}])",
+      R"("s")",
+      "{",
+  };
+  for (const std::vector<std::string>* lines : {&taken, &left}) {
+    for (const std::string& line : *lines) {
+      SCOPED_TRACE(line);
+      std::optional<std::string> read = OnDemandTokensForTesting(line);
+      EXPECT_EQ(read.has_value(), lines == &taken);
+      Expected<Value> dom = ParseJson(line, "t.json");
+      if (read) {
+        ASSERT_TRUE(dom.ok()) << dom.error().message;
+        EXPECT_EQ(*read, ToJson(*dom));
+      }
+      EXPECT_EQ(VisitedAsTokens(line), VisitedAsValues(line));
+    }
+  }
+  // Mutated twins: whatever On-Demand takes, the DOM reads the same.
+  std::mt19937 rng(777);
+  const std::string alphabet = "{}[]\",:\\ 0123456789-+.eEtrufalsn\x01\xC3\xA9\xFF";
+  const std::vector<std::string> bases = {taken[0], taken[1], taken[2], taken[3]};
+  size_t read_count = 0, left_count = 0;
+  for (int round = 0; round < 8000; ++round) {
+    std::string line = Mutated(bases[round % bases.size()], rng, alphabet, 2);
+    if (line.find('\n') != std::string::npos) continue;
+    std::optional<std::string> read = OnDemandTokensForTesting(line);
+    Expected<Value> dom = ParseJson(line, "t.json");
+    if (read) {
+      ++read_count;
+      ASSERT_TRUE(dom.ok()) << line << "\n" << dom.error().message;
+      EXPECT_EQ(*read, ToJson(*dom)) << line;
+    } else {
+      ++left_count;
+    }
+  }
+  EXPECT_GT(read_count, 1000u);
+  EXPECT_GT(left_count, 2000u);
+}
+
 // AppendJson(t) with every string (keys too) put between quotes as it is, unescaped: what a
 // matcher that skipped the escape test would take for the print.
 void AppendUnescaped(const JsonToken* t, std::string* out) {
