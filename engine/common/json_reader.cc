@@ -814,49 +814,63 @@ class Tokenizer {
     const JsonToken* object = &tokens_[at];
     constexpr size_t kLinearLimit = 8;
     if (object->size <= kLinearLimit) {
-      std::array<std::string_view, kLinearLimit> seen;
+      // Pairwise, by KeyWord and length first: the keys themselves are compared only when both
+      // are equal and the keys are longer than a word.
+      const JsonToken* seen[kLinearLimit];  // (left uninitialised: only [0, n) is read)
+      uint64_t words[kLinearLimit];
       size_t n = 0;
       for (const JsonToken* m = object + 1; n < object->size; m += m->span) {
+        const uint64_t word = KeyWord(m->key);
         for (size_t j = 0; j < n; ++j) {
-          if (seen[j] == m->key) return false;
+          if (words[j] == word && seen[j]->key.size() == m->key.size() &&
+              (m->key.size() <= 8 || seen[j]->key == m->key)) {
+            return false;
+          }
         }
-        seen[n++] = m->key;
+        seen[n] = m;
+        words[n++] = word;
       }
       return true;
     }
-    // More members: an open-addressing table of member numbers, at most half full, hashed by
-    // the key's length and its first and last (up to) 8 bytes; equal slots compare the keys.
+    // More members: an open-addressing table of members, at most half full, hashed by the key's
+    // length and KeyWord; equal slots compare the keys.
     size_t capacity = 32;
     while (capacity < 2 * size_t{object->size}) capacity *= 2;
     slots_.assign(capacity, 0);
-    keys_scratch_.clear();
     const JsonToken* m = object + 1;
     for (uint32_t i = 0; i < object->size; ++i, m += m->span) {
       for (size_t at = KeyHash(m->key) & (capacity - 1);; at = (at + 1) & (capacity - 1)) {
         if (slots_[at] == 0) {
-          slots_[at] = i + 1;
+          slots_[at] = static_cast<uint32_t>(m - object);  // (never 0: members follow)
           break;
         }
-        if (keys_scratch_[slots_[at] - 1] == m->key) return false;
+        if (object[slots_[at]].key == m->key) return false;
       }
-      keys_scratch_.push_back(m->key);
     }
     return true;
   }
 
-  static uint64_t KeyHash(std::string_view key) {
-    uint64_t head = 0, tail = 0;
-    const size_t n = std::min<size_t>(key.size(), 8);
-    if (n != 0) {
-      std::memcpy(&head, key.data(), n);
-      std::memcpy(&tail, key.data() + key.size() - n, n);
+  // The bytes of `key` in one word: all of them for a key of up to 8 bytes (so two such keys
+  // of one length are equal exactly when their words are), the first and last 4 of a longer one.
+  static uint64_t KeyWord(std::string_view key) {
+    const auto* p = reinterpret_cast<const unsigned char*>(key.data());
+    const size_t n = key.size();
+    if (n >= 4) {
+      uint32_t first, last;
+      std::memcpy(&first, p, 4);
+      std::memcpy(&last, p + n - 4, 4);
+      return uint64_t{first} | uint64_t{last} << 32;
     }
-    return (((head * 0x9E3779B97F4A7C15ULL) ^ (tail + key.size())) * 0xC2B2AE3D27D4EB4FULL) >> 32;
+    if (n == 0) return 0;
+    return uint64_t{p[0]} | uint64_t{p[n / 2]} << 8 | uint64_t{p[n - 1]} << 16;
+  }
+
+  static uint64_t KeyHash(std::string_view key) {
+    return ((KeyWord(key) ^ key.size()) * 0x9E3779B97F4A7C15ULL) >> 32;
   }
 
   std::vector<JsonToken> tokens_;
-  std::vector<std::string_view> keys_scratch_;
-  std::vector<uint32_t> slots_;
+  std::vector<uint32_t> slots_;  // UniqueKeys: members' offsets from their object, 0 if free
 };
 
 // ---------------------------------------------------------------------------------------------

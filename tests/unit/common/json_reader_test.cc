@@ -839,6 +839,41 @@ TEST(JsonReaderTest, TokensAreTheValuesOfTheSameTwins) {
       EXPECT_EQ(VisitedAsTokens(text), VisitedAsValues(text));
     }
   }
+  // Objects of 2 to 8 members (compared pairwise) whose keys, of 0 to 12 bytes, all have one
+  // length and differ in one byte (at each position), with and without a repeated key.
+  for (size_t length = 0; length <= 12; ++length) {
+    for (size_t at = 0; at < std::max<size_t>(length, 1); ++at) {
+      for (size_t n = 2; n <= 8; ++n) {
+        std::vector<std::string> keys;
+        for (size_t i = 0; i < n; ++i) {
+          std::string key(length, 'k');
+          if (length != 0) key[at] = static_cast<char>('a' + i);
+          keys.push_back(key);
+        }
+        if (length == 0) keys.resize(1);  // one empty key, repeated below
+        auto twin = [&](std::optional<size_t> repeat) {
+          std::string t = "{\"deviceId\":\"p\",\"o\":{";
+          for (size_t i = 0; i < keys.size(); ++i) {
+            t += (i ? ",\"" : "\"") + keys[i] + "\":" + std::to_string(i);
+          }
+          if (repeat) t += ",\"" + keys[*repeat] + "\":0";
+          return t + "}}";
+        };
+        SCOPED_TRACE(twin(std::nullopt));
+        EXPECT_EQ(VisitedAsTokens(twin(std::nullopt)).rfind("d {", 0), 0u);
+        for (size_t r = 0; r < keys.size(); ++r) {
+          std::string text = twin(r);
+          ASSERT_EQ(VisitedAsTokens(text).rfind("error: t.json:1:", 0), 0u) << text;
+          EXPECT_EQ(VisitedAsTokens(text), VisitedAsValues(text));
+        }
+      }
+    }
+  }
+  // Keys of different lengths whose bytes make the same word (the same first and last bytes).
+  for (std::string_view t : {R"({"deviceId":"w","o":{"a":1,"aa":2,"aaa":3,"":4}})",
+                             R"({"deviceId":"w","o":{"abcd":1,"abcdabcd":2,"abcdXabcd":3}})"}) {
+    EXPECT_EQ(VisitedAsTokens(t).rfind("d {", 0), 0u) << t;
+  }
   // Some are accepted and some refused, both ways.
   EXPECT_EQ(VisitedAsTokens(inputs[7]).rfind("error: t.json:1:", 0), 0u);
   EXPECT_EQ(VisitedAsTokens(inputs[2]).rfind("d {\"deviceId\":\"b\",\"t\":[]}\nm ", 0), 0u);
