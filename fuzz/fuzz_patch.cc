@@ -116,9 +116,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   twinq::Expected<Value> twin = twinq::ParseJson(twin_text, "twin");
   twinq::Expected<Value> patch = twinq::ParseJson(patch_text, "patch");
   // The ingest reads an NDJSON line with On-Demand first: only a line the DOM reads, as it does.
-  if (std::optional<std::string> read = twinq::OnDemandTokensForTesting(twin_text)) {
+  if (std::optional<twinq::OnDemandLine> read = twinq::OnDemandTokensForTesting(twin_text)) {
     if (!twin.ok()) Fail("a line On-Demand took", twin_text, twin.error().message);
-    if (*read != twinq::ToJson(*twin)) Fail("On-Demand's tokens", *read, twinq::ToJson(*twin));
+    if (read->print != twinq::ToJson(*twin)) {
+      Fail("On-Demand's tokens", read->print, twinq::ToJson(*twin));
+    }
+    // It found the line (without trailing whitespace) spelled as printed only where it is.
+    std::string_view line = twin_text;
+    while (!line.empty() && (line.back() == ' ' || line.back() == '\t' || line.back() == '\r')) {
+      line.remove_suffix(1);
+    }
+    if (read->printed && line != read->print) Fail("printed", line, read->print);
   }
   if (!twin.ok() || !twin->is_object() || !patch.ok()) return 0;
   const Value* device = twin->Find("deviceId");
@@ -146,8 +154,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     size_t twins = 0;
     twinq::Expected<size_t> n = twinq::VisitTwins(
         twin_text, "twin",
-        [&](const twinq::JsonToken* tokens, bool is_module, std::string_view spelled) {
+        [&](const twinq::JsonToken* tokens, bool is_module, std::string_view spelled,
+            bool printed) {
           ++twins;
+          if (printed && spelled != stored) Fail("tokens: known printed", spelled, stored);
           if (is_module != (module != nullptr)) Fail("tokens: module", "", "");
           if (twinq::TokensToValue(tokens) != *twin) Fail("tokens: value", "", "");
           // The text lives during this call only, and so does the table that views it.
@@ -155,7 +165,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
           for (bool with_text : {false, true}) {
             twinq::index::TableStream tokened(is_module);
             if (with_text) {
-              tokened.Add(tokens, spelled, text);
+              tokened.Add(tokens, spelled, text, printed);
             } else {
               tokened.Add(tokens);
             }

@@ -726,12 +726,12 @@ Expected<size_t> Fleet::LoadTwinsFile(const std::string& path, InputDocs docs) {
     std::shared_ptr<const void> input;  // set before the first twin
     return VisitTwinsFile(
         path,
-        [&](const JsonToken* twin, bool module, std::string_view spelled) {
+        [&](const JsonToken* twin, bool module, std::string_view spelled, bool printed) {
           TableStream& stream = module ? modules : devices;
           if (docs == InputDocs::kCopy) {
             stream.Add(twin);
           } else {
-            stream.Add(twin, spelled, input);
+            stream.Add(twin, spelled, input, printed);
           }
         },
         &input);
@@ -740,7 +740,7 @@ Expected<size_t> Fleet::LoadTwinsFile(const std::string& path, InputDocs docs) {
 
 Expected<size_t> Fleet::LoadTwinsText(std::string_view text, std::string_view name) {
   return LoadStreamed([&](TableStream& devices, TableStream& modules) {
-    return VisitTwins(text, name, [&](const JsonToken* twin, bool module, std::string_view) {
+    return VisitTwins(text, name, [&](const JsonToken* twin, bool module, std::string_view, bool) {
       (module ? modules : devices).Add(twin);
     });
   });

@@ -600,12 +600,12 @@ void TableStream::Add(const JsonToken* doc) { AddDoc(*doc); }
 
 void TableStream::Add(const Value& doc, std::string_view spelled,
                       const std::shared_ptr<const void>& input) {
-  AddSpelled(doc, spelled, input);
+  AddSpelled(doc, spelled, input, /*printed=*/false);
 }
 
 void TableStream::Add(const JsonToken* doc, std::string_view spelled,
-                      const std::shared_ptr<const void>& input) {
-  AddSpelled(*doc, spelled, input);
+                      const std::shared_ptr<const void>& input, bool printed) {
+  AddSpelled(*doc, spelled, input, printed);
 }
 
 template <class Doc>
@@ -629,16 +629,18 @@ void TableStream::AddDoc(const Doc& doc, bool print) {
 
 template <class Doc>
 void TableStream::AddSpelled(const Doc& doc, std::string_view spelled,
-                             const std::shared_ptr<const void>& input) {
+                             const std::shared_ptr<const void>& input, bool printed) {
   State& st = *state_;
   // Views of one input only (a stream reads one file); another's documents are copied.
   if (st.input == nullptr) st.input = input;
   if (spelled.empty() || input == nullptr || input != st.input) return AddDoc(doc);
   if constexpr (std::is_same_v<Doc, JsonToken>) {
     // Tokens are matched against the input they were read from without printing them
-    // (SourceSpellsAsJson). The print and comparison below, which Values take, are its oracle in
-    // the tests (JsonReaderTest.SpellsAsJsonAgreesWithPrintingAndComparing, fuzz_patch).
-    const bool spelled_as_printed = SourceSpellsAsJson(&doc, spelled);
+    // (SourceSpellsAsJson), unless the reader found the input spelled as the print already. The
+    // print and comparison below, which Values take, are their oracle in the tests
+    // (JsonReaderTest.SpellsAsJsonAgreesWithPrintingAndComparing and
+    // OnDemandTakesALineOnlyAsTheDomReadsIt, fuzz_patch).
+    const bool spelled_as_printed = printed || SourceSpellsAsJson(&doc, spelled);
     AddDoc(doc, /*print=*/!spelled_as_printed);
     if (spelled_as_printed) st.chunk_view[st.chunk_rows - 1] = spelled;
     return;

@@ -233,10 +233,11 @@ class TableStream {
   void Add(const Value& doc, std::string_view spelled, const std::shared_ptr<const void>& input);
   // Both for a document as tokens (json_reader.h, `doc[0]` its root object): the same table as
   // for TokensToValue(doc), built without the Value. `spelled` must be the text the tokens were
-  // read from (as VisitTwinsFile gives it).
+  // read from (as VisitTwinsFile gives it); `printed`, that the reader found it spelled as the
+  // print (VisitTwinsFile's `printed`; false: this checks).
   void Add(const JsonToken* doc);
-  void Add(const JsonToken* doc, std::string_view spelled,
-           const std::shared_ptr<const void>& input);
+  void Add(const JsonToken* doc, std::string_view spelled, const std::shared_ptr<const void>& input,
+           bool printed = false);
   std::shared_ptr<const Table> Finish();
 
  private:
@@ -244,7 +245,7 @@ class TableStream {
   void AddDoc(const Doc& doc, bool print = true);
   template <class Doc>
   void AddSpelled(const Doc& doc, std::string_view spelled,
-                  const std::shared_ptr<const void>& input);
+                  const std::shared_ptr<const void>& input, bool printed);
   struct State;
   std::unique_ptr<State> state_;
 };

@@ -644,6 +644,9 @@ class Tokenizer {
   // every value is asked for, so every value is validated, and nothing may follow the object.
   // Also false on any error, and for a twin nested as deep as the DOM refuses: the caller
   // then parses `text` into a DOM, which decides (and names the problem).
+  //
+  // It also finds out, from where On-Demand found each value, whether `text` (without the
+  // whitespace around it) is spelled exactly as AppendJson prints the tokens: printed().
   bool TokenizeOnDemand(ondemand::parser& parser, std::string_view text, size_t capacity) {
     tokens_.clear();
     ondemand::document doc;
@@ -652,12 +655,40 @@ class Tokenizer {
         doc.get_object().get(root) != simdjson::SUCCESS) {
       return false;
     }
+    size_t end = text.size();
+    while (end > 0 && IsJsonSpace(text[end - 1])) --end;
+    printed_ = !text.empty() && text[0] == '{';
+    next_ = text.data() + 1;
     tokens_.emplace_back();
-    return AddMembers(root, 0, 0) && doc.current_location().error() == simdjson::OUT_OF_BOUNDS;
+    if (!AddMembers(root, 0, 0) || doc.current_location().error() != simdjson::OUT_OF_BOUNDS) {
+      return false;
+    }
+    printed_ = printed_ && next_ == text.data() + end;
+    return true;
   }
   const JsonToken* tokens() const { return tokens_.data(); }
+  // After TokenizeOnDemand: true if its text is AppendJson(tokens()) exactly. False says nothing
+  // (a string with an escape, a number it does not check): SourceSpellsAsJson decides then.
+  bool printed() const { return printed_; }
 
  private:
+  // The spelling check (printed_) follows the text as AppendJson would print the tokens:
+  // next_ is where the next token would begin in that print. Each value must begin there (so
+  // nothing, not even whitespace, came between), and its text must be its print: a string of
+  // as many bytes as its value plus the quotes (then it has no escape, and no byte that would
+  // need one: the reader refuses control characters unescaped), a number's literal as printed,
+  // a literal of its length (no whitespace follows). The separators and brackets in between are
+  // the single bytes the print has there: a member's quote is one past the previous value's end
+  // (the ','), its value right after '"key":' (an escaped key is longer than its value, so its
+  // value would begin later), and a closing bracket is the byte at next_.
+
+  // Closes the container at next_ with `bracket`.
+  void CloseAt(char bracket) {
+    if (!printed_) return;
+    printed_ = *next_ == bracket;
+    ++next_;
+  }
+
   // On-Demand: the members of `object` (at tokens_[at], `depth` deep) after it.
   // (The DOM parser refuses a container `kMaxJsonDepth - 1` deep, which On-Demand accepts:
   // such a twin is left to the DOM.)
@@ -667,13 +698,17 @@ class Tokenizer {
     for (auto member : object) {
       if (member.error() != simdjson::SUCCESS) return false;
       ondemand::field field = std::move(member).value_unsafe();
+      const char* quote = field.key().raw() - 1;  // (unescaped_key consumes the key)
       std::string_view key;
-      if (field.unescaped_key().get(key) != simdjson::SUCCESS ||
-          !Add(field.value(), key, depth + 1)) {
-        return false;
+      if (field.unescaped_key().get(key) != simdjson::SUCCESS) return false;
+      if (printed_) {
+        printed_ = quote == next_ + (n != 0 ? 1 : 0);
+        next_ = quote + key.size() + 3;  // past '"', the key, '"' and ':'
       }
+      if (!Add(field.value(), key, depth + 1)) return false;
       ++n;
     }
+    CloseAt('}');
     tokens_[at].kind = ValueKind::kObject;
     tokens_[at].size = n;
     if (!UniqueKeys(at)) return false;
@@ -684,11 +719,19 @@ class Tokenizer {
   bool Add(ondemand::value v, std::string_view key, size_t depth) {
     const size_t at = tokens_.size();
     tokens_.emplace_back().key = key;
+    // The value's text: from its first byte to the next structural character (so with any
+    // whitespace after it); for a container, its bracket.
+    std::string_view raw;
+    if (printed_) {
+      raw = v.raw_json_token();
+      printed_ = raw.data() == next_;
+    }
     ondemand::json_type type;
     if (v.type().get(type) != simdjson::SUCCESS) return false;
     switch (type) {
       case ondemand::json_type::object: {
         ondemand::object object;
+        if (printed_) ++next_;  // past '{'
         return v.get_object().get(object) == simdjson::SUCCESS && AddMembers(object, at, depth);
       }
       case ondemand::json_type::array: {
@@ -696,12 +739,16 @@ class Tokenizer {
         if (depth + 1 >= kMaxJsonDepth || v.get_array().get(array) != simdjson::SUCCESS) {
           return false;
         }
+        if (printed_) ++next_;  // past '['
         uint32_t n = 0;
         for (auto element : array) {
           ondemand::value e;
-          if (element.get(e) != simdjson::SUCCESS || !Add(e, {}, depth + 1)) return false;
+          if (element.get(e) != simdjson::SUCCESS) return false;
+          if (printed_ && n != 0) ++next_;  // past ','
+          if (!Add(e, {}, depth + 1)) return false;
           ++n;
         }
+        CloseAt(']');
         tokens_[at].kind = ValueKind::kArray;
         tokens_[at].size = n;
         break;
@@ -716,8 +763,19 @@ class Tokenizer {
           if (i > kMaxExactInteger || i < -kMaxExactInteger) return false;
           t.number = static_cast<double>(i);
           t.integer = true;
+          // Printed as its digits below 2^53 (AppendNumber), which the literal is, unless it is
+          // "-0" (printed "0") or whitespace follows.
+          if (printed_) {
+            printed_ = (i < kMaxExactInteger && i > -kMaxExactInteger) &&
+                       !(i == 0 && raw[0] == '-') && !IsJsonSpace(raw.back());
+          }
         } else if (number.is_double()) {  // as the DOM's DOUBLE (`integer` stays false)
           t.number = number.get_double();
+          if (printed_) {
+            scratch_.clear();
+            AppendNumber(t.number, &scratch_);
+            printed_ = raw == scratch_;
+          }
         } else {
           return false;  // an integer beyond int64 (the DOM's UINT64)
         }
@@ -726,20 +784,24 @@ class Tokenizer {
       case ondemand::json_type::string:
         if (v.get_string().get(tokens_[at].string) != simdjson::SUCCESS) return false;
         tokens_[at].kind = ValueKind::kString;
+        printed_ = printed_ && raw.size() == tokens_[at].string.size() + 2;
         break;
       case ondemand::json_type::boolean:
         if (v.get_bool().get(tokens_[at].boolean) != simdjson::SUCCESS) return false;
         tokens_[at].kind = ValueKind::kBool;
+        printed_ = printed_ && raw.size() == (tokens_[at].boolean ? 4u : 5u);
         break;
       case ondemand::json_type::null: {
         bool null = false;
         if (v.is_null().get(null) != simdjson::SUCCESS || !null) return false;
         tokens_[at].kind = ValueKind::kNull;
+        printed_ = printed_ && raw.size() == 4;
         break;
       }
       default:
         return false;
     }
+    if (printed_ && type != ondemand::json_type::array) next_ = raw.data() + raw.size();
     tokens_[at].span = static_cast<uint32_t>(tokens_.size() - at);
     return true;
   }
@@ -870,6 +932,9 @@ class Tokenizer {
   }
 
   std::vector<JsonToken> tokens_;
+  bool printed_ = false;  // TokenizeOnDemand's spelling check (above AddMembers)
+  const char* next_ = nullptr;
+  std::string scratch_;          // a double's print
   std::vector<uint32_t> slots_;  // UniqueKeys: members' offsets from their object, 0 if free
 };
 
@@ -990,7 +1055,7 @@ class TwinCollector {
   // The same for the tokens of a twin that passed the Converter's checks, with `spelled` (its
   // text in the input, or empty) for the token sink. False, with no error and nothing kept, when
   // the ids are invalid: the caller then converts the twin and Add names the problem.
-  bool AddTokens(const JsonToken* twin, size_t offset, std::string_view spelled);
+  bool AddTokens(const JsonToken* twin, size_t offset, std::string_view spelled, bool printed);
   // Checks for duplicate ids (the first repetition in input order is reported).
   std::optional<Error> CheckDuplicates();
   // Sorts and checks for duplicates; the kept twins by id.
@@ -1064,7 +1129,8 @@ bool TwinCollector::Add(Value twin, size_t offset, Error* error) {
   return true;
 }
 
-bool TwinCollector::AddTokens(const JsonToken* twin, size_t offset, std::string_view spelled) {
+bool TwinCollector::AddTokens(const JsonToken* twin, size_t offset, std::string_view spelled,
+                              bool printed) {
   const JsonToken* device_id = nullptr;
   const JsonToken* module_id = nullptr;
   const JsonToken* m = twin + 1;
@@ -1082,7 +1148,7 @@ bool TwinCollector::AddTokens(const JsonToken* twin, size_t offset, std::string_
   (module ? modules_ : devices_)
       .push_back(Entry{std::string(device_id->string),
                        module ? std::string(module_id->string) : std::string(), offset, 0});
-  (*token_sink_)(twin, module, spelled);
+  (*token_sink_)(twin, module, spelled, printed);
   return true;
 }
 
@@ -1177,7 +1243,8 @@ std::optional<Error> CollectTwinsPadded(std::string_view text, std::string_view 
         while (end > start && IsJsonSpace(text[end - 1])) --end;
         if (tokenizer.TokenizeOnDemand(ondemand_parser, text.substr(start, line_end - start),
                                        text.size() + simdjson::SIMDJSON_PADDING - start) &&
-            collector.AddTokens(tokenizer.tokens(), start, text.substr(start, end - start))) {
+            collector.AddTokens(tokenizer.tokens(), start, text.substr(start, end - start),
+                                tokenizer.printed())) {
           pos = line_end;
           continue;
         }
@@ -1211,7 +1278,7 @@ std::optional<Error> CollectTwinsPadded(std::string_view text, std::string_view 
       }
       // The token path; a twin it refuses is converted below, which names the problem.
       if (collector.wants_tokens() && tokenizer.Tokenize(e) &&
-          collector.AddTokens(tokenizer.tokens(), offset, spelled)) {
+          collector.AddTokens(tokenizer.tokens(), offset, spelled, /*printed=*/false)) {
         return true;
       }
       Value twin;
@@ -1567,7 +1634,7 @@ bool SourceSpellsAsJson(const JsonToken* tokens, std::string_view source) {
   return m.Match(tokens) && m.AtEnd();
 }
 
-std::optional<std::string> OnDemandTokensForTesting(std::string_view line) {
+std::optional<OnDemandLine> OnDemandTokensForTesting(std::string_view line) {
   simdjson::padded_string padded(line);
   ondemand::parser parser;
   Tokenizer tokenizer;
@@ -1575,9 +1642,10 @@ std::optional<std::string> OnDemandTokensForTesting(std::string_view line) {
                                   padded.size() + simdjson::SIMDJSON_PADDING)) {
     return std::nullopt;
   }
-  std::string printed;
-  AppendJson(tokenizer.tokens(), &printed);
-  return printed;
+  OnDemandLine read;
+  AppendJson(tokenizer.tokens(), &read.print);
+  read.printed = tokenizer.printed();
+  return read;
 }
 
 Expected<Value> ParseJson(std::string_view text, std::string_view name) {

@@ -94,18 +94,25 @@ bool SpellsAsJson(const JsonToken* tokens, std::string_view text);
 // matched by its sign and digits, with no print.
 bool SourceSpellsAsJson(const JsonToken* tokens, std::string_view source);
 // What the token path reads from `line` (NDJSON: one object alone on its line) with simdjson's
-// On-Demand API: the print (AppendJson) of its tokens, or nullopt where it leaves the line to
-// the DOM parser, which then decides (an error, a twin the tokens refuse, anything On-Demand
-// might read differently). For tests: the fallback hides which parser took a line.
-std::optional<std::string> OnDemandTokensForTesting(std::string_view line);
+// On-Demand API: the print (AppendJson) of its tokens and whether it found `line` (without the
+// whitespace around it) spelled as that print, or nullopt where it leaves the line to the DOM
+// parser, which then decides (an error, a twin the tokens refuse, anything On-Demand might read
+// differently). For tests: the fallback hides which parser took a line.
+struct OnDemandLine {
+  std::string print;
+  bool printed = false;  // `line` is `print` (the sink's `printed`, below)
+};
+std::optional<OnDemandLine> OnDemandTokensForTesting(std::string_view line);
 
 // VisitTwinsFile as tokens (the twin's root object is `twin[0]`), with each twin's text as the
 // file spells it: the whole document from its '{' to its '}', or empty for a twin inside an
 // array. The texts point into the file's contents (mapped, or read into memory), which `*input`
 // keeps alive: it is set before the first twin and may be kept for as long as the texts are used.
+// `printed`: the reader found `text` spelled exactly as AppendJson(twin) prints (it checks as
+// it reads an NDJSON line; false says nothing, and SourceSpellsAsJson can tell).
 // Validation and error messages are those of VisitTwins.
 using TwinTokenSink =
-    std::function<void(const JsonToken* twin, bool module, std::string_view text)>;
+    std::function<void(const JsonToken* twin, bool module, std::string_view text, bool printed)>;
 Expected<size_t> VisitTwinsFile(const std::string& path, const TwinTokenSink& sink,
                                 std::shared_ptr<const void>* input);
 // VisitTwins as tokens; the texts point into a copy of `text` that lives during the call only.

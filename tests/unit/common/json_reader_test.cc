@@ -74,7 +74,7 @@ std::string VisitedAsValues(std::string_view text) {
 std::string VisitedAsTokens(std::string_view text) {
   std::string out;
   Expected<size_t> n =
-      VisitTwins(text, "t.json", [&](const JsonToken* twin, bool module, std::string_view) {
+      VisitTwins(text, "t.json", [&](const JsonToken* twin, bool module, std::string_view, bool) {
         std::string printed;
         AppendJson(twin, &printed);
         EXPECT_EQ(printed, ToJson(TokensToValue(twin)));
@@ -724,7 +724,7 @@ TEST(JsonReaderTest, VisitTwinsFileGivesTheTextOfEachDocument) {
       TempFile file(contents);
       Expected<size_t> n = VisitTwinsFile(
           file.path(),
-          [&](const JsonToken* twin, bool module, std::string_view spelled) {
+          [&](const JsonToken* twin, bool module, std::string_view spelled, bool) {
             EXPECT_FALSE(module);
             EXPECT_NE(input, nullptr);
             seen.emplace_back(TokensToValue(twin).Find("deviceId")->as_string(), spelled);
@@ -752,7 +752,7 @@ TEST(JsonReaderTest, VisitTwinsFileTextsLiveAsLongAsTheInput) {
     TempFile file("{\"deviceId\":\"a\"}\n{\"deviceId\":\"b\",\"v\":2}\n");
     Expected<size_t> n = VisitTwinsFile(
         file.path(),
-        [&](const JsonToken*, bool, std::string_view spelled) { views.push_back(spelled); },
+        [&](const JsonToken*, bool, std::string_view spelled, bool) { views.push_back(spelled); },
         &input);
     ASSERT_TRUE(n.ok()) << n.error().message;
   }
@@ -761,7 +761,7 @@ TEST(JsonReaderTest, VisitTwinsFileTextsLiveAsLongAsTheInput) {
   EXPECT_EQ(views[1], R"({"deviceId":"b","v":2})");
   EXPECT_EQ(views[1].data(), views[0].data() + views[0].size() + 1);  // the file's own bytes
   Expected<size_t> missing = VisitTwinsFile(
-      "/nonexistent/x.ndjson", [](const JsonToken*, bool, std::string_view) {}, &input);
+      "/nonexistent/x.ndjson", [](const JsonToken*, bool, std::string_view, bool) {}, &input);
   ASSERT_FALSE(missing.ok());
   EXPECT_EQ(missing.error().message,
             "/nonexistent/x.ndjson: cannot read: No such file or directory");
@@ -965,39 +965,100 @@ TEST(JsonReaderTest, OnDemandTakesALineOnlyAsTheDomReadsIt) {
       R"("s")",
       "{",
   };
+  // `line` without the whitespace after it, which On-Demand's `printed` is about.
+  auto trimmed = [](std::string_view line) {
+    while (!line.empty() && (line.back() == ' ' || line.back() == '\r')) line.remove_suffix(1);
+    return std::string(line);
+  };
   for (const std::vector<std::string>* lines : {&taken, &left}) {
     for (const std::string& line : *lines) {
       SCOPED_TRACE(line);
-      std::optional<std::string> read = OnDemandTokensForTesting(line);
+      std::optional<OnDemandLine> read = OnDemandTokensForTesting(line);
       EXPECT_EQ(read.has_value(), lines == &taken);
       Expected<Value> dom = ParseJson(line, "t.json");
       if (read) {
         ASSERT_TRUE(dom.ok()) << dom.error().message;
-        EXPECT_EQ(*read, ToJson(*dom));
+        EXPECT_EQ(read->print, ToJson(*dom));
+        if (read->printed) {
+          EXPECT_EQ(trimmed(line), read->print);
+        }
       }
       EXPECT_EQ(VisitedAsTokens(line), VisitedAsValues(line));
+    }
+  }
+  // As it reads a line, On-Demand finds whether the line is spelled as the tokens' print: it
+  // says so for these, and not for a line with whitespace between tokens, an escape (even where
+  // the print has the same), or a number spelled otherwise than printed.
+  const std::vector<std::pair<std::string, bool>> spellings = {
+      {R"({"deviceId":"p","a":[1,-2,0,1.5,-0.25,1e+300,true,false,null,"",{},[]],"s":"a b"})",
+       true},
+      {R"({"deviceId":"p","o":{"a":{"b":[[],[[1]]],"c":{}},"d":null},"e":"é"})", true},
+      {R"({"deviceId":"p"}  )", true},  // (whitespace after the document is not its own)
+      {R"({"deviceId":"p","a":-0})", false},
+      {R"({"deviceId":"p","a":1.50})", false},
+      {R"({"deviceId":"p","a":1E2})", false},
+      {R"({"deviceId":"p","a":100.0})", false},
+      {R"({"deviceId":"p","a":1e300})", false},
+      {R"({"deviceId":"p","s":"a\"b"})", false},
+      {R"({"deviceId":"p","s":"\u0041"})", false},
+      {R"({"deviceId":"p","\u0061":1})", false},
+      {R"({"deviceId":"p","a\"":1})", false},
+      {R"({ "deviceId":"p"})", false},
+      {R"({"deviceId" :"p"})", false},
+      {R"({"deviceId": "p"})", false},
+      {R"({"deviceId":"p" })", false},
+      {R"({"deviceId":"p" ,"a":1})", false},
+      {R"({"deviceId":"p", "a":1})", false},
+      {R"({"deviceId":"p","a":1 })", false},
+      {R"({"deviceId":"p","a":-1 ,"b":2})", false},
+      {R"({"deviceId":"p","a":1.5 ,"b":2})", false},
+      {R"({"deviceId":"p","a":true })", false},
+      {R"({"deviceId":"p","a":null ,"b":2})", false},
+      {R"({"deviceId":"p","a":[ ]})", false},
+      {R"({"deviceId":"p","a":{ }})", false},
+      {R"({"deviceId":"p","a":[ 1]})", false},
+      {R"({"deviceId":"p","a":[1 ,2]})", false},
+      {R"({"deviceId":"p","a":[1, 2]})", false},
+      {R"({"deviceId":"p","a":[[1] ]})", false},
+      {R"({"deviceId":"p","a":[[1] ,2]})", false},
+      {R"({"deviceId":"p","a":{"b":1} ,"c":2})", false},
+      {R"({"deviceId":"p","a":{"b":1 }})", false},
+      {"{\"deviceId\":\"p\",\"a\":\"x\"\t}", false},
+  };
+  for (const auto& [line, printed] : spellings) {
+    SCOPED_TRACE(line);
+    std::optional<OnDemandLine> read = OnDemandTokensForTesting(line);
+    ASSERT_TRUE(read.has_value());
+    EXPECT_EQ(read->printed, printed);
+    if (printed) {
+      EXPECT_EQ(trimmed(line), read->print);
     }
   }
   // Mutated twins: whatever On-Demand takes, the DOM reads the same.
   std::mt19937 rng(777);
   const std::string alphabet = "{}[]\",:\\ 0123456789-+.eEtrufalsn\x01\xC3\xA9\xFF";
   const std::vector<std::string> bases = {taken[0], taken[1], taken[2], taken[3]};
-  size_t read_count = 0, left_count = 0;
+  size_t read_count = 0, left_count = 0, printed_count = 0;
   for (int round = 0; round < 8000; ++round) {
     std::string line = Mutated(bases[round % bases.size()], rng, alphabet, 2);
     if (line.find('\n') != std::string::npos) continue;
-    std::optional<std::string> read = OnDemandTokensForTesting(line);
+    std::optional<OnDemandLine> read = OnDemandTokensForTesting(line);
     Expected<Value> dom = ParseJson(line, "t.json");
     if (read) {
       ++read_count;
       ASSERT_TRUE(dom.ok()) << line << "\n" << dom.error().message;
-      EXPECT_EQ(*read, ToJson(*dom)) << line;
+      EXPECT_EQ(read->print, ToJson(*dom)) << line;
+      if (read->printed) {
+        EXPECT_EQ(trimmed(line), read->print);
+      }
+      printed_count += read->printed;
     } else {
       ++left_count;
     }
   }
   EXPECT_GT(read_count, 1000u);
   EXPECT_GT(left_count, 2000u);
+  EXPECT_GT(printed_count, 200u);
 }
 
 // AppendJson(t) with every string (keys too) put between quotes as it is, unescaped: what a
@@ -1025,41 +1086,48 @@ void AppendUnescaped(const JsonToken* t, std::string* out) {
 // of that print cut short or extended, of the print with its strings unescaped, and of mutated
 // prints.
 TEST(JsonReaderTest, SpellsAsJsonAgreesWithPrintingAndComparing) {
-  size_t same = 0, different = 0, source_same = 0, source_different = 0;
+  size_t same = 0, different = 0, source_same = 0, source_different = 0, known_printed = 0;
   // SourceSpellsAsJson on every twin of `text`, with the tokens read from the text it is given.
   auto check_source = [&](const std::string& text) {
-    (void)VisitTwins(text, "t.json", [&](const JsonToken* twin, bool, std::string_view given) {
-      if (given.empty()) return;  // a twin inside an array has no text of its own
-      std::string printed;
-      AppendJson(twin, &printed);
-      EXPECT_EQ(SourceSpellsAsJson(twin, given), printed == given) << "source " << given;
-      ++(printed == given ? source_same : source_different);
-    });
+    (void)VisitTwins(
+        text, "t.json", [&](const JsonToken* twin, bool, std::string_view given, bool known) {
+          if (given.empty()) return;  // a twin inside an array has no text of its own
+          std::string printed;
+          AppendJson(twin, &printed);
+          EXPECT_EQ(SourceSpellsAsJson(twin, given), printed == given) << "source " << given;
+          // What the reader found as it read the text (On-Demand, a line of its own).
+          if (known) {
+            EXPECT_EQ(given, printed) << "known printed";
+          }
+          ++(printed == given ? source_same : source_different);
+          known_printed += known;
+        });
   };
   // Every twin of `text` (with the text the file gives it, or `spelled` when set).
   auto check = [&](const std::string& text, std::optional<std::string> spelled = std::nullopt) {
-    (void)VisitTwins(text, "t.json", [&](const JsonToken* twin, bool, std::string_view given) {
-      std::string printed;
-      AppendJson(twin, &printed);
-      std::vector<std::string> candidates = {std::string(given), printed};
-      if (spelled) candidates.push_back(*spelled);
-      candidates.emplace_back();
-      AppendUnescaped(twin, &candidates.back());
-      if (!printed.empty()) {
-        candidates.push_back(printed.substr(0, printed.size() - 1));
-        candidates.push_back(printed + " ");
-        candidates.push_back(printed + "}");
-        candidates.push_back(" " + printed);
-      }
-      for (const std::string& c : candidates) {
-        bool expected = printed == c;
-        EXPECT_EQ(SpellsAsJson(twin, c), expected) << "tokens of " << printed << "\ntext " << c;
-        ++(expected ? same : different);
-        if (c != given) check_source(c);  // (`given` is checked here, below)
-      }
-      EXPECT_EQ(SourceSpellsAsJson(twin, given), printed == given) << "source " << given;
-      ++(printed == given ? source_same : source_different);
-    });
+    (void)VisitTwins(
+        text, "t.json", [&](const JsonToken* twin, bool, std::string_view given, bool) {
+          std::string printed;
+          AppendJson(twin, &printed);
+          std::vector<std::string> candidates = {std::string(given), printed};
+          if (spelled) candidates.push_back(*spelled);
+          candidates.emplace_back();
+          AppendUnescaped(twin, &candidates.back());
+          if (!printed.empty()) {
+            candidates.push_back(printed.substr(0, printed.size() - 1));
+            candidates.push_back(printed + " ");
+            candidates.push_back(printed + "}");
+            candidates.push_back(" " + printed);
+          }
+          for (const std::string& c : candidates) {
+            bool expected = printed == c;
+            EXPECT_EQ(SpellsAsJson(twin, c), expected) << "tokens of " << printed << "\ntext " << c;
+            ++(expected ? same : different);
+            if (c != given) check_source(c);  // (`given` is checked here, below)
+          }
+          EXPECT_EQ(SourceSpellsAsJson(twin, given), printed == given) << "source " << given;
+          ++(printed == given ? source_same : source_different);
+        });
   };
   const std::vector<std::string> inputs = {
       std::string(kTwin),
@@ -1109,6 +1177,7 @@ TEST(JsonReaderTest, SpellsAsJsonAgreesWithPrintingAndComparing) {
   EXPECT_GT(different, 4000u);
   EXPECT_GT(source_same, 1000u);
   EXPECT_GT(source_different, 500u);
+  EXPECT_GT(known_printed, 1000u);  // (the reader found these as it read them)
 }
 
 // SourceSpellsAsJson takes a string without backslashes to be spelled as it is printed: it
@@ -1117,8 +1186,8 @@ TEST(JsonReaderTest, AControlCharacterInAStringMustBeEscaped) {
   for (int c = 0; c < 0x20; ++c) {
     std::string text = std::string(R"({"deviceId":"a)") + static_cast<char>(c) + R"(b"})";
     size_t visited = 0;
-    Expected<size_t> n =
-        VisitTwins(text, "t.json", [&](const JsonToken*, bool, std::string_view) { ++visited; });
+    Expected<size_t> n = VisitTwins(
+        text, "t.json", [&](const JsonToken*, bool, std::string_view, bool) { ++visited; });
     EXPECT_FALSE(n.ok()) << c;
     EXPECT_EQ(visited, 0u) << c;
   }

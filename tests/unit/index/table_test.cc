@@ -79,7 +79,7 @@ TEST(TableTest, TwinsReadAsTokensBuildTheTablesTheirValuesBuild) {
   ASSERT_TRUE(a.ok()) << a.error().message;
   TableStream token_devices(false), token_modules(true);
   Expected<size_t> b =
-      VisitTwins(text, "t", [&](const JsonToken* twin, bool module, std::string_view) {
+      VisitTwins(text, "t", [&](const JsonToken* twin, bool module, std::string_view, bool) {
         (module ? token_modules : token_devices).Add(twin);
       });
   ASSERT_TRUE(b.ok()) << b.error().message;
