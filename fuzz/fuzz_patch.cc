@@ -17,7 +17,8 @@
 //    when the text is that form; given as the tokens the ingest reads (json_reader.h), with or
 //    without its text, the twin makes the table its Value makes (documents and every column);
 //  - the ingest's On-Demand reading of the twin line (json_reader.h, OnDemandTokensForTesting)
-//    takes it only if ParseJson (the DOM) reads it, and gives the same value.
+//    takes it only if ParseJson (the DOM) reads it, and gives the same value; it says the line
+//    is spelled as printed (`printed`, also as the token sink gets it) only where it is.
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
