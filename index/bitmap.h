@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <numeric>
 #include <roaring/roaring.hh>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -39,7 +40,7 @@ class Bitmap {
   // The same, from rows in increasing order: runs of consecutive rows go in as ranges (CRoaring
   // adds a range at once, where add_many handles row by row), the rest as by Of. The containers
   // may differ from Of's until Optimize, which a caller then runs.
-  static Bitmap OfIncreasing(const std::vector<uint32_t>& rows) {
+  static Bitmap OfIncreasing(std::span<const uint32_t> rows) {
     Bitmap b;
     const size_t n = rows.size();
     size_t pending = 0;  // rows[pending, i) are not in b yet

@@ -7,6 +7,7 @@
 #include <bit>
 #include <cstdint>
 #include <cstring>
+#include <span>
 
 #include "index/column_codec.h"
 #include "index/hash.h"
@@ -88,12 +89,14 @@ const char* KindName(Kind k) {
 
 namespace {
 
-void PutVarint(std::string* out, uint64_t v) {
+// Writes v at `out` (at most 10 bytes); returns the end.
+char* PutVarint(char* out, uint64_t v) {
   while (v >= 0x80) {
-    out->push_back(static_cast<char>((v & 0x7f) | 0x80));
+    *out++ = static_cast<char>((v & 0x7f) | 0x80);
     v >>= 7;
   }
-  out->push_back(static_cast<char>(v));
+  *out++ = static_cast<char>(v);
+  return out;
 }
 
 size_t VarintBytes(uint64_t v) {
@@ -135,28 +138,36 @@ void Dictionary::Sizer::Add(std::string_view s) {
 }
 
 void Dictionary::Builder::Reserve(size_t strings, size_t bytes) {
-  bytes_.reserve(bytes);
+  if (bytes + kMaxLengthBytes > bytes_.size()) bytes_.resize(bytes + kMaxLengthBytes);
   blocks_.reserve((strings + kBlock - 1) / kBlock);
 }
 
 void Dictionary::Builder::Add(std::string_view s) {
-  if (size_ % kBlock == 0) {
-    blocks_.push_back(bytes_.size());
-    PutVarint(&bytes_, s.size());
-    head_offset_ = bytes_.size();
-    head_size_ = static_cast<uint32_t>(s.size());
-    bytes_.append(s);
-  } else {
-    size_t shared = SharedPrefix(std::string_view(bytes_.data() + head_offset_, head_size_), s);
-    PutVarint(&bytes_, shared);
-    PutVarint(&bytes_, s.size() - shared);
-    bytes_.append(s.substr(shared));
+  const bool head = size_ % kBlock == 0;
+  const size_t shared =
+      head ? 0 : SharedPrefix(std::string_view(bytes_.data() + head_offset_, head_size_), s);
+  const size_t rest = s.size() - shared;
+  if (bytes_.size() - used_ < rest + kMaxLengthBytes) {
+    bytes_.resize(std::max(2 * bytes_.size(), used_ + rest + kMaxLengthBytes));
   }
+  char* out = bytes_.data() + used_;
+  if (head) {
+    blocks_.push_back(used_);
+    out = PutVarint(out, s.size());
+    head_offset_ = static_cast<uint64_t>(out - bytes_.data());
+    head_size_ = static_cast<uint32_t>(s.size());
+  } else {
+    out = PutVarint(out, shared);
+    out = PutVarint(out, rest);
+  }
+  std::memcpy(out, s.data() + shared, rest);
+  used_ = static_cast<size_t>(out - bytes_.data()) + rest;
   ++size_;
 }
 
 Dictionary Dictionary::Builder::Finish() && {
   // A buffer reserved at its exact size (Sizer) is kept as is; an estimate is trimmed.
+  bytes_.resize(used_);
   if (bytes_.capacity() > bytes_.size() + bytes_.size() / 16) bytes_.shrink_to_fit();
   blocks_.shrink_to_fit();
   Dictionary d;
@@ -694,6 +705,69 @@ void SortByKey(std::vector<std::pair<uint64_t, uint32_t>>* v) {
   if (from != v->data()) std::copy(from, from + n, v->data());
 }
 
+// The postings of codes 0 .. codes - 1, where entry i (of `entries`, in increasing row order) has
+// code code_of(i) and row row_of(i): a bitmap of each code's rows. The rows are grouped by code
+// in one array (a counting sort), not pushed onto a list per code: with thousands of codes those
+// lists are thousands of scattered, growing vectors.
+template <class CodeOf, class RowOf>
+std::vector<Bitmap> PostingsByCode(size_t codes, size_t entries, const CodeOf& code_of,
+                                   const RowOf& row_of) {
+  std::vector<uint32_t> begin(codes + 1, 0);
+  for (size_t i = 0; i < entries; ++i) ++begin[code_of(i) + 1];
+  for (size_t c = 0; c < codes; ++c) begin[c + 1] += begin[c];
+  std::vector<uint32_t> rows(entries);
+  std::vector<uint32_t> next(begin.begin(), begin.end() - 1);
+  for (size_t i = 0; i < entries; ++i) rows[next[code_of(i)]++] = row_of(i);
+  std::vector<Bitmap> postings;
+  postings.reserve(codes);
+  for (size_t c = 0; c < codes; ++c) {
+    postings.push_back(Bitmap::OfIncreasing(
+        std::span<const uint32_t>(rows.data() + begin[c], begin[c + 1] - begin[c])));
+    postings.back().Optimize();
+  }
+  return postings;
+}
+
+// The index of each of `numbers` in `distinct` (sorted, holding every one of them; 0 for -0).
+// Integers in a range not much wider than their count (versions, counters, floors) are looked up
+// in a table by value; others by a binary search without branches (in a list of thousands of
+// values, a branching search mispredicts about half of its steps).
+std::vector<uint32_t> NumberCodes(const std::vector<double>& numbers,
+                                  const std::vector<double>& distinct) {
+  std::vector<uint32_t> codes(numbers.size());
+  if (distinct.empty()) return codes;
+  const double lo = distinct.front(), hi = distinct.back();
+  constexpr double kExact = 9007199254740992.0;  // 2^53
+  bool integers = lo > -kExact && hi < kExact && hi - lo <= 4.0 * distinct.size() + 1024;
+  for (size_t i = 0; integers && i < distinct.size(); ++i) {
+    integers = distinct[i] == static_cast<double>(static_cast<int64_t>(distinct[i]));
+  }
+  if (integers) {
+    const int64_t base = static_cast<int64_t>(lo);
+    std::vector<uint32_t> rank(static_cast<size_t>(static_cast<int64_t>(hi) - base) + 1);
+    for (size_t i = 0; i < distinct.size(); ++i) {
+      rank[static_cast<size_t>(static_cast<int64_t>(distinct[i]) - base)] =
+          static_cast<uint32_t>(i);
+    }
+    for (size_t i = 0; i < numbers.size(); ++i) {
+      codes[i] = rank[static_cast<size_t>(static_cast<int64_t>(numbers[i]) - base)];
+    }
+    return codes;
+  }
+  const double* const first = distinct.data();
+  for (size_t i = 0; i < numbers.size(); ++i) {
+    const double v = numbers[i];
+    const double* at = first;
+    for (size_t n = distinct.size(); n > 1;) {
+      const size_t half = n / 2;
+      at = at[half] < v ? at + half : at;
+      n -= half;
+    }
+    codes[i] = static_cast<uint32_t>(at - first) + (*at < v ? 1 : 0);
+  }
+  return codes;
+}
+
 // The passes over a builder's strings in sorted order, where the strings are scattered over its
 // arena, ask for the string this many codes ahead (and for its offset twice as far ahead).
 constexpr uint32_t kPrefetchAhead = 16;
@@ -766,6 +840,9 @@ std::vector<uint32_t> ColumnBuilder::SortedCodes() const {
     }
     part.clear();
     for (auto it = first; it != last; ++it) {
+      if (last - it > std::ptrdiff_t{2 * kPrefetchAhead}) {
+        __builtin_prefetch(&arena_offsets_[(it + 2 * kPrefetchAhead)->second]);
+      }
       if (last - it > std::ptrdiff_t{kPrefetchAhead}) prefetch((it + kPrefetchAhead)->second, next);
       part.emplace_back(key_at(it->second, next), it->second);
     }
@@ -853,15 +930,9 @@ std::shared_ptr<const Column> ColumnBuilder::Build() && {
   const size_t string_rows = data.stats_.kind_counts[static_cast<size_t>(Kind::kString)];
   if (data.dict_.size() > 0 && data.dict_.size() <= kMaxPostingsAbsolute &&
       data.dict_.size() * 4 <= string_rows + 64) {
-    std::vector<std::vector<uint32_t>> lists(data.dict_.size());
-    for (size_t i = 0; i < string_rows; ++i) {
-      lists[data.codes_[i]].push_back(row_of_kind(Kind::kString, i));
-    }
-    data.string_postings_.reserve(lists.size());
-    for (auto& l : lists) {
-      data.string_postings_.push_back(Bitmap::OfIncreasing(l));
-      data.string_postings_.back().Optimize();
-    }
+    data.string_postings_ = PostingsByCode(
+        data.dict_.size(), string_rows, [&](size_t i) { return data.codes_[i]; },
+        [&](size_t i) { return row_of_kind(Kind::kString, i); });
   }
   const size_t number_rows = data.stats_.kind_counts[static_cast<size_t>(Kind::kNumber)];
   data.SetNumberRange();
@@ -871,16 +942,10 @@ std::shared_ptr<const Column> ColumnBuilder::Build() && {
   if (!data.numbers_.empty() &&
       DistinctNumbers(data.numbers_, std::min(kMaxPostingsAbsolute, (number_rows + 64) / 4),
                       &distinct)) {
-    std::vector<std::vector<uint32_t>> lists(distinct.size());
-    for (size_t i = 0; i < number_rows; ++i) {
-      size_t code =
-          std::lower_bound(distinct.begin(), distinct.end(), data.numbers_[i]) - distinct.begin();
-      lists[code].push_back(row_of_kind(Kind::kNumber, i));
-    }
-    for (auto& l : lists) {
-      data.number_postings_.push_back(Bitmap::OfIncreasing(l));
-      data.number_postings_.back().Optimize();
-    }
+    std::vector<uint32_t> codes = NumberCodes(data.numbers_, distinct);
+    data.number_postings_ = PostingsByCode(
+        distinct.size(), number_rows, [&](size_t i) { return codes[i]; },
+        [&](size_t i) { return row_of_kind(Kind::kNumber, i); });
     distinct.shrink_to_fit();  // it grew by doubling
     data.distinct_numbers_ = std::move(distinct);
   }

@@ -78,7 +78,12 @@ class Dictionary {
     Dictionary Finish() &&;
 
    private:
+    // Room an entry's two lengths may take beyond its bytes (two varints of at most 10 bytes).
+    static constexpr size_t kMaxLengthBytes = 20;
+    // The encoded strings are bytes_[0, used_); the rest is room written over by Add (bytes_ is
+    // sized, not just reserved, so that an entry is written in place with no per-byte checks).
     std::string bytes_;
+    size_t used_ = 0;
     std::vector<uint64_t> blocks_;
     uint32_t size_ = 0;
     uint64_t head_offset_ = 0;  // the current block's head in bytes_

@@ -67,6 +67,17 @@ void CheckAgainstVector(std::vector<std::string> strings, const std::vector<std:
   strings.erase(std::unique(strings.begin(), strings.end()), strings.end());
   Dictionary built(strings);
   CheckDictionary(built, strings, probes);
+  // A Builder given no size, too small a size or too large a one grows or trims its buffer, and
+  // encodes exactly as one given the exact size (what the constructor passes).
+  for (int reserve : {-1, 0, 1, 2}) {
+    SCOPED_TRACE(reserve);
+    Dictionary::Builder b;
+    if (reserve >= 0) b.Reserve(strings.size(), built.encoded().size() * reserve / 2);
+    for (const std::string& s : strings) b.Add(s);
+    Dictionary grown = std::move(b).Finish();
+    EXPECT_EQ(grown.encoded(), built.encoded());
+    EXPECT_EQ(grown.size(), strings.size());
+  }
   Dictionary copied;
   ASSERT_TRUE(Dictionary::FromEncoded(built.encoded(), static_cast<uint32_t>(strings.size()),
                                       nullptr, &copied));

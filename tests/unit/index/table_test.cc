@@ -389,6 +389,44 @@ TEST(ColumnTest, NumberPostingsWhenFewDistinctNumbers) {
   EXPECT_EQ(c->number_postings()[1].ToVector(), std::vector<uint32_t>({1}));
 }
 
+// Number postings against a map of each value's rows, whichever way Build finds a value's code:
+// integers in a range not much wider than their count by a table, others (fractions, integers far
+// apart, integers beyond 2^53) by a search. The rows of other kinds in between are not in any.
+TEST(ColumnTest, NumberPostingsOfIntegersAndOtherNumbers) {
+  const std::vector<std::vector<double>> value_sets = {
+      {-40, -3, 0, 1, 2, 7, 50, 1000},                  // a table (range 1040 <= 4 * 8 + 1024)
+      {-5000, 0, 5000},                                 // integers too far apart: a search
+      {0.5, -1.25, 3, 1e-9, 1e300, -1e300},             // fractions and huge numbers
+      {9007199254740992.0, 9007199254740994.0, -1, 0},  // 2^53 and past it: a search
+      {-9007199254740991.0, 9007199254740991.0, 4},     // the largest exact integers, far apart
+      {-0.0, 0, 1},                                     // -0 is 0
+      {17}};
+  for (const std::vector<double>& values : value_sets) {
+    SCOPED_TRACE(values.size());
+    ColumnBuilder b(P({"tags", "n"}));
+    std::map<double, std::vector<uint32_t>> want;
+    std::mt19937 rng(static_cast<uint32_t>(values.size()));
+    for (uint32_t row = 0; row < 4000; ++row) {
+      if (row % 5 == 3) {
+        b.AddString(row, "s");  // another kind: not a number's row
+        continue;
+      }
+      double v = values[rng() % values.size()];
+      b.AddNumber(row, v);
+      want[v == 0 ? 0.0 : v].push_back(row);
+    }
+    std::shared_ptr<const Column> c = std::move(b).Build();
+    ASSERT_EQ(c->distinct_numbers().size(), want.size());
+    ASSERT_EQ(c->number_postings().size(), want.size());
+    size_t k = 0;
+    for (const auto& [v, rows] : want) {
+      EXPECT_EQ(c->distinct_numbers()[k], v);
+      EXPECT_EQ(c->number_postings()[k].ToVector(), rows) << v;
+      ++k;
+    }
+  }
+}
+
 TEST(ColumnTest, DroppingALongUnmergedChainDoesNotRecurse) {
   ColumnBuilder b(P({"tags", "x"}));
   for (uint32_t row = 0; row < 4; ++row) b.AddNumber(row, row);
