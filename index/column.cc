@@ -7,6 +7,7 @@
 #include <bit>
 #include <cstdint>
 #include <cstring>
+#include <new>
 #include <span>
 
 #include "index/column_codec.h"
@@ -137,44 +138,53 @@ void Dictionary::Sizer::Add(std::string_view s) {
   ++size_;
 }
 
+void Dictionary::Builder::Grow(size_t need) {
+  const size_t capacity = std::max(need, 2 * capacity_);
+  char* p = static_cast<char*>(std::realloc(bytes_.get(), capacity));
+  if (p == nullptr) throw std::bad_alloc();  // as a std::string would
+  static_cast<void>(bytes_.release());       // (realloc freed or kept it)
+  bytes_.reset(p);
+  capacity_ = capacity;
+}
+
 void Dictionary::Builder::Reserve(size_t strings, size_t bytes) {
-  if (bytes + kMaxLengthBytes > bytes_.size()) bytes_.resize(bytes + kMaxLengthBytes);
+  if (bytes + kMaxLengthBytes > capacity_) Grow(bytes + kMaxLengthBytes);
   blocks_.reserve((strings + kBlock - 1) / kBlock);
 }
 
 void Dictionary::Builder::Add(std::string_view s) {
   const bool head = size_ % kBlock == 0;
   const size_t shared =
-      head ? 0 : SharedPrefix(std::string_view(bytes_.data() + head_offset_, head_size_), s);
+      head ? 0 : SharedPrefix(std::string_view(bytes_.get() + head_offset_, head_size_), s);
   const size_t rest = s.size() - shared;
-  if (bytes_.size() - used_ < rest + kMaxLengthBytes) {
-    bytes_.resize(std::max(2 * bytes_.size(), used_ + rest + kMaxLengthBytes));
-  }
-  char* out = bytes_.data() + used_;
+  if (capacity_ - used_ < rest + kMaxLengthBytes) Grow(used_ + rest + kMaxLengthBytes);
+  char* out = bytes_.get() + used_;
   if (head) {
     blocks_.push_back(used_);
     out = PutVarint(out, s.size());
-    head_offset_ = static_cast<uint64_t>(out - bytes_.data());
+    head_offset_ = static_cast<uint64_t>(out - bytes_.get());
     head_size_ = static_cast<uint32_t>(s.size());
   } else {
     out = PutVarint(out, shared);
     out = PutVarint(out, rest);
   }
   std::memcpy(out, s.data() + shared, rest);
-  used_ = static_cast<size_t>(out - bytes_.data()) + rest;
+  used_ = static_cast<size_t>(out - bytes_.get()) + rest;
   ++size_;
 }
 
 Dictionary Dictionary::Builder::Finish() && {
-  // A buffer reserved at its exact size (Sizer) is kept as is; an estimate is trimmed.
-  bytes_.resize(used_);
-  if (bytes_.capacity() > bytes_.size() + bytes_.size() / 16) bytes_.shrink_to_fit();
+  // The room left (the length bytes' margin, or an estimate's surplus) is given back.
+  if (capacity_ != std::max<size_t>(used_, 1)) {
+    capacity_ = 0;
+    Grow(std::max<size_t>(used_, 1));
+  }
   blocks_.shrink_to_fit();
   Dictionary d;
-  auto owned = std::make_shared<const std::string>(std::move(bytes_));
-  d.bytes_ = std::shared_ptr<const char>(owned, owned->data());
-  d.size_bytes_ = owned->size();
-  d.capacity_bytes_ = owned->capacity();
+  d.bytes_ = std::shared_ptr<const char>(bytes_.release(),
+                                         [](const char* p) { std::free(const_cast<char*>(p)); });
+  d.size_bytes_ = used_;
+  d.capacity_bytes_ = capacity_;
   d.blocks_ = std::move(blocks_);
   d.size_ = size_;
   return d;
@@ -891,12 +901,14 @@ std::shared_ptr<const Column> ColumnBuilder::Build() && {
   size_t temps = arena_offsets_.size() - 1;
   std::vector<uint32_t> order = SortedCodes();
   std::vector<uint32_t> final_code(temps);
-  std::vector<std::string_view> sorted;  // views into arena_, copied by the Dictionary
-  sorted.reserve(temps);
-  // In sorted order the strings are scattered over the arena, and each pass over them misses: the
-  // dictionary's size is counted in this pass (not in one of its own over `sorted`), and this
-  // pass and the dictionary's ask for the strings (and their offsets) ahead (kPrefetchAhead).
-  Dictionary::Sizer sizer;
+  // In sorted order the strings are scattered over the arena, and a pass over them misses: one
+  // pass writes the dictionary, asking for the strings (and their offsets) ahead
+  // (kPrefetchAhead). Its buffer is reserved for the worst case, the strings whole with two
+  // length bytes each (front coding only saves; a string of 128 bytes or more needs more length
+  // bytes, and the buffer then grows), and Finish gives back what front coding saved.
+  Dictionary::Builder dict;
+  dict.Reserve(temps, arena_.size() + 2 * temps);
+  std::string_view last;  // the last string added (a view into arena_)
   for (uint32_t i = 0; i < order.size(); ++i) {
     if (i + 2 * kPrefetchAhead < order.size()) {
       __builtin_prefetch(&arena_offsets_[order[i + 2 * kPrefetchAhead]]);
@@ -905,21 +917,15 @@ std::shared_ptr<const Column> ColumnBuilder::Build() && {
       __builtin_prefetch(arena_.data() + arena_offsets_[order[i + kPrefetchAhead]]);
     }
     std::string_view v = Distinct(order[i]);
-    if (interning_ || sorted.empty() || sorted.back() != v) {
-      sorted.push_back(v);
-      sizer.Add(v);
+    if (interning_ || dict.size() == 0 || last != v) {
+      dict.Add(v);
+      last = v;
     }
-    final_code[order[i]] = static_cast<uint32_t>(sorted.size() - 1);
+    final_code[order[i]] = dict.size() - 1;
   }
   data.codes_.reserve(temp_codes_.size() + unlisted_codes_);
   for (uint32_t t : temp_codes_) data.codes_.push_back(final_code[t]);
   data.codes_.insert(data.codes_.end(), final_code.end() - unlisted_codes_, final_code.end());
-  Dictionary::Builder dict;
-  dict.Reserve(sizer.strings(), sizer.bytes());
-  for (size_t i = 0; i < sorted.size(); ++i) {
-    if (i + kPrefetchAhead < sorted.size()) __builtin_prefetch(sorted[i + kPrefetchAhead].data());
-    dict.Add(sorted[i]);
-  }
   data.dict_ = std::move(dict).Finish();
   // The builder's vectors grew by doubling: keep only what they hold.
   data.numbers_ = std::move(numbers_);

@@ -9,6 +9,7 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <cstdlib>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -75,14 +76,23 @@ class Dictionary {
     // `bytes`: the encoded size (Sizer::bytes()), or an estimate.
     void Reserve(size_t strings, size_t bytes);
     void Add(std::string_view s);
+    uint32_t size() const { return size_; }  // the strings added so far
     Dictionary Finish() &&;
 
    private:
     // Room an entry's two lengths may take beyond its bytes (two varints of at most 10 bytes).
     static constexpr size_t kMaxLengthBytes = 20;
-    // The encoded strings are bytes_[0, used_); the rest is room written over by Add (bytes_ is
-    // sized, not just reserved, so that an entry is written in place with no per-byte checks).
-    std::string bytes_;
+    struct Free {
+      void operator()(char* p) const { std::free(p); }
+    };
+    // Makes room for `need` bytes in all (realloc: an estimate too small grows by doubling).
+    void Grow(size_t need);
+    // The encoded strings are bytes_[0, used_); an entry is written in place. The buffer comes
+    // from malloc so that Finish can give back the room left over with realloc, which shrinks a
+    // large block where it lies (a reserve larger than the result costs no copy, and pages never
+    // written were never touched).
+    std::unique_ptr<char, Free> bytes_;
+    size_t capacity_ = 0;
     size_t used_ = 0;
     std::vector<uint64_t> blocks_;
     uint32_t size_ = 0;
