@@ -166,5 +166,47 @@ TEST(BitmapTest, OfIncreasingHoldsWhatOfHolds) {
   }
 }
 
+// Rows without a run of kMinRangeRun go in through the portable format (FromIncreasing): the
+// same containers as Of's, byte for byte before and after Optimize. Cases: one row; containers
+// of exactly 4096 rows (the largest array) and 4097 (the smallest bitset), and of 65,536 every
+// other row; rows at the ends of the row space; and random gaps of several densities.
+TEST(BitmapTest, OfIncreasingWithoutRunsIsOfByteForByte) {
+  std::vector<std::vector<uint32_t>> cases = {{0}, {65535}, {65536}, {UINT32_MAX}, {0, UINT32_MAX}};
+  auto every_other = [](uint32_t from, uint32_t count, std::vector<uint32_t>* rows) {
+    for (uint32_t i = 0; i < count; ++i) rows->push_back(from + 2 * i);
+  };
+  std::vector<uint32_t> rows;
+  every_other(0, 4096, &rows);      // one array container of 4096 rows
+  every_other(65536, 4097, &rows);  // one bitset container of 4097
+  every_other(3 * 65536 + 1, 4095, &rows);
+  every_other(UINT32_MAX - 2 * 4096 - 2 * 4095, 4097 + 4095, &rows);  // up to the largest row
+  cases.push_back(rows);
+  rows.clear();
+  every_other(0, 3 * 32768, &rows);  // full containers of alternate rows
+  cases.push_back(rows);
+  std::mt19937 rng(11);
+  for (int c = 0; c < 30; ++c) {
+    rows.clear();
+    const uint32_t gap = c % 3 == 0 ? 3 : c % 3 == 1 ? 40 : 70000;
+    uint32_t at = static_cast<uint32_t>(rng() % 5000);
+    while (rows.size() < 20000 && at < UINT32_MAX - 100000) {
+      rows.push_back(at);
+      at += 2 + static_cast<uint32_t>(rng() % gap);
+    }
+    cases.push_back(rows);
+  }
+  for (const std::vector<uint32_t>& rows : cases) {
+    SCOPED_TRACE(rows.size());
+    Bitmap a = Bitmap::Of(rows), b = Bitmap::OfIncreasing(rows);
+    ASSERT_TRUE(a == b);
+    EXPECT_EQ(b.ToVector(), rows);
+    EXPECT_EQ(Bytes(a), Bytes(b));
+    a.Optimize();
+    b.Optimize();
+    EXPECT_EQ(Bytes(a), Bytes(b));
+    EXPECT_EQ(a.SizeInBytes(), b.SizeInBytes());
+  }
+}
+
 }  // namespace
 }  // namespace twinq::index
