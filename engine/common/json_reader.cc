@@ -754,12 +754,39 @@ class Tokenizer {
         break;
       }
       case ondemand::json_type::number: {
-        ondemand::number number;
-        if (v.get_number().get(number) != simdjson::SUCCESS) return false;
+        // get_number() in simdjson 3.0.1 gives 0 for a decimal of more than 19 digits (found by
+        // fuzz_patch: 9000000.0000000000000003 read as 0), where get_double() and the DOM read
+        // it right. A literal that long is read by its type instead; a shorter one cannot have
+        // that many digits.
+        bool integer = false;
+        int64_t i = 0;
+        double d = 0;
+        if (v.raw_json_token().size() <= 19) {
+          ondemand::number number;
+          if (v.get_number().get(number) != simdjson::SUCCESS) return false;
+          if (number.is_int64()) {
+            integer = true;
+            i = number.get_int64();
+          } else if (number.is_double()) {
+            d = number.get_double();
+          } else {
+            return false;  // an integer beyond int64 (the DOM's UINT64)
+          }
+        } else {
+          ondemand::number_type kind;
+          if (v.get_number_type().get(kind) != simdjson::SUCCESS) return false;
+          if (kind == ondemand::number_type::signed_integer) {
+            integer = true;
+            if (v.get_int64().get(i) != simdjson::SUCCESS) return false;
+          } else if (kind == ondemand::number_type::floating_point_number) {
+            if (v.get_double().get(d) != simdjson::SUCCESS) return false;
+          } else {
+            return false;  // an integer beyond int64 (the DOM's UINT64)
+          }
+        }
         JsonToken& t = tokens_[at];
         t.kind = ValueKind::kNumber;
-        if (number.is_int64()) {
-          int64_t i = number.get_int64();
+        if (integer) {
           if (i > kMaxExactInteger || i < -kMaxExactInteger) return false;
           t.number = static_cast<double>(i);
           t.integer = true;
@@ -769,15 +796,13 @@ class Tokenizer {
             printed_ = (i < kMaxExactInteger && i > -kMaxExactInteger) &&
                        !(i == 0 && raw[0] == '-') && !IsJsonSpace(raw.back());
           }
-        } else if (number.is_double()) {  // as the DOM's DOUBLE (`integer` stays false)
-          t.number = number.get_double();
+        } else {  // as the DOM's DOUBLE (`integer` stays false)
+          t.number = d;
           if (printed_) {
             scratch_.clear();
             AppendNumber(t.number, &scratch_);
             printed_ = raw == scratch_;
           }
-        } else {
-          return false;  // an integer beyond int64 (the DOM's UINT64)
         }
         break;
       }

@@ -911,6 +911,10 @@ TEST(JsonReaderTest, OnDemandTakesALineOnlyAsTheDomReadsIt) {
       R"({"deviceId":"s","v":["","\u00e9","é","\ud83d\ude00","a\"b\\c\n\t\u0001/\/"],"\u0061b":1})",
       R"({"deviceId":"e","o":{"":{"":[[],[{}]]}},"b":[true,false,null],"m":"x"})",
       "{ \"deviceId\" : \"w\" , \"t\" : [ 1 , { } ] }  \r",
+      // Numbers of more than 19 digits (simdjson 3.0.1's get_number() read the decimals as 0).
+      R"({"deviceId":"d","v":[9000000.0000000000000003,12345678901234567890.5,1e-1000000000000]})",
+      R"({"deviceId":"d","v":[100000000000000000000000000000e-10,-0.00000000000000000001234567]})",
+      R"({"deviceId":"d","v":[-1234567890123456,1.2345678901234567890123e5,0.30000000000000004]})",
   };
   const std::vector<std::string> left = {
       // Not JSON, or not one object.
