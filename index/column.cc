@@ -668,11 +668,15 @@ bool DistinctNumbers(const std::vector<double>& numbers, size_t limit, std::vect
   while (capacity < 2 * (std::min(limit, numbers.size()) + 1)) capacity *= 2;
   constexpr uint64_t kEmpty = ~uint64_t{0};  // the bits of a NaN, which no column holds
   std::vector<uint64_t> slots(capacity, kEmpty);
+  // The slot is the top bits of the product (Fibonacci hashing), which depend on every bit of
+  // the value. (Its low bits depend only on the value's low bits, which are all zero for small
+  // integers: they took bits 32 and up, and most of a column of versions probed one cluster.)
+  const int shift = 64 - std::countr_zero(capacity);
   for (double d : numbers) {
     if (d == 0) d = 0;  // -0 is 0
     uint64_t bits;
     std::memcpy(&bits, &d, sizeof bits);
-    size_t at = static_cast<size_t>((bits * 0x9E3779B97F4A7C15ULL) >> 32) & (capacity - 1);
+    size_t at = static_cast<size_t>((bits * 0x9E3779B97F4A7C15ULL) >> shift);
     while (slots[at] != kEmpty && slots[at] != bits) at = (at + 1) & (capacity - 1);
     if (slots[at] == bits) continue;
     if (out->size() == limit) return false;
