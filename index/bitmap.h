@@ -173,7 +173,7 @@ class Bitmap {
   // The bitmap of `rows` (strictly increasing, not empty), with the containers addMany would
   // make (an array of up to 4096 values per 65,536 rows, else a bitset), built by writing them
   // in CRoaring's portable format and reading that: a copy per container instead of a lookup
-  // and an insertion per row (most of the postings' build time; an ingest makes millions).
+  // and an insertion per row (a 40k ingest puts 1.35 million rows into about 4,100 postings).
   static ::Roaring FromIncreasing(std::span<const uint32_t> rows);
   ::Roaring r_;
 };
