@@ -179,8 +179,10 @@ class Bitmap {
 };
 
 inline ::Roaring Bitmap::FromIncreasing(std::span<const uint32_t> rows) {
-  constexpr uint32_t kCookieNoRuns = 12346;
-  constexpr uint32_t kMaxArray = 4096;  // CRoaring's largest array container
+  // CRoaring's names (roaring_array.h, containers/array.h): the format's cookie when no container
+  // is a run container, and the largest array container.
+  constexpr uint32_t kCookieNoRuns = SERIAL_COOKIE_NO_RUNCONTAINER;  // 12346
+  constexpr uint32_t kMaxArray = DEFAULT_MAX_SIZE;                   // 4096
   // The containers: (key, cardinality) of each 65,536 rows that hold any.
   thread_local std::vector<std::pair<uint32_t, uint32_t>> containers;
   containers.clear();

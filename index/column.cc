@@ -12,6 +12,7 @@
 
 #include "index/column_codec.h"
 #include "index/hash.h"
+#include "index/prefetch.h"
 
 namespace twinq::index {
 
@@ -807,7 +808,7 @@ std::vector<uint32_t> ColumnBuilder::SortedCodes() const {
   // their keys' bytes are asked for kPrefetchAhead codes ahead.
   auto prefetch = [&](uint32_t code, size_t offset) {
     const size_t begin = arena_offsets_[code], size = arena_offsets_[code + 1] - begin;
-    __builtin_prefetch(arena_.data() + begin + std::min(offset, size));
+    Prefetch(arena_.data() + begin + std::min(offset, size));
   };
   auto key_at = [&](uint32_t code, size_t offset) {
     std::string_view s = Distinct(code);
@@ -855,7 +856,7 @@ std::vector<uint32_t> ColumnBuilder::SortedCodes() const {
     part.clear();
     for (auto it = first; it != last; ++it) {
       if (last - it > std::ptrdiff_t{2 * kPrefetchAhead}) {
-        __builtin_prefetch(&arena_offsets_[(it + 2 * kPrefetchAhead)->second]);
+        Prefetch(&arena_offsets_[(it + 2 * kPrefetchAhead)->second]);
       }
       if (last - it > std::ptrdiff_t{kPrefetchAhead}) prefetch((it + kPrefetchAhead)->second, next);
       part.emplace_back(key_at(it->second, next), it->second);
@@ -915,10 +916,10 @@ std::shared_ptr<const Column> ColumnBuilder::Build() && {
   std::string_view last;  // the last string added (a view into arena_)
   for (uint32_t i = 0; i < order.size(); ++i) {
     if (i + 2 * kPrefetchAhead < order.size()) {
-      __builtin_prefetch(&arena_offsets_[order[i + 2 * kPrefetchAhead]]);
+      Prefetch(&arena_offsets_[order[i + 2 * kPrefetchAhead]]);
     }
     if (i + kPrefetchAhead < order.size()) {
-      __builtin_prefetch(arena_.data() + arena_offsets_[order[i + kPrefetchAhead]]);
+      Prefetch(arena_.data() + arena_offsets_[order[i + kPrefetchAhead]]);
     }
     std::string_view v = Distinct(order[i]);
     if (interning_ || dict.size() == 0 || last != v) {

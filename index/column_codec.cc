@@ -22,7 +22,11 @@ namespace {
 //  - run containers with runs in order, not overlapping, within 16 bits, adding up to the stated
 //    cardinality.
 size_t SoundPortableBitmapSize(std::string_view bytes) {
-  constexpr uint32_t kCookieNoRuns = 12346, kCookieRuns = 12347, kNoOffsetThreshold = 4;
+  // CRoaring's names for the format's constants (roaring_array.h, containers/array.h).
+  constexpr uint32_t kCookieNoRuns = SERIAL_COOKIE_NO_RUNCONTAINER;  // 12346
+  constexpr uint32_t kCookieRuns = SERIAL_COOKIE;                    // 12347
+  constexpr uint32_t kNoOffsetThreshold = NO_OFFSET_THRESHOLD;       // 4
+  constexpr uint32_t kMaxArray = DEFAULT_MAX_SIZE;                   // 4096
   size_t at = 0;
   auto u16 = [&](uint32_t* v) {
     if (bytes.size() - at < 2) return false;
@@ -76,7 +80,7 @@ size_t SoundPortableBitmapSize(std::string_view bytes) {
         total += length + 1;
       }
       if (n == 0 || total != cards[i]) return 0;
-    } else if (cards[i] > 4096) {
+    } else if (cards[i] > kMaxArray) {
       if (bytes.size() - at < 8192) return 0;
       uint32_t count = 0;
       for (size_t w = 0; w < 1024; ++w) {

@@ -18,6 +18,7 @@
 
 #include "index/column_codec.h"
 #include "index/parallel.h"
+#include "index/prefetch.h"
 #include "index/twin_splice.h"
 
 namespace twinq::index {
@@ -637,7 +638,7 @@ struct LookedUp {
 
 // Asks the caches for every line of `doc`.
 void PrefetchText(std::string_view doc) {
-  for (size_t off = 0; off < doc.size(); off += 64) __builtin_prefetch(doc.data() + off);
+  for (size_t off = 0; off < doc.size(); off += 64) Prefetch(doc.data() + off);
 }
 
 // Patch `m` spliced against the twin as table `t` holds it: its row (nullopt: no such twin) and

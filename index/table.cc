@@ -524,7 +524,7 @@ DocChunk& Table::WritableChunk(uint32_t row, size_t* slot) {
     const DocNode* n = docs_.get();
     for (uint32_t level = docs_height_; n != nullptr; --level) {
       for (const auto& p : n->children) {
-        if (p) __builtin_prefetch(p.get());
+        if (p) Prefetch(p.get());
       }
       if (level <= 1) break;
       n = n->node((c >> (kDocFanoutBits * (level - 1))) & (kDocFanout - 1));

@@ -22,6 +22,7 @@
 #include "engine/common/value.h"
 #include "index/bitmap.h"
 #include "index/column.h"
+#include "index/prefetch.h"
 
 namespace twinq::index {
 
@@ -330,9 +331,9 @@ class Table {
   void PrefetchRow(uint32_t row) const {
     const DocChunk& c = chunk_of(row);
     const size_t slot = row % kDocChunkRows;
-    __builtin_prefetch(&c.json[slot]);
-    __builtin_prefetch(&c.ids->device_id[slot]);
-    __builtin_prefetch(&c.ids->module_id[slot]);
+    Prefetch(&c.json[slot]);
+    Prefetch(&c.ids->device_id[slot]);
+    Prefetch(&c.ids->module_id[slot]);
   }
   // The chunk holding `row` for writing, and the row's slot in it: groups and chunks shared with
   // other versions are copied first; missing ones are created (the table must not be shared).

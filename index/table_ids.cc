@@ -110,7 +110,7 @@ void Table::RowsOfDevice(std::string_view id, std::vector<uint32_t>* out) const 
 
 void Table::PrefetchIdSlot(std::string_view id) const {
   const IdHash& h = IdHashForLookup();
-  __builtin_prefetch(&h.slots[HashId(id) & h.mask]);
+  Prefetch(&h.slots[HashId(id) & h.mask]);
 }
 
 std::shared_ptr<const IdRanks> Table::IdRanksForOrder() const {
