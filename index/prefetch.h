@@ -1,7 +1,7 @@
 // Prefetch(p): asks for the cache line holding p, for reading, into every cache level.
 //
-// GCC 12 drops some `__builtin_prefetch` calls altogether. Table::PrefetchRow's three prefetches
-// (a row's document handle and ids, asked for while an id lookup goes on) were missing from the
+// GCC 12 drops some `__builtin_prefetch` calls altogether. The id lookup's prefetches (a row's
+// document handle and ids; Table::PrefetchRow until the twentieth session) were missing from the
 // Release (-O3) binaries, and a test function that prefetched a pointer loaded from a member
 // vector plus an offset compiled to a bare `ret` at -O2 and -O3 (Clang 14 kept every one). Why
 // was not found out. An asm statement is never dropped, and its "m" operand only names the

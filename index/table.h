@@ -325,16 +325,6 @@ class Table {
     }
     return *n->chunk(c & (kDocFanout - 1));
   }
-  // Asks the caches for the lines a lookup of `row` reads next (its ids and its document's
-  // handle), so that their misses overlap instead of following one another. `row` <
-  // row_count().
-  void PrefetchRow(uint32_t row) const {
-    const DocChunk& c = chunk_of(row);
-    const size_t slot = row % kDocChunkRows;
-    Prefetch(&c.json[slot]);
-    Prefetch(&c.ids->device_id[slot]);
-    Prefetch(&c.ids->module_id[slot]);
-  }
   // The chunk holding `row` for writing, and the row's slot in it: groups and chunks shared with
   // other versions are copied first; missing ones are created (the table must not be shared).
   DocChunk& WritableChunk(uint32_t row, size_t* slot);

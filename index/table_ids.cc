@@ -99,9 +99,15 @@ void Table::RowsOfDevice(std::string_view id, std::vector<uint32_t>* out) const 
     uint64_t slot = h.slots[i];
     if ((slot & 0xFFFFFFFF00000000ull) != fp) continue;
     uint32_t row = static_cast<uint32_t>((slot & 0xFFFFFFFFull) - 1);
-    PrefetchRow(row);
+    // One walk of the document tree for the compare and for the lines a lookup reads next: the
+    // row's module id (FindRow) and its document's handle (a patch's splice), asked for now so
+    // that their misses overlap the ids' instead of following them.
+    const DocChunk& c = chunk_of(row);
+    const size_t at = row % kDocChunkRows;
+    Prefetch(&c.json[at]);
+    Prefetch(&c.ids->module_id[at]);
     // Verified: the row may have been deleted in this version.
-    if (device_id(row) == id && live_->Contains(row)) out->push_back(row);
+    if (c.ids->device_id[at] == id && live_->Contains(row)) out->push_back(row);
   }
   for (uint32_t row = h.rows; row < row_count_; ++row) {  // added after the hash was built
     if (live_->Contains(row) && device_id(row) == id) out->push_back(row);
