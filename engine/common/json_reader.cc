@@ -799,9 +799,15 @@ class Tokenizer {
         } else {  // as the DOM's DOUBLE (`integer` stays false)
           t.number = d;
           if (printed_) {
-            scratch_.clear();
-            AppendNumber(t.number, &scratch_);
-            printed_ = raw == scratch_;
+            // Most decimals are judged by their spelling; others are printed and compared.
+            const PrintedVerdict verdict = DecimalSpelledAsPrinted(raw);
+            if (verdict == PrintedVerdict::kUnsure) {
+              scratch_.clear();
+              AppendNumber(t.number, &scratch_);
+              printed_ = raw == scratch_;
+            } else {
+              printed_ = verdict == PrintedVerdict::kYes;
+            }
           }
         }
         break;

@@ -94,6 +94,36 @@ void AppendNumber(double d, std::string* out) {
   }
 }
 
+PrintedVerdict DecimalSpelledAsPrinted(std::string_view s) {
+  auto digit = [&](size_t i) { return i < s.size() && s[i] >= '0' && s[i] <= '9'; };
+  size_t i = s.starts_with('-') ? 1 : 0;
+  const size_t int_begin = i;
+  while (digit(i)) ++i;
+  const size_t int_digits = i - int_begin;
+  if (int_digits == 0 || i == s.size() || s[i] != '.') return PrintedVerdict::kUnsure;
+  if (int_digits > 1 && s[int_begin] == '0') return PrintedVerdict::kUnsure;  // (not JSON)
+  const size_t frac_begin = ++i;
+  while (digit(i)) ++i;
+  // An exponent, whitespace after the number, or no fraction digit: not judged.
+  if (i != s.size() || i == frac_begin) return PrintedVerdict::kUnsure;
+  // AppendNumber prints an integral value without a '.', and a fraction in fixed notation as
+  // its shortest round-trip digits, whose last is never 0 (exponent notation has an 'e').
+  if (s.back() == '0') return PrintedVerdict::kNo;
+  size_t significant = 0;
+  if (s[int_begin] != '0') {
+    significant = int_digits + (s.size() - frac_begin);
+  } else {
+    size_t first = frac_begin;
+    while (s[first] == '0') ++first;  // (stops: the last digit is not 0)
+    // fmt prints a value below 1e-4 in exponent notation ("1e-05").
+    if (first - frac_begin > 3) return PrintedVerdict::kUnsure;
+    significant = s.size() - first;
+  }
+  // A decimal of at most 15 (DBL_DIG) significant digits is the only one of so few digits that
+  // reads as its double, so it is that double's shortest round-trip spelling.
+  return significant <= 15 ? PrintedVerdict::kYes : PrintedVerdict::kUnsure;
+}
+
 void AppendUtf8(uint32_t cp, std::string* out) {
   if (cp < 0x80) {
     out->push_back(static_cast<char>(cp));

@@ -102,6 +102,13 @@ void AppendUtf8(uint32_t cp, std::string* out);
 std::string FormatNumber(double d);
 // FormatNumber(d) appended to *out.
 void AppendNumber(double d, std::string* out);
+// Whether AppendNumber prints the double that the JSON number literal `literal` reads as
+// (correctly rounded) with exactly the literal's bytes, judged from the spelling alone:
+// kYes, kNo, or kUnsure (print it and compare). A plain decimal with a fraction is judged:
+// one ending in '0' is never printed so, and one of at most 15 significant digits (so the
+// shortest round-trip digits are its own) not below 0.0001 (printed in fixed notation) is.
+enum class PrintedVerdict { kNo, kYes, kUnsure };
+PrintedVerdict DecimalSpelledAsPrinted(std::string_view literal);
 
 // ASCII case-insensitive comparison helpers (paths and keywords are case-insensitive).
 bool EqualsIgnoreCase(std::string_view a, std::string_view b);

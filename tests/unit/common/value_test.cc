@@ -5,7 +5,9 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <limits>
+#include <random>
 #include <string>
 
 namespace twinq {
@@ -136,6 +138,94 @@ TEST(ValueTest, CaseHelpers) {
   EXPECT_FALSE(EqualsIgnoreCase("deviceId", "deviceIds"));
   EXPECT_FALSE(EqualsIgnoreCase("[", "{"));  // 0x5b vs 0x7b differ by 32 but are not letters
   EXPECT_EQ(ToLowerAscii("Tags.FLOOR_2"), "tags.floor_2");
+}
+
+// DecimalSpelledAsPrinted against its oracle, AppendNumber of the literal's correctly rounded
+// double (strtod), over decimals around each of its limits: 15 and 16 significant digits,
+// values at and below 0.0001, fractions ending in 0, integral values, and what it leaves.
+TEST(ValueTest, DecimalSpelledAsPrintedAgreesWithAppendNumber) {
+  std::mt19937_64 rng(20261129);
+  auto digits = [&](size_t n, bool lead_nonzero) {
+    std::string d;
+    for (size_t i = 0; i < n; ++i) {
+      d.push_back(static_cast<char>('0' + (i == 0 && lead_nonzero ? 1 + rng() % 9 : rng() % 10)));
+    }
+    return d;
+  };
+  size_t yes = 0, no = 0, unsure = 0, unsure_printed = 0;
+  auto check = [&](const std::string& literal) {
+    const double d = std::strtod(literal.c_str(), nullptr);
+    const bool printed = FormatNumber(d) == literal;
+    switch (DecimalSpelledAsPrinted(literal)) {
+      case PrintedVerdict::kYes:
+        ++yes;
+        EXPECT_TRUE(printed) << literal << " prints as " << FormatNumber(d);
+        break;
+      case PrintedVerdict::kNo:
+        ++no;
+        EXPECT_FALSE(printed) << literal;
+        break;
+      case PrintedVerdict::kUnsure:
+        ++unsure;
+        unsure_printed += printed;
+        break;
+    }
+  };
+  for (int rep = 0; rep < 40; ++rep) {
+    for (const char* sign : {"", "-"}) {
+      for (size_t int_len = 0; int_len <= 17; ++int_len) {
+        const std::string whole = int_len == 0 ? "0" : digits(int_len, true);
+        for (size_t zeros = 0; zeros <= (int_len == 0 ? 6 : 0); ++zeros) {
+          for (size_t frac_len = 1; frac_len <= 18; ++frac_len) {
+            std::string frac = std::string(zeros, '0') + digits(frac_len, false);
+            check(sign + whole + "." + frac);
+            frac.back() = static_cast<char>('1' + rng() % 9);  // ending in a nonzero digit
+            check(sign + whole + "." + frac);
+            check(sign + whole + "." + frac + "0");
+          }
+        }
+      }
+    }
+  }
+  for (const char* literal : {"0.0001",
+                              "0.00012",
+                              "0.0001234567890123",
+                              "0.00001",
+                              "123456789012345.6",
+                              "1.5",
+                              "12345678901234.5",
+                              "0.1",
+                              "0.30000000000000004",
+                              "1.10",
+                              "2.0",
+                              "-0.0",
+                              "0.5e1",
+                              "1.5 ",
+                              "1.",
+                              ".5",
+                              "01.5",
+                              "-",
+                              "",
+                              "1e5",
+                              "9007199254740993.5",
+                              "4503599627370495.5"}) {
+    check(literal);
+  }
+  // The judged cases are most of them, both ways; what is left is printed otherwise mostly.
+  EXPECT_GT(yes, 10000u);
+  EXPECT_GT(no, 10000u);
+  EXPECT_GT(unsure, 1000u);
+  EXPECT_GT(unsure_printed, 0u);  // (16 and 17 digits that happen to be shortest)
+
+  EXPECT_EQ(DecimalSpelledAsPrinted("0.0001"), PrintedVerdict::kYes);
+  EXPECT_EQ(DecimalSpelledAsPrinted("-0.000123456789012345"), PrintedVerdict::kYes);
+  EXPECT_EQ(DecimalSpelledAsPrinted("123456789012345.6"), PrintedVerdict::kUnsure);
+  EXPECT_EQ(DecimalSpelledAsPrinted("12345678901234.5"), PrintedVerdict::kYes);
+  EXPECT_EQ(DecimalSpelledAsPrinted("0.00001"), PrintedVerdict::kUnsure);
+  EXPECT_EQ(DecimalSpelledAsPrinted("1.10"), PrintedVerdict::kNo);
+  EXPECT_EQ(DecimalSpelledAsPrinted("1.5 "), PrintedVerdict::kUnsure);
+  EXPECT_EQ(DecimalSpelledAsPrinted("1.5e0"), PrintedVerdict::kUnsure);
+  EXPECT_EQ(DecimalSpelledAsPrinted("01.5"), PrintedVerdict::kUnsure);
 }
 
 TEST(ValueTest, FormatNumber) {
