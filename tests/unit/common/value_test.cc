@@ -211,11 +211,12 @@ TEST(ValueTest, DecimalSpelledAsPrintedAgreesWithAppendNumber) {
                               "4503599627370495.5"}) {
     check(literal);
   }
-  // The judged cases are most of them, both ways; what is left is printed otherwise mostly.
+  // Both verdicts come up often. Some unsure literals do print as themselves (16 or 17 digits
+  // that happen to be the shortest), which is why they are left to the print.
   EXPECT_GT(yes, 10000u);
   EXPECT_GT(no, 10000u);
   EXPECT_GT(unsure, 1000u);
-  EXPECT_GT(unsure_printed, 0u);  // (16 and 17 digits that happen to be shortest)
+  EXPECT_GT(unsure_printed, 0u);
 
   EXPECT_EQ(DecimalSpelledAsPrinted("0.0001"), PrintedVerdict::kYes);
   EXPECT_EQ(DecimalSpelledAsPrinted("-0.000123456789012345"), PrintedVerdict::kYes);
