@@ -6,6 +6,7 @@
 #include <atomic>
 #include <charconv>
 #include <cmath>
+#include <deque>
 #include <type_traits>
 #include <unordered_set>
 
@@ -265,27 +266,55 @@ struct Touch {
 // The Touch of each changed column, by exact catalog key. The rows of a batch mostly change the
 // same columns in the same order (a job's patch: etag, version, its members), so each row's
 // lookups first try the key that came next in the row before, which costs a comparison instead
-// of a hash.
+// of a hash. A single patch changes a handful of columns: up to kLinear keys are found by
+// comparing them in turn (no hash, no node per key); past that, through a hash index.
 class TouchMap {
  public:
+  using Entry = std::pair<const std::string, Touch>;
+
   void BeginRow() { at_ = 0; }
   Touch* Get(const std::string& key) {
-    if (at_ < recent_.size() && *recent_[at_].first == key) return recent_[at_++].second;
-    auto it = map_.try_emplace(key).first;
+    if (at_ < recent_.size() && recent_[at_]->first == key) return &recent_[at_++]->second;
+    Entry* e = Find(key);
+    if (e == nullptr) e = Insert(key);
     if (at_ < recent_.size()) {
-      recent_[at_] = {&it->first, &it->second};
+      recent_[at_] = e;
     } else if (recent_.size() < kRecent) {
-      recent_.emplace_back(&it->first, &it->second);
+      recent_.push_back(e);
     }
     ++at_;
-    return &it->second;
+    return &e->second;
   }
-  std::unordered_map<std::string, Touch>& map() { return map_; }
+  // Every key and its Touch, in the order the keys were first asked for.
+  std::deque<Entry>& entries() { return entries_; }
 
  private:
   static constexpr size_t kRecent = 64;
-  std::unordered_map<std::string, Touch> map_;  // nodes: the pointers below stay valid
-  std::vector<std::pair<const std::string*, Touch*>> recent_;  // the previous row's keys
+  static constexpr size_t kLinear = 16;
+
+  Entry* Find(const std::string& key) {
+    if (index_.empty()) {
+      for (Entry& e : entries_) {
+        if (e.first == key) return &e;
+      }
+      return nullptr;
+    }
+    auto it = index_.find(key);
+    return it == index_.end() ? nullptr : it->second;
+  }
+  Entry* Insert(const std::string& key) {
+    Entry* e = &entries_.emplace_back(key, Touch());
+    if (!index_.empty()) {
+      index_.emplace(e->first, e);
+    } else if (entries_.size() > kLinear) {
+      for (Entry& each : entries_) index_.emplace(each.first, &each);
+    }
+    return e;
+  }
+
+  std::deque<Entry> entries_;  // a deque's elements stay where they are as it grows
+  std::unordered_map<std::string_view, Entry*> index_;  // empty up to kLinear keys
+  std::vector<Entry*> recent_;                          // the previous row's keys, in its order
   size_t at_ = 0;
 };
 
@@ -848,8 +877,9 @@ Expected<std::shared_ptr<const Table>> Table::WithChanges(const std::vector<Chan
   });
   TouchMap& touched = parts[0];
   for (size_t p = 1; p < parts.size(); ++p) {
-    for (auto& [key, part] : parts[p].map()) {
-      Touch& into = touched.map()[key];
+    touched.BeginRow();
+    for (auto& [key, part] : parts[p].entries()) {
+      Touch& into = *touched.Get(key);
       into.rows.insert(into.rows.end(), part.rows.begin(), part.rows.end());
       into.entries.insert(into.entries.end(), std::make_move_iterator(part.entries.begin()),
                           std::make_move_iterator(part.entries.end()));
@@ -862,8 +892,8 @@ Expected<std::shared_ptr<const Table>> Table::WithChanges(const std::vector<Chan
   // splice path diffs partial twins, the whole-document path whole ones: fuzz_patch found two
   // batches that added the same columns in different orders).
   std::vector<std::pair<const std::string*, Touch*>> in_order;
-  in_order.reserve(touched.map().size());
-  for (auto& [k, touch] : touched.map()) in_order.emplace_back(&k, &touch);
+  in_order.reserve(touched.entries().size());
+  for (auto& [k, touch] : touched.entries()) in_order.emplace_back(&k, &touch);
   std::sort(in_order.begin(), in_order.end(),
             [](const auto& a, const auto& b) { return *a.first < *b.first; });
   bool new_columns = false;
