@@ -313,8 +313,8 @@ class TouchMap {
   }
 
   std::deque<Entry> entries_;  // a deque's elements stay where they are as it grows
-  std::unordered_map<std::string_view, Entry*> index_;  // empty up to kLinear keys
-  std::vector<Entry*> recent_;                          // the previous row's keys, in its order
+  std::unordered_map<std::string_view, Entry*, StringHash> index_;  // empty up to kLinear keys
+  std::vector<Entry*> recent_;  // the previous row's keys, in its order
   size_t at_ = 0;
 };
 
